@@ -1,0 +1,186 @@
+"""Pydantic models of every MQTT payload (contract v1 in docs/mqtt-api.md): one source of truth."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
+
+Mode = Literal["idle", "webcam", "mp4"]
+SessionStatus = Literal["running", "paused", "completed", "stopped", "failed", "interrupted"]
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---- daemon -> clients ---------------------------------------------------------------------------
+
+
+class SessionInfo(Payload):
+    id: str
+    name: str
+    section: str
+    source: str
+    export: bool
+    started_at: str
+
+
+class State(Payload):
+    mode: Mode
+    busy: bool
+    paused: bool
+    session: SessionInfo | None
+    updated_at: str
+
+
+class Progress(Payload):
+    session_id: str
+    mode: Literal["webcam", "mp4"]
+    frame: int
+    total: int | None
+    percent: float | None
+    fps: float
+    elapsed_s: float
+    eta_s: float | None
+    paused: bool
+    faces: int
+    present: int
+
+
+class PresentStudent(Payload):
+    student_id: str
+    name: str
+    first_seen_s: float
+    last_seen_s: float
+    seen_s: float
+
+
+class AbsentStudent(Payload):
+    student_id: str
+    name: str
+
+
+class Results(Payload):
+    session_id: str
+    name: str
+    section: str
+    mode: Literal["webcam", "mp4"]
+    source: str
+    status: SessionStatus
+    started_at: str
+    ended_at: str | None
+    frames_processed: int
+    present_count: int
+    total: int
+    unknowns: int
+    present: list[PresentStudent]
+    absent: list[AbsentStudent]
+    export_path: str | None
+    error: str | None
+
+
+class SessionSummary(Payload):
+    session_id: str
+    name: str
+    section: str
+    mode: Literal["webcam", "mp4"]
+    source: str
+    status: SessionStatus
+    started_at: str
+    ended_at: str | None
+    frames_processed: int
+
+
+class Info(Payload):
+    version: str
+    device_id: str
+    detector: str
+    sections: list[dict[str, Any]]
+    started_at: str
+
+
+class Response(Payload):
+    transaction: Any = None
+    status: Literal["ok", "error"]
+    code: int
+    data: Any = Field(default_factory=dict)
+    error: str | None = None
+
+
+# ---- clients -> daemon ---------------------------------------------------------------------------
+# Strict types: "true" is not a bool and "3" is not an int, so a wrong type is named, never coerced.
+
+
+class Request(Payload):
+    transaction: Any = None
+
+
+class StartBase(Request):
+    section: StrictStr = Field(min_length=1)
+    session_name: StrictStr | None = Field(None, min_length=1, max_length=200)
+    export: StrictBool = False
+
+    @field_validator("session_name")
+    @classmethod
+    def _printable(cls, v: str | None) -> str | None:
+        if v is not None and (not v.isprintable() or "/" in v or v.strip() != v):
+            raise ValueError("must be printable, without '/' or surrounding spaces")
+        return v
+
+
+class StartMp4(StartBase):
+    path: StrictStr = Field(min_length=1)
+
+
+class StartWebcam(StartBase):
+    camera: StrictStr | StrictInt | None = None
+    duration_s: float | None = Field(None, gt=0)
+
+
+class SessionGuard(Request):
+    session_id: StrictStr | None = None
+
+
+class Empty(Request):
+    pass
+
+
+class SectionRequest(Request):
+    section: StrictStr = Field(min_length=1)
+
+
+class EnrollRequest(Request):
+    section: StrictStr = Field(min_length=1)
+    student_id: StrictStr = Field(min_length=1, max_length=64)
+    name: StrictStr = Field(min_length=1, max_length=200)
+    images: list[StrictStr] = Field(min_length=1)
+
+
+class RemoveStudentRequest(Request):
+    section: StrictStr = Field(min_length=1)
+    student_id: StrictStr = Field(min_length=1)
+
+
+class SessionsRequest(Request):
+    section: StrictStr | None = None
+    since: StrictStr | None = None
+    until: StrictStr | None = None
+    status: SessionStatus | None = None
+    limit: StrictInt = Field(50, ge=1, le=1000)
+
+
+class SessionRequest(Request):
+    session_id: StrictStr = Field(min_length=1)
+
+
+class ReportRequest(Request):
+    session_id: StrictStr = Field(min_length=1)
+    format: Literal["csv", "pdf"] = "csv"
+
+
+class EnrollResult(Payload):
+    student_id: str
+    encodings_added: int
+    rejected: list[dict[str, str]]
+

@@ -1,0 +1,137 @@
+"""Per-track identity votes and per-student presence in video seconds: the attendance logic, free of I/O."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from .store.records import AttendanceRow, StudentRow
+from .vision.match import Match
+
+UNKNOWN = -1
+
+
+@dataclass
+class Votes:
+    """Encodings of one track, each a vote for a roster index or UNKNOWN."""
+
+    counts: Counter[int] = field(default_factory=Counter)
+    identity: int | None = None  # roster index once confirmed
+    unknown: bool = False
+
+    def add(self, match: Match, needed: int, ratio: float) -> None:
+        self.counts[UNKNOWN if match.student is None else match.student] += 1
+        if self.identity is not None:
+            return
+        label, n = self.counts.most_common(1)[0]
+        if n >= needed and n / sum(self.counts.values()) >= ratio:
+            if label == UNKNOWN:
+                self.unknown = True
+            else:
+                self.identity, self.unknown = label, False
+
+
+class Presence:
+    """Merged observation intervals of one student: gaps up to `gap_s` count as continuous presence."""
+
+    def __init__(self, step_s: float, gap_s: float) -> None:
+        self._step = step_s
+        self._gap = gap_s
+        self.intervals: list[list[float]] = []
+
+    def add(self, t: float) -> None:
+        end = t + self._step
+        for iv in self.intervals:  # short list; times mostly arrive in order, so the last one usually hits
+            if iv[0] - self._gap <= t <= iv[1] + self._gap:
+                iv[0], iv[1] = min(iv[0], t), max(iv[1], end)
+                self._merge()
+                return
+        self.intervals.append([t, end])
+        self.intervals.sort()
+        self._merge()
+
+    def _merge(self) -> None:
+        merged: list[list[float]] = []
+        for iv in self.intervals:
+            if merged and iv[0] <= merged[-1][1] + self._gap:
+                merged[-1][1] = max(merged[-1][1], iv[1])
+            else:
+                merged.append(list(iv))
+        self.intervals = merged
+
+    @property
+    def seen_s(self) -> float:
+        return sum(b - a for a, b in self.intervals)
+
+    @property
+    def first_s(self) -> float:
+        return self.intervals[0][0]
+
+    @property
+    def last_s(self) -> float:
+        return self.intervals[-1][1] - self._step
+
+
+class AttendanceBook:
+    """Turns matched tracks into presence; `present()` applies the minimum-presence rule."""
+
+    def __init__(
+        self, roster: list[StudentRow], step_s: float, gap_s: float, votes_to_confirm: int, vote_ratio: float,
+        min_presence_s: float,
+    ) -> None:
+        self.roster = roster
+        self._step, self._gap = step_s, gap_s
+        self._needed, self._ratio = votes_to_confirm, vote_ratio
+        self._min_presence = min_presence_s
+        self.votes: dict[int, Votes] = {}
+        self.presence: dict[int, Presence] = {}
+        self._announced: set[int] = set()
+
+    def vote(self, track_id: int, match: Match, observed: list[float]) -> int | None:
+        """Records a vote; when it confirms the track, the track's past observations count. Returns identity."""
+        v = self.votes.setdefault(track_id, Votes())
+        before = v.identity
+        v.add(match, self._needed, self._ratio)
+        if v.identity is not None and before is None:
+            for t in observed:
+                self._presence(v.identity).add(t)
+        return v.identity
+
+    def observe(self, track_id: int, t: float) -> None:
+        v = self.votes.get(track_id)
+        if v is not None and v.identity is not None:
+            self._presence(v.identity).add(t)
+
+    def identity(self, track_id: int) -> int | None:
+        v = self.votes.get(track_id)
+        return None if v is None else v.identity
+
+    def is_unknown(self, track_id: int) -> bool:
+        v = self.votes.get(track_id)
+        return v is not None and v.unknown and v.identity is None
+
+    def forget(self, track_id: int) -> None:
+        self.votes.pop(track_id, None)
+
+    def _presence(self, idx: int) -> Presence:
+        return self.presence.setdefault(idx, Presence(self._step, self._gap))
+
+    def present_indices(self) -> list[int]:
+        return sorted(i for i, p in self.presence.items() if p.seen_s >= self._min_presence)
+
+    def newly_present(self) -> list[int]:
+        """Students that crossed the presence threshold since the last call (for one-time events)."""
+        fresh = [i for i in self.present_indices() if i not in self._announced]
+        self._announced.update(fresh)
+        return fresh
+
+    def rows(self) -> list[AttendanceRow]:
+        """Everything seen so far (also students below the threshold), for durable flushes."""
+        out = []
+        for idx, p in sorted(self.presence.items(), key=lambda kv: kv[1].first_s):
+            s = self.roster[idx]
+            out.append(AttendanceRow(
+                s.student_id, s.name, round(p.first_s, 3), round(p.last_s, 3), round(p.seen_s, 3),
+                [(round(a, 3), round(b, 3)) for a, b in p.intervals],
+            ))
+        return out

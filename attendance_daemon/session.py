@@ -1,0 +1,296 @@
+"""Runs one attendance session from its source to a stored result, with pause, stop and progress hooks.
+
+Shared by the CLI (`process`) and the daemon's worker thread, so both behave identically."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .api import Progress
+from .attendance import AttendanceBook
+from .config import Config
+from .errors import AttendanceError, Conflict, Forbidden, InvalidRequest, MediaError
+from .export import VideoExporter, annotate, jpeg, save_crop
+from .recognizer import Recognizer
+from .sources import CameraSource, FrameSource, VideoFileSource
+from .store import SessionRow, Store
+from .timeutil import compact, now_iso, utcnow
+from .vision.boxes import Box
+from .vision.detect import Detector
+from .vision.encode import Encoder
+from .vision.match import Matcher
+
+log = logging.getLogger(__name__)
+
+
+class SessionControl:
+    """Thread-safe pause/stop switches that the worker checks between frames."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._running.set()
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def wait_running(self, timeout: float) -> bool:
+        return self._running.wait(timeout)
+
+
+class SessionHooks:
+    """What a session tells the outside world; the defaults do nothing (the CLI overrides a few)."""
+
+    def progress(self, progress: Progress) -> None:
+        """Throttled by the runner; also sent at pause, resume and end."""
+
+    def event(self, kind: str, **fields: object) -> None:
+        """student_present / unknown_face / error."""
+
+    def snapshot(self, jpeg_bytes: bytes) -> None:
+        """Latest annotated frame, throttled."""
+
+    def heartbeat(self) -> None:
+        """Called at least once a second, also while paused (the daemon feeds its watchdog from it)."""
+
+
+@dataclass
+class SessionPlan:
+    """A validated request: everything needed to start, checked before any state changes."""
+
+    mode: str  # "mp4" or "webcam"
+    section: str
+    name: str
+    source_label: str
+    export: bool
+    video_path: Path | None = None
+    camera: str | None = None
+    duration_s: float | None = None
+
+
+def default_session_name(store: Store, section: str) -> str:
+    base = f"{section}-{compact(utcnow())}"
+    name, n = base, 2
+    while store.session_name_taken(name):
+        name, n = f"{base}-{n}", n + 1
+    return name
+
+
+def resolve_media_path(media_dir: Path, path: str) -> Path:
+    """A path relative to the media directory, or absolute inside it; anything else is refused (403)."""
+    root = media_dir.resolve()
+    candidate = Path(path)
+    full = (candidate if candidate.is_absolute() else root / candidate).resolve()
+    if full != root and root not in full.parents:
+        raise Forbidden(f"path: '{path}' is outside the media directory")
+    return full
+
+
+class SessionRunner:
+    """Owns the open source, the recognizer and the exporter of one session until it ends."""
+
+    def __init__(
+        self, cfg: Config, store: Store, detector: Detector, encoder: Encoder, plan: SessionPlan,
+        control: SessionControl | None = None, hooks: SessionHooks | None = None,
+    ) -> None:
+        self.cfg, self.store, self.plan = cfg, store, plan
+        self.control = control or SessionControl()
+        self.hooks = hooks or SessionHooks()
+        rc = cfg.recognition
+        store.require_section(plan.section)
+        roster, encodings, owners = store.section_encodings(plan.section)
+        if len(encodings) == 0:
+            raise InvalidRequest(f"section: section '{plan.section}' has no enrolled faces")
+        if store.session_name_taken(plan.name):
+            raise Conflict(f"session_name: a session named '{plan.name}' already exists")
+        self.source: FrameSource
+        if plan.mode == "mp4":
+            assert plan.video_path is not None
+            self.source = VideoFileSource(plan.video_path, rc.analysis_fps)
+        else:
+            self.source = CameraSource(plan.camera or cfg.daemon.default_camera, rc.analysis_fps,
+                                       cfg.daemon.camera_retry_s)
+        self.book = AttendanceBook(roster, 1.0 / self.source.fps, rc.presence_gap_s, rc.votes_to_confirm,
+                                   rc.vote_ratio, rc.min_presence_s)
+        self.recognizer = Recognizer(detector, encoder, Matcher(encodings, owners, len(roster), rc.match_tolerance),
+                                     self.book, rc)
+        self.row = SessionRow(
+            id=uuid.uuid4().hex, name=plan.name, section=plan.section, mode=plan.mode, source=plan.source_label,
+            export=plan.export, status="running", started_at=now_iso(), total_frames=self.source.total,
+            roster_total=len(roster),
+        )
+        store.create_session(self.row)
+        self._faces = 0
+        self._exporter: VideoExporter | None = None
+        self._started = time.monotonic()
+        self._paused_s = 0.0
+
+    # ---- progress ---------------------------------------------------------------------------------
+
+    def progress(self) -> Progress:
+        frame = self.source.position()
+        total = self.source.total
+        elapsed = max(1e-6, time.monotonic() - self._started - self._paused_s)
+        fps = frame / elapsed
+        percent = eta = None
+        if total:
+            percent = round(min(100.0, 100.0 * frame / total), 2)
+            eta = round(max(0, total - frame) / fps, 1) if fps > 0 else None
+        return Progress(
+            session_id=self.row.id, mode=self.row.mode,  # type: ignore[arg-type]
+            frame=frame, total=total, percent=percent, fps=round(fps, 1), elapsed_s=round(elapsed, 1),
+            eta_s=eta, paused=self.control.paused, faces=self._faces, present=len(self.book.present_indices()),
+        )
+
+    # ---- the loop -----------------------------------------------------------------------------------
+
+    def run(self) -> SessionRow:
+        """Runs to the end of the file, the duration, a stop request or an error; always stores the outcome."""
+        status, error = "completed", None
+        try:
+            self._loop()
+            if self.control.stopped:
+                status = "stopped"
+        except AttendanceError as exc:
+            status, error = "failed", exc.message
+        except OSError as exc:  # a full disk or an unwritable export: the session fails, the daemon lives
+            status, error = "failed", f"{type(exc).__name__}: {exc}"
+        except Exception as exc:
+            log.exception("session %s failed", self.row.name)
+            status, error = "failed", f"internal error: {type(exc).__name__}: {exc}"
+        finally:
+            self.source.close()
+            if self._exporter is not None:
+                self._exporter.close()
+        if error:
+            self.hooks.event("error", session_id=self.row.id, error=error)
+        self._finish(status, error)
+        return self.row
+
+    def _loop(self) -> None:
+        dcfg = self.cfg.daemon
+        frames = self.source.frames()
+        next_progress = next_snapshot = next_flush = next_beat = 0.0
+        min_progress, min_snap = 1.0 / dcfg.progress_hz, (1.0 / dcfg.snapshot_hz if dcfg.snapshot_hz else None)
+        while not self.control.stopped:
+            if self.control.paused:
+                self._wait_paused()
+                continue
+            frame = next(frames, None)
+            if frame is None:
+                return
+            outcome = self.recognizer.process(frame)
+            self._faces = len(outcome.labels)
+            for tr in outcome.new_unknowns:
+                self._save_unknown(frame.bgr, tr.id, tr.box, frame.t)
+            for idx in self.book.newly_present():
+                s = self.book.roster[idx]
+                self.hooks.event("student_present", session_id=self.row.id, student_id=s.student_id,
+                                 name=s.name, at_s=round(frame.t, 2))
+            now = time.monotonic()
+            annotated = None
+            if self.plan.export:
+                annotated = annotate(frame.bgr, outcome.labels)
+                if self._exporter is None:
+                    path = self.cfg.paths.exports / f"{self.row.name}.mp4"
+                    self._exporter = VideoExporter(path, self.source.fps, (frame.bgr.shape[1], frame.bgr.shape[0]))
+                    self.row.export_path = str(path)
+                    self.store.update_session(self.row.id, export_path=self.row.export_path)
+                self._exporter.write(annotated)
+            if min_snap is not None and now >= next_snapshot:
+                self.hooks.snapshot(jpeg(annotated if annotated is not None else annotate(frame.bgr, outcome.labels)))
+                next_snapshot = now + min_snap
+            if now >= next_progress:
+                self.hooks.progress(self.progress())
+                next_progress = now + min_progress
+            if now >= next_flush:
+                self._flush()
+                next_flush = now + dcfg.flush_every_s
+            if now >= next_beat:
+                self.hooks.heartbeat()
+                next_beat = now + 0.5
+            if self.plan.duration_s is not None and frame.t >= self.plan.duration_s:
+                return
+
+    def _wait_paused(self) -> None:
+        """Holds the decoder where it is; the file resumes at the very next frame."""
+        self._flush()
+        self._set_status("paused")
+        if isinstance(self.source, CameraSource):
+            self.source.pause_clock()
+        self.hooks.progress(self.progress())
+        t0 = time.monotonic()
+        while self.control.paused and not self.control.stopped:
+            self.control.wait_running(0.5)
+            self.hooks.heartbeat()
+        self._paused_s += time.monotonic() - t0
+        self.source.resumed()
+        if not self.control.stopped:
+            self._set_status("running")
+            self.hooks.progress(self.progress())
+
+    def _set_status(self, status: str) -> None:
+        self.row.status = status
+        self.store.update_session(self.row.id, status=status)
+
+    def _flush(self) -> None:
+        self.row.frames_processed = self.source.position()
+        self.store.save_attendance(self.row.id, self.book.rows(), self.row.frames_processed)
+
+    def _save_unknown(self, bgr: np.ndarray, track_id: int, box: Box, t: float) -> None:
+        path = self.cfg.paths.unknowns / self.row.name / f"track-{track_id:05d}-{t:08.2f}s.jpg"
+        save_crop(bgr, box, path)
+        self.store.add_unknown(self.row.id, track_id, str(path), round(t, 2))
+        self.hooks.event("unknown_face", session_id=self.row.id, track_id=track_id, crop_path=str(path),
+                         at_s=round(t, 2))
+
+    def _finish(self, status: str, error: str | None) -> None:
+        try:
+            self._flush()
+        except Exception as exc:  # keep the status update below even if the final flush fails (disk full)
+            log.error("final attendance flush of %s failed: %s", self.row.name, exc)
+            status, error = "failed", error or f"could not save attendance: {exc}"
+        self.row.status, self.row.error, self.row.ended_at = status, error, now_iso()
+        self.store.update_session(self.row.id, status=status, error=error, ended_at=self.row.ended_at,
+                                  frames_processed=self.row.frames_processed)
+        self.hooks.progress(self.progress())
+
+
+def plan_mp4(cfg: Config, store: Store, path: str, section: str, name: str | None, export: bool,
+             allow_outside_media: bool = False) -> SessionPlan:
+    """Validates an MP4 request (403 outside the media dir unless the local CLI allows it)."""
+    full = Path(path).resolve() if allow_outside_media else resolve_media_path(cfg.paths.media, path)
+    if not full.is_file():
+        raise MediaError(f"path: no such video file: {path}")
+    store.require_section(section)
+    return SessionPlan("mp4", section, name or default_session_name(store, section), path, export, video_path=full)
+
+
+def plan_webcam(cfg: Config, store: Store, section: str, name: str | None, export: bool, camera: str | int | None,
+                duration_s: float | None) -> SessionPlan:
+    store.require_section(section)
+    cam = str(camera) if camera is not None else cfg.daemon.default_camera
+    return SessionPlan("webcam", section, name or default_session_name(store, section), f"camera:{cam}", export,
+                       camera=cam, duration_s=duration_s)

@@ -1,0 +1,6 @@
+"""Durable state in one SQLite file (WAL): roster, encodings, sessions, attendance, unknowns."""
+
+from .db import Store
+from .records import AttendanceRow, SessionRow, StudentRow
+
+__all__ = ["AttendanceRow", "SessionRow", "Store", "StudentRow"]

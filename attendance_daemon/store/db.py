@@ -1,0 +1,284 @@
+"""The Store: every durable read and write, serialised by one lock over one WAL connection."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import Conflict, NotFound
+from ..timeutil import now_iso
+from .records import AttendanceRow, SessionRow, StudentRow
+from .schema import MIGRATIONS, SCHEMA_VERSION
+
+ENCODING_DIM = 128
+ACTIVE_STATUSES = ("running", "paused")
+
+
+class Store:
+    """Thread-safe: the daemon's MQTT dispatcher and the session worker share one instance."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._migrate()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _migrate(self) -> None:
+        with self._lock:
+            version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"database {self.path} has schema {version}, newer than this build ({SCHEMA_VERSION})"
+                )
+            for i in range(version, SCHEMA_VERSION):
+                try:
+                    self._db.executescript(f"BEGIN; {MIGRATIONS[i]}; PRAGMA user_version={i + 1}; COMMIT;")
+                except sqlite3.Error:
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            in_tx = self._db.in_transaction
+            if not in_tx:
+                self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+            else:
+                if self._db.in_transaction and not in_tx:
+                    self._db.execute("COMMIT")
+
+    def schema_version(self) -> int:
+        with self._lock:
+            return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    # ---- roster -------------------------------------------------------------------------------
+
+    def sections(self) -> list[tuple[str, int]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT s.name, COUNT(st.id) FROM sections s LEFT JOIN students st ON st.section = s.name "
+                "GROUP BY s.name ORDER BY s.name"
+            ).fetchall()
+        return [(r[0], int(r[1])) for r in rows]
+
+    def section_exists(self, section: str) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM sections WHERE name=?", (section,)).fetchone() is not None
+
+    def require_section(self, section: str) -> None:
+        if not self.section_exists(section):
+            raise NotFound(f"section: unknown section '{section}'")
+
+    def remove_section(self, section: str) -> None:
+        self.require_section(section)
+        with self._tx() as db:
+            db.execute("DELETE FROM sections WHERE name=?", (section,))
+
+    def upsert_student(self, section: str, student_id: str, name: str) -> int:
+        now = now_iso()
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO sections(name, created_at) VALUES (?, ?)", (section, now))
+            db.execute(
+                "INSERT INTO students(section, student_id, name, created_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(section, student_id) DO UPDATE SET name=excluded.name",
+                (section, student_id, name, now),
+            )
+            row = db.execute(
+                "SELECT id FROM students WHERE section=? AND student_id=?", (section, student_id)
+            ).fetchone()
+        return int(row[0])
+
+    def add_encoding(self, student_rowid: int, vector: np.ndarray, source: str) -> None:
+        vec = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if vec.shape != (ENCODING_DIM,):
+            raise ValueError(f"encoding must have {ENCODING_DIM} values, got {vec.shape}")
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO encodings(student, vector, source, created_at) VALUES (?, ?, ?, ?)",
+                (student_rowid, vec.tobytes(), source, now_iso()),
+            )
+
+    def students(self, section: str) -> list[StudentRow]:
+        self.require_section(section)
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT st.id, st.section, st.student_id, st.name, COUNT(e.id) FROM students st "
+                "LEFT JOIN encodings e ON e.student = st.id WHERE st.section=? "
+                "GROUP BY st.id ORDER BY st.student_id",
+                (section,),
+            ).fetchall()
+        return [StudentRow(int(r[0]), r[1], r[2], r[3], int(r[4])) for r in rows]
+
+    def remove_student(self, section: str, student_id: str) -> None:
+        self.require_section(section)
+        with self._tx() as db:
+            cur = db.execute("DELETE FROM students WHERE section=? AND student_id=?", (section, student_id))
+            if cur.rowcount == 0:
+                raise NotFound(f"student_id: no student '{student_id}' in section '{section}'")
+
+    def section_encodings(self, section: str) -> tuple[list[StudentRow], np.ndarray, np.ndarray]:
+        """Roster, an (N, 128) float32 matrix of every encoding, and the roster index of each row."""
+        roster = self.students(section)
+        index = {s.rowid: i for i, s in enumerate(roster)}
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT e.student, e.vector FROM encodings e JOIN students st ON st.id = e.student "
+                "WHERE st.section=? ORDER BY e.id",
+                (section,),
+            ).fetchall()
+        if not rows:
+            return roster, np.zeros((0, ENCODING_DIM), np.float32), np.zeros(0, np.int64)
+        matrix = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+        owners = np.array([index[int(r[0])] for r in rows], dtype=np.int64)
+        return roster, matrix, owners
+
+    # ---- sessions -----------------------------------------------------------------------------
+
+    def create_session(self, row: SessionRow) -> None:
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM sessions WHERE name=?", (row.name,)).fetchone():
+                raise Conflict(f"session_name: a session named '{row.name}' already exists")
+            db.execute(
+                "INSERT INTO sessions(id, name, section, mode, source, export, status, started_at, "
+                "total_frames, roster_total) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    row.id, row.name, row.section, row.mode, row.source, int(row.export), row.status,
+                    row.started_at, row.total_frames, row.roster_total,
+                ),
+            )
+
+    def session_name_taken(self, name: str) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM sessions WHERE name=?", (name,)).fetchone() is not None
+
+    def update_session(self, session_id: str, **fields: object) -> None:
+        allowed = {"status", "ended_at", "frames_processed", "total_frames", "export_path", "error"}
+        bad = set(fields) - allowed
+        if bad:
+            raise ValueError(f"cannot update session fields {sorted(bad)}")
+        if not fields:
+            return
+        cols = ", ".join(f"{k}=?" for k in fields)
+        with self._tx() as db:
+            db.execute(f"UPDATE sessions SET {cols} WHERE id=?", (*fields.values(), session_id))
+
+    def get_session(self, session_id: str) -> SessionRow:
+        with self._lock:
+            r = self._db.execute("SELECT * FROM sessions WHERE id=?", (session_id,)).fetchone()
+        if r is None:
+            raise NotFound(f"session_id: unknown session '{session_id}'")
+        return _session_row(r)
+
+    def list_sessions(
+        self,
+        section: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+    ) -> list[SessionRow]:
+        where, args = [], []
+        for clause, value in (
+            ("section = ?", section), ("started_at >= ?", since), ("started_at <= ?", until), ("status = ?", status)
+        ):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        sql = "SELECT * FROM sessions"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY started_at DESC, rowid DESC LIMIT ?"
+        with self._lock:
+            rows = self._db.execute(sql, (*args, limit)).fetchall()
+        return [_session_row(r) for r in rows]
+
+    def mark_interrupted(self) -> list[str]:
+        """Sessions left running by a crash become `interrupted`; returns their ids, oldest first."""
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT id FROM sessions WHERE status IN (?, ?) ORDER BY started_at, rowid", ACTIVE_STATUSES
+            ).fetchall()
+            ids = [r[0] for r in rows]
+            for sid in ids:
+                db.execute(
+                    "UPDATE sessions SET status='interrupted', ended_at=?, "
+                    "error='the daemon stopped during the session' WHERE id=?",
+                    (now_iso(), sid),
+                )
+        return ids
+
+    # ---- attendance ---------------------------------------------------------------------------
+
+    def save_attendance(self, session_id: str, rows: list[AttendanceRow], frames_processed: int) -> None:
+        """Replace the session's attendance in one transaction, so a crash leaves the last full flush."""
+        with self._tx() as db:
+            db.execute("DELETE FROM attendance WHERE session_id=?", (session_id,))
+            db.executemany(
+                "INSERT INTO attendance(session_id, student_id, name, first_seen_s, last_seen_s, seen_s, intervals) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (session_id, a.student_id, a.name, a.first_seen_s, a.last_seen_s, a.seen_s,
+                     json.dumps(a.intervals))
+                    for a in rows
+                ],
+            )
+            db.execute("UPDATE sessions SET frames_processed=? WHERE id=?", (frames_processed, session_id))
+
+    def attendance(self, session_id: str) -> list[AttendanceRow]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM attendance WHERE session_id=? ORDER BY first_seen_s, student_id", (session_id,)
+            ).fetchall()
+        return [
+            AttendanceRow(
+                r["student_id"], r["name"], r["first_seen_s"], r["last_seen_s"], r["seen_s"],
+                [tuple(i) for i in json.loads(r["intervals"])],
+            )
+            for r in rows
+        ]
+
+    def add_unknown(self, session_id: str, track_id: int, crop_path: str, at_s: float) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO unknown_faces(session_id, track_id, crop_path, at_s, created_at) VALUES (?, ?, ?, ?, ?)",
+                (session_id, track_id, crop_path, at_s, now_iso()),
+            )
+
+    def unknowns(self, session_id: str) -> list[tuple[int, str, float]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT track_id, crop_path, at_s FROM unknown_faces WHERE session_id=? ORDER BY at_s", (session_id,)
+            ).fetchall()
+        return [(int(r[0]), r[1], float(r[2])) for r in rows]
+
+
+def _session_row(r: sqlite3.Row) -> SessionRow:
+    return SessionRow(
+        id=r["id"], name=r["name"], section=r["section"], mode=r["mode"], source=r["source"],
+        export=bool(r["export"]), status=r["status"], started_at=r["started_at"], ended_at=r["ended_at"],
+        frames_processed=int(r["frames_processed"]), total_frames=r["total_frames"],
+        roster_total=int(r["roster_total"]), export_path=r["export_path"], error=r["error"],
+    )

@@ -1,0 +1,42 @@
+"""Plain row types returned by the store (no ORM: the queries are few and explicit)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class StudentRow:
+    rowid: int
+    section: str
+    student_id: str
+    name: str
+    encodings: int
+
+
+@dataclass
+class SessionRow:
+    id: str
+    name: str
+    section: str
+    mode: str
+    source: str
+    export: bool
+    status: str
+    started_at: str
+    ended_at: str | None = None
+    frames_processed: int = 0
+    total_frames: int | None = None
+    roster_total: int = 0
+    export_path: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class AttendanceRow:
+    student_id: str
+    name: str
+    first_seen_s: float
+    last_seen_s: float
+    seen_s: float
+    intervals: list[tuple[float, float]] = field(default_factory=list)

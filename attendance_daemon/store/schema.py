@@ -1,0 +1,63 @@
+"""Versioned schema: MIGRATIONS[i] takes a database from user_version i to i + 1."""
+
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE sections (
+        name        TEXT PRIMARY KEY,
+        created_at  TEXT NOT NULL
+    );
+    CREATE TABLE students (
+        id          INTEGER PRIMARY KEY,
+        section     TEXT NOT NULL REFERENCES sections(name) ON DELETE CASCADE,
+        student_id  TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        UNIQUE (section, student_id)
+    );
+    CREATE TABLE encodings (
+        id          INTEGER PRIMARY KEY,
+        student     INTEGER NOT NULL REFERENCES students(id) ON DELETE CASCADE,
+        vector      BLOB NOT NULL,
+        source      TEXT NOT NULL,
+        created_at  TEXT NOT NULL
+    );
+    CREATE INDEX encodings_student ON encodings(student);
+    CREATE TABLE sessions (
+        id               TEXT PRIMARY KEY,
+        name             TEXT NOT NULL UNIQUE,
+        section          TEXT NOT NULL,
+        mode             TEXT NOT NULL CHECK (mode IN ('webcam', 'mp4')),
+        source           TEXT NOT NULL,
+        export           INTEGER NOT NULL DEFAULT 0,
+        status           TEXT NOT NULL,
+        started_at       TEXT NOT NULL,
+        ended_at         TEXT,
+        frames_processed INTEGER NOT NULL DEFAULT 0,
+        total_frames     INTEGER,
+        roster_total     INTEGER NOT NULL DEFAULT 0,
+        export_path      TEXT,
+        error            TEXT
+    );
+    CREATE INDEX sessions_started ON sessions(started_at);
+    CREATE TABLE attendance (
+        session_id   TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        student_id   TEXT NOT NULL,
+        name         TEXT NOT NULL,
+        first_seen_s REAL NOT NULL,
+        last_seen_s  REAL NOT NULL,
+        seen_s       REAL NOT NULL,
+        intervals    TEXT NOT NULL,
+        PRIMARY KEY (session_id, student_id)
+    );
+    CREATE TABLE unknown_faces (
+        id          INTEGER PRIMARY KEY,
+        session_id  TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        track_id    INTEGER NOT NULL,
+        crop_path   TEXT NOT NULL,
+        at_s        REAL NOT NULL,
+        created_at  TEXT NOT NULL
+    );
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,1 @@
+"""Detection, tracking, encoding and matching: the per-frame recognition building blocks."""
