@@ -1,0 +1,41 @@
+"""Opens what a process needs once: config, store, detector and encoder (the models load here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import Config, load_config
+from .store import Store
+from .vision.detect import Detector, make_detector
+from .vision.encode import Encoder
+
+
+@dataclass
+class Runtime:
+    cfg: Config
+    store: Store
+    _detector: Detector | None = field(default=None, repr=False)
+    _encoder: Encoder | None = field(default=None, repr=False)
+
+    @classmethod
+    def open(cls, config_path: Path | None) -> Runtime:
+        cfg = load_config(config_path)
+        cfg.ensure_dirs()
+        return cls(cfg, Store(cfg.paths.database))
+
+    @property
+    def detector(self) -> Detector:
+        if self._detector is None:
+            rc = self.cfg.recognition
+            self._detector = make_detector(rc.detector, rc.detector_min_score, rc.min_face_px)
+        return self._detector
+
+    @property
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            self._encoder = Encoder()
+        return self._encoder
+
+    def close(self) -> None:
+        self.store.close()
