@@ -25,7 +25,7 @@ def annotate(bgr: np.ndarray, labels: list[Label]) -> np.ndarray:
     out = bgr.copy()
     for lb in labels:
         color = {"known": GREEN, "unknown": RED}.get(lb.kind, GREY)
-        x1, y1, x2, y2 = (int(round(v)) for v in (lb.box.x1, lb.box.y1, lb.box.x2, lb.box.y2))
+        x1, y1, x2, y2 = (round(v) for v in (lb.box.x1, lb.box.y1, lb.box.x2, lb.box.y2))
         cv2.rectangle(out, (x1, y1), (x2, y2), color, 2)
         (tw, th), _ = cv2.getTextSize(lb.text, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
         ty = max(th + 4, y1)

@@ -159,7 +159,7 @@ class SessionRunner:
             percent = round(min(100.0, 100.0 * frame / total), 2)
             eta = round(max(0, total - frame) / fps, 1) if fps > 0 else None
         return Progress(
-            session_id=self.row.id, mode=self.row.mode,  # type: ignore[arg-type]
+            session_id=self.row.id, mode=self.row.mode,
             frame=frame, total=total, percent=percent, fps=round(fps, 1), elapsed_s=round(elapsed, 1),
             eta_s=eta, paused=self.control.paused, faces=self._faces, present=len(self.book.present_indices()),
         )
@@ -269,7 +269,7 @@ class SessionRunner:
     def _finish(self, status: str, error: str | None) -> None:
         try:
             self._flush()
-        except Exception as exc:  # keep the status update below even if the final flush fails (disk full)
+        except Exception as exc:  # noqa: BLE001 -- the status below must be stored even if this flush fails
             log.error("final attendance flush of %s failed: %s", self.row.name, exc)
             status, error = "failed", error or f"could not save attendance: {exc}"
         self.row.status, self.row.error, self.row.ended_at = status, error, now_iso()

@@ -98,7 +98,7 @@ def parse_camera(spec: str | int) -> int | str:
 class CameraSource:
     """A live camera sampled at the analysis rate; a camera that stops delivering is retried, then fails."""
 
-    total = None
+    total: int | None = None
 
     def __init__(self, spec: str | int, analysis_fps: float, retry_s: float = 5.0) -> None:
         self._spec = parse_camera(spec)

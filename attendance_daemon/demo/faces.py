@@ -57,6 +57,13 @@ def fetch_images(cache: Path) -> dict[str, Path]:
     return out
 
 
+def _read(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path))
+    if img is None:
+        raise FileNotFoundError(f"unreadable image: {path}")
+    return img
+
+
 def _crop(img: np.ndarray, box: tuple[int, int, int, int], margin: float) -> np.ndarray:
     top, right, bottom, left = box
     h, w = bottom - top, right - left
@@ -72,7 +79,7 @@ def build_people(cache: Path) -> list[Person]:
     images = fetch_images(cache)
     people_dir = cache / "people"
     people_dir.mkdir(exist_ok=True)
-    group = cv2.imread(str(images["group.jpg"]))
+    group = _read(images["group.jpg"])
     rgb = cv2.cvtColor(group, cv2.COLOR_BGR2RGB)
     boxes = sorted(face_recognition.face_locations(rgb, 1, "hog"), key=lambda b: b[3])  # left to right
     if len(boxes) != 6:
@@ -85,7 +92,7 @@ def build_people(cache: Path) -> list[Person]:
     ):
         path = people_dir / f"{key}.png"
         if not path.is_file():
-            photo = cv2.imread(str(images[appear]))
+            photo = _read(images[appear])
             found = face_recognition.face_locations(cv2.cvtColor(photo, cv2.COLOR_BGR2RGB), 1, "hog")
             if len(found) != 1:
                 raise RuntimeError(f"expected one face in {appear}, found {len(found)}")

@@ -68,7 +68,8 @@ def _background(width: int, height: int) -> np.ndarray:
         y = int(height * (0.55 + 0.15 * row))
         cv2.rectangle(bg, (0, y), (width, y + height // 30), (60, 90, 120), -1)
     noise = np.random.default_rng(7).normal(0, 4, bg.shape).astype(np.float32)
-    return np.clip(bg + noise, 0, 255).astype(np.uint8)
+    out: np.ndarray = np.clip(bg + noise, 0, 255).astype(np.uint8)
+    return out
 
 
 def render(scene: Scene, path: Path, width: int = 1280, height: int = 720, fps: float = 15.0,
@@ -88,7 +89,7 @@ def render(scene: Scene, path: Path, width: int = 1280, height: int = 720, fps: 
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (width, height))
     if not writer.isOpened():
         raise OSError(f"cannot write {path}")
-    n = int(round(scene.duration_s * fps))
+    n = round(scene.duration_s * fps)
     cell_w, cell_h = width // 4, height // 2
     try:
         for i in range(n):

@@ -29,7 +29,7 @@ class Box:
 
     def css(self) -> tuple[int, int, int, int]:
         """(top, right, bottom, left), the order face_recognition and dlib expect."""
-        return int(round(self.y1)), int(round(self.x2)), int(round(self.y2)), int(round(self.x1))
+        return round(self.y1), round(self.x2), round(self.y2), round(self.x1)
 
     def as_array(self) -> np.ndarray:
         return np.array([self.x1, self.y1, self.x2, self.y2], dtype=np.float64)

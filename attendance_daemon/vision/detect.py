@@ -39,9 +39,9 @@ def blazeface_model_path() -> Path:
 def _load_interpreter(model: Path) -> Any:
     """tflite_runtime first (what boards ship), then ai-edge-litert (numpy 2 friendly)."""
     try:
-        from tflite_runtime.interpreter import Interpreter  # type: ignore[import-not-found]
+        from tflite_runtime.interpreter import Interpreter
     except ImportError:
-        from ai_edge_litert.interpreter import Interpreter  # type: ignore[import-untyped]
+        from ai_edge_litert.interpreter import Interpreter
     interp = Interpreter(model_path=str(model), num_threads=2)
     interp.allocate_tensors()
     return interp
@@ -84,7 +84,8 @@ class BlazeFaceDetector:
         boxes, scores = np.concatenate(all_boxes), np.concatenate(all_scores)
         out = []
         for i in nms(boxes, scores, self._nms_iou):
-            box = Box(*(float(v) for v in boxes[i]), score=float(scores[i])).clipped(w, h)
+            x1, y1, x2, y2 = (float(v) for v in boxes[i])
+            box = Box(x1, y1, x2, y2, float(scores[i])).clipped(w, h)
             if min(box.width, box.height) >= self._min_face_px:
                 out.append(box)
         return out

@@ -30,8 +30,9 @@ class Matcher:
         if len(self._enc) == 0:
             return [Match(None, float("inf")) for _ in q]
         dist = np.linalg.norm(q[:, None, :] - self._enc[None, :, :], axis=2)  # (Q, N)
-        per_student = np.full((len(q), self._roster_size), np.inf, dtype=np.float32)
-        np.minimum.at(per_student, (slice(None), self._owners), dist)
+        per_student = np.full((self._roster_size, len(q)), np.inf, dtype=np.float32)
+        np.minimum.at(per_student, self._owners, dist.T)  # unbuffered: owners repeat
+        per_student = per_student.T
         best = per_student.argmin(axis=1)
         best_d = per_student[np.arange(len(q)), best]
         return [

