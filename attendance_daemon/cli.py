@@ -219,6 +219,15 @@ def report(ctx: click.Context, session_id: str, fmt: str) -> None:
     click.echo(str(write_report(results, rt.cfg.paths.reports, fmt)))
 
 
+@cli.command()
+@click.pass_context
+def run(ctx: click.Context) -> None:
+    """Run the MQTT daemon (foreground; systemd runs it as Type=notify)."""
+    from .daemon.service import run_daemon
+
+    sys.exit(run_daemon(ctx.obj["config"]))
+
+
 @cli.command("sample")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder for the sample video and the enrollment tree.")

@@ -16,8 +16,9 @@ import numpy as np
 from .api import Progress
 from .attendance import AttendanceBook
 from .config import Config
-from .errors import AttendanceError, Conflict, Forbidden, InvalidRequest, MediaError
+from .errors import AttendanceError, Conflict, InvalidRequest, MediaError
 from .export import VideoExporter, annotate, jpeg, save_crop
+from .paths import resolve_inside
 from .recognizer import Recognizer
 from .sources import CameraSource, FrameSource, VideoFileSource
 from .store import SessionRow, Store
@@ -96,16 +97,6 @@ def default_session_name(store: Store, section: str) -> str:
     while store.session_name_taken(name):
         name, n = f"{base}-{n}", n + 1
     return name
-
-
-def resolve_media_path(media_dir: Path, path: str) -> Path:
-    """A path relative to the media directory, or absolute inside it; anything else is refused (403)."""
-    root = media_dir.resolve()
-    candidate = Path(path)
-    full = (candidate if candidate.is_absolute() else root / candidate).resolve()
-    if full != root and root not in full.parents:
-        raise Forbidden(f"path: '{path}' is outside the media directory")
-    return full
 
 
 class SessionRunner:
@@ -281,7 +272,10 @@ class SessionRunner:
 def plan_mp4(cfg: Config, store: Store, path: str, section: str, name: str | None, export: bool,
              allow_outside_media: bool = False) -> SessionPlan:
     """Validates an MP4 request (403 outside the media dir unless the local CLI allows it)."""
-    full = Path(path).resolve() if allow_outside_media else resolve_media_path(cfg.paths.media, path)
+    if allow_outside_media:
+        full = Path(path).resolve()
+    else:
+        full = resolve_inside(cfg.paths.media, path, "path", "media directory")
     if not full.is_file():
         raise MediaError(f"path: no such video file: {path}")
     store.require_section(section)

@@ -1,0 +1,1 @@
+"""The appliance: MQTT API, single-mode state machine, session worker, systemd integration."""

@@ -1,0 +1,194 @@
+"""Request parsing and command handlers: every request gets exactly one Response, whatever it holds."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import ValidationError
+
+from .. import api
+from ..config import format_validation_error
+from ..errors import AttendanceError, InvalidRequest, NotFound
+from ..paths import resolve_inside
+from ..reports import write_report
+from ..results import build_results, summary
+from ..session import plan_mp4, plan_webcam
+from ..timeutil import iso, parse_iso
+from .mqtt_link import Incoming
+
+if TYPE_CHECKING:
+    from .service import Daemon
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R", bound=api.Request)
+Handler = Callable[["Daemon", Any], Any]
+COMMANDS: dict[str, tuple[type[api.Request], Handler]] = {}
+
+
+def command(name: str, model: type[R]) -> Callable[[Callable[[Daemon, R], Any]], Callable[[Daemon, R], Any]]:
+    def register(fn: Callable[[Daemon, R], Any]) -> Callable[[Daemon, R], Any]:
+        COMMANDS[name] = (model, fn)
+        return fn
+
+    return register
+
+
+def parse(incoming: Incoming) -> tuple[Any, dict[str, Any]]:
+    """(transaction, request object); raises InvalidRequest with transaction attached when possible."""
+    if incoming.retain:
+        raise InvalidRequest("request must not be retained (it would replay on every reconnect)")
+    if not incoming.payload.strip():
+        return None, {}
+    try:
+        obj = json.loads(incoming.payload.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(f"payload: not UTF-8 text ({exc.reason})") from exc
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(f"payload: invalid JSON ({exc.msg} at position {exc.pos})") from exc
+    if not isinstance(obj, dict):
+        raise InvalidRequest(f"payload: must be a JSON object, got {type(obj).__name__}")
+    return obj.get("transaction"), obj
+
+
+def handle(daemon: Daemon, incoming: Incoming) -> tuple[str, api.Response]:
+    """Never raises: malformed input, unknown commands and internal faults all become a Response."""
+    name = daemon.topics.command_of(incoming.topic) or "?"
+    transaction: Any = None
+    try:
+        transaction, obj = parse(incoming)
+        if not _json_scalar(transaction):
+            transaction = None
+            raise InvalidRequest("transaction: must be a string, number, boolean or null")
+        if name not in COMMANDS:
+            raise NotFound(f"unknown command '{name}' (known: {', '.join(sorted(COMMANDS))})")
+        model, fn = COMMANDS[name]
+        try:
+            request = model.model_validate(obj)
+        except ValidationError as exc:
+            raise InvalidRequest(format_validation_error(exc)) from exc
+        data = fn(daemon, request)
+        return name, api.Response(transaction=transaction, status="ok", code=200, data=_dump(data))
+    except AttendanceError as exc:
+        return name, api.Response(transaction=transaction, status="error", code=exc.code, error=exc.message,
+                                  data=exc.data)
+    except Exception as exc:
+        log.exception("internal error handling %s", name)
+        return name, api.Response(transaction=transaction, status="error", code=500,
+                                  error=f"internal error: {type(exc).__name__}: {exc}")
+
+
+def _json_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def _dump(data: Any) -> Any:
+    if isinstance(data, api.Payload):
+        return data.model_dump(mode="json")
+    if isinstance(data, list):
+        return [_dump(d) for d in data]
+    return data
+
+
+# ---- sessions ---------------------------------------------------------------------------------------
+
+
+@command("start_mp4", api.StartMp4)
+def start_mp4(d: Daemon, r: api.StartMp4) -> api.State:
+    d.sm.ensure_idle()
+    plan = plan_mp4(d.cfg, d.store, r.path, r.section, r.session_name, r.export)
+    return d.start_session(plan)
+
+
+@command("start_webcam", api.StartWebcam)
+def start_webcam(d: Daemon, r: api.StartWebcam) -> api.State:
+    d.sm.ensure_idle()
+    camera = d.check_camera(r.camera)
+    plan = plan_webcam(d.cfg, d.store, r.section, r.session_name, r.export, camera, r.duration_s)
+    return d.start_session(plan)
+
+
+@command("pause", api.SessionGuard)
+def pause(d: Daemon, r: api.SessionGuard) -> api.State:
+    return d.pause(r.session_id)
+
+
+@command("resume", api.SessionGuard)
+def resume(d: Daemon, r: api.SessionGuard) -> api.State:
+    return d.resume(r.session_id)
+
+
+@command("stop", api.SessionGuard)
+def stop(d: Daemon, r: api.SessionGuard) -> api.State:
+    return d.stop(r.session_id)
+
+
+@command("status", api.Empty)
+def status(d: Daemon, r: api.Empty) -> api.State:
+    return d.sm.state()
+
+
+# ---- roster -----------------------------------------------------------------------------------------
+
+
+@command("sections", api.Empty)
+def sections(d: Daemon, r: api.Empty) -> list[dict[str, Any]]:
+    return [{"section": s, "students": n} for s, n in d.store.sections()]
+
+
+@command("students", api.SectionRequest)
+def students(d: Daemon, r: api.SectionRequest) -> list[dict[str, Any]]:
+    return [{"student_id": s.student_id, "name": s.name, "encodings": s.encodings}
+            for s in d.store.students(r.section)]
+
+
+@command("enroll", api.EnrollRequest)
+def enroll(d: Daemon, r: api.EnrollRequest) -> dict[str, Any]:
+    images = [resolve_inside(d.cfg.paths.enrollment, p, "images", "enrollment directory") for p in r.images]
+    outcome = d.enroller.enroll(r.section, r.student_id, r.name, images)
+    d.publish_info()
+    result: dict[str, Any] = {"student_id": r.student_id, "encodings_added": outcome.encodings_added,
+                              "rejected": [{"image": x["image"], "reason": x["reason"]} for x in outcome.rejected]}
+    if outcome.warnings:
+        result["warnings"] = outcome.warnings
+    return result
+
+
+@command("remove_student", api.RemoveStudentRequest)
+def remove_student(d: Daemon, r: api.RemoveStudentRequest) -> dict[str, Any]:
+    d.store.remove_student(r.section, r.student_id)
+    d.publish_info()
+    return {"removed": True}
+
+
+# ---- history ----------------------------------------------------------------------------------------
+
+
+def _iso_field(value: str | None, field: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        return iso(parse_iso(value))
+    except ValueError as exc:
+        raise InvalidRequest(f"{field}: not an ISO 8601 time: '{value}'") from exc
+
+
+@command("sessions", api.SessionsRequest)
+def sessions(d: Daemon, r: api.SessionsRequest) -> list[api.SessionSummary]:
+    rows = d.store.list_sessions(section=r.section, since=_iso_field(r.since, "since"),
+                                 until=_iso_field(r.until, "until"), status=r.status, limit=r.limit)
+    return [summary(s) for s in rows]
+
+
+@command("session", api.SessionRequest)
+def session(d: Daemon, r: api.SessionRequest) -> api.Results:
+    return build_results(d.store, d.store.get_session(r.session_id), d.cfg.recognition.min_presence_s)
+
+
+@command("report", api.ReportRequest)
+def report(d: Daemon, r: api.ReportRequest) -> dict[str, str]:
+    results = build_results(d.store, d.store.get_session(r.session_id), d.cfg.recognition.min_presence_s)
+    return {"path": str(write_report(results, d.cfg.paths.reports, r.format))}

@@ -1,0 +1,128 @@
+"""The MQTT adapter: paho-mqtt 2.x (VERSION2 callbacks, MQTT v5), LWT, reconnect with backoff, and a
+cache of retained payloads that is republished after every (re)connect."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from ..config import MqttConfig
+from .topics import RETAINED, Topics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Incoming:
+    topic: str
+    payload: bytes
+    retain: bool
+    response_topic: str | None
+    correlation: bytes | None
+
+
+class MqttLink:
+    """Owns the client. `on_request` is called on paho's network thread: it must only enqueue."""
+
+    def __init__(self, cfg: MqttConfig, topics: Topics, on_request: Callable[[Incoming], None]) -> None:
+        self.cfg, self.topics = cfg, topics
+        self._on_request = on_request
+        self._retained: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+        self.connected = threading.Event()
+        self.connects = 0
+        client_id = cfg.client_id or f"attendance-daemon-{cfg.device_id}"
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        self.client.will_set(topics.of("availability"), b"offline", qos=1, retain=True)
+        if cfg.username:
+            self.client.username_pw_set(cfg.username, cfg.password)
+        if cfg.tls:
+            self.client.tls_set(
+                ca_certs=str(cfg.ca_certs) if cfg.ca_certs else None,
+                certfile=str(cfg.certfile) if cfg.certfile else None,
+                keyfile=str(cfg.keyfile) if cfg.keyfile else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+            self.client.tls_insecure_set(cfg.tls_insecure)
+        self.client.reconnect_delay_set(min_delay=max(1, round(cfg.reconnect_min_s)),
+                                        max_delay=max(1, round(cfg.reconnect_max_s)))
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.set_retained("availability", b"online")
+
+    def start(self) -> None:
+        """Connects in the background; paho keeps retrying until the broker answers."""
+        self.client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive)
+        self.client.loop_start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Publishes `offline` (a clean disconnect does not fire the LWT), then disconnects."""
+        self.set_retained("availability", b"offline")
+        if self.connected.is_set():
+            info = self.client.publish(self.topics.of("availability"), b"offline", qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout)
+            except (RuntimeError, ValueError) as exc:
+                log.warning("could not publish offline before disconnecting: %s", exc)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    # ---- publishing -------------------------------------------------------------------------------
+
+    def set_retained(self, leaf: str, payload: bytes) -> None:
+        """Remember the payload for republishing after reconnects, then publish it retained."""
+        assert leaf in RETAINED, leaf
+        with self._lock:
+            self._retained[leaf] = payload
+        if self.connected.is_set():
+            self.client.publish(self.topics.of(leaf), payload, qos=1, retain=True)
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, properties: Properties | None = None) -> None:
+        """Non-retained; QoS 1 messages sent while the broker is away are queued by paho."""
+        self.client.publish(topic, payload, qos=qos, retain=False, properties=properties)
+
+    def respond(self, command: str, payload: bytes, incoming: Incoming | None) -> None:
+        self.publish(self.topics.response(command), payload)
+        if incoming is not None and incoming.response_topic:
+            props = Properties(PacketTypes.PUBLISH)
+            if incoming.correlation is not None:
+                props.CorrelationData = incoming.correlation
+            self.publish(incoming.response_topic, payload, properties=props)
+
+    # ---- callbacks (paho network thread) -----------------------------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: mqtt.ConnectFlags, reason: ReasonCode,
+                    properties: Properties | None) -> None:
+        if reason.is_failure:
+            log.error("MQTT connection refused: %s", reason)
+            return
+        log.info("connected to MQTT broker %s:%s", self.cfg.host, self.cfg.port)
+        client.subscribe(self.topics.requests, qos=1)
+        with self._lock:
+            retained = dict(self._retained)
+        for leaf, payload in retained.items():
+            client.publish(self.topics.of(leaf), payload, qos=1, retain=True)
+        self.connects += 1
+        self.connected.set()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: mqtt.DisconnectFlags, reason: ReasonCode,
+                       properties: Properties | None) -> None:
+        self.connected.clear()
+        log.warning("disconnected from MQTT broker (%s); reconnecting with backoff", reason)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        props = getattr(msg, "properties", None)
+        response_topic = getattr(props, "ResponseTopic", None) if props is not None else None
+        correlation = getattr(props, "CorrelationData", None) if props is not None else None
+        self._on_request(Incoming(msg.topic, bytes(msg.payload), bool(msg.retain), response_topic, correlation))

@@ -1,0 +1,261 @@
+"""The daemon: wires store, models, state machine, session worker and MQTT; runs the main loop that feeds
+the systemd watchdog and turns SIGTERM into a clean stop."""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import re
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import __version__, api
+from ..config import Config
+from ..enrollment import Enroller
+from ..errors import Forbidden
+from ..paths import resolve_inside
+from ..results import build_results
+from ..session import SessionControl, SessionHooks, SessionPlan, SessionRunner
+from ..store import Store
+from ..timeutil import now_iso
+from ..vision.detect import make_detector
+from ..vision.encode import Encoder
+from . import commands
+from .mqtt_link import Incoming, MqttLink
+from .notify import SystemdNotifier
+from .state_machine import StateMachine
+from .topics import Topics
+
+log = logging.getLogger(__name__)
+
+_STREAM = re.compile(r"^(rtsp|rtsps|rtmp|http|https)://", re.IGNORECASE)
+
+
+def _json(payload: Any) -> bytes:
+    if isinstance(payload, api.Payload):
+        return payload.model_dump_json().encode()
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+class _PublishingHooks(SessionHooks):
+    """Session callbacks -> MQTT (worker thread); heartbeats tell the main loop the worker is alive."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.d = daemon
+
+    def progress(self, progress: api.Progress) -> None:
+        self.d.link.set_retained("progress", _json(progress))
+
+    def event(self, kind: str, **fields: object) -> None:
+        self.d.publish_event(kind, **fields)
+
+    def snapshot(self, jpeg_bytes: bytes) -> None:
+        self.d.link.set_retained("snapshot", jpeg_bytes)
+
+    def heartbeat(self) -> None:
+        self.d.worker_beat = time.monotonic()
+
+
+class Daemon:
+    def __init__(self, cfg: Config, notifier: SystemdNotifier | None = None) -> None:
+        self.cfg = cfg
+        cfg.ensure_dirs()
+        self.notifier = notifier or SystemdNotifier()
+        self.store = Store(cfg.paths.database)
+        self.topics = Topics(cfg.mqtt.base_topic, cfg.mqtt.device_id)
+        self.requests: queue.Queue[Incoming | None] = queue.Queue()
+        self.link = MqttLink(cfg.mqtt, self.topics, self.requests.put)
+        self.sm = StateMachine(on_change=lambda s: self.link.set_retained("state", _json(s)))
+        rc = cfg.recognition
+        self.notifier.status("loading models")
+        self.detector = make_detector(rc.detector, rc.detector_min_score, rc.min_face_px)
+        self.encoder = Encoder()
+        self.enroller = Enroller(self.store, self.encoder, rc.duplicate_warn_distance)
+        self.started_at = now_iso()
+        self.shutdown = threading.Event()
+        self.dispatcher_beat = self.worker_beat = time.monotonic()
+        self._worker: threading.Thread | None = None
+        self._control: SessionControl | None = None
+        self._dispatcher = threading.Thread(target=self._dispatch, name="dispatcher", daemon=True)
+
+    # ---- publishing --------------------------------------------------------------------------------
+
+    def publish_info(self) -> None:
+        info = api.Info(version=__version__, device_id=self.cfg.mqtt.device_id, detector=self.detector.name,
+                        sections=[{"section": s, "students": n} for s, n in self.store.sections()],
+                        started_at=self.started_at)
+        self.link.set_retained("info", _json(info))
+
+    def publish_event(self, kind: str, **fields: object) -> None:
+        self.link.publish(self.topics.of("events"), _json({"type": kind, "at": now_iso(), **fields}))
+
+    def _publish_results(self, session_id: str) -> api.Results:
+        results = build_results(self.store, self.store.get_session(session_id), self.cfg.recognition.min_presence_s)
+        self.link.set_retained("results", _json(results))
+        return results
+
+    def _recover(self) -> None:
+        """Sessions a crash left running become `interrupted`; the newest finished one is the retained result."""
+        interrupted = self.store.mark_interrupted()
+        for sid in interrupted:
+            log.warning("session %s was interrupted by a daemon stop; partial results kept", sid)
+        latest = self.store.list_sessions(limit=1)
+        if latest:
+            results = self._publish_results(latest[0].id)
+            if interrupted:
+                self.publish_event("session_finished", session_id=results.session_id, status=results.status)
+
+    # ---- sessions (called on the dispatcher thread) ----------------------------------------------------
+
+    def check_camera(self, camera: str | int | None) -> str | int | None:
+        """Camera index, /dev path or stream URL; a recorded file only from inside the media directory."""
+        if camera is None or isinstance(camera, int):
+            return camera
+        text = camera.strip()
+        if text.isdigit() or _STREAM.match(text) or (text.startswith("/dev/") and ".." not in text):
+            return text
+        try:
+            return str(resolve_inside(self.cfg.paths.media, text, "camera", "media directory"))
+        except Forbidden as exc:
+            raise Forbidden(f"camera: '{camera}' is neither a camera index, a /dev path, a stream URL, "
+                            "nor a file inside the media directory") from exc
+
+    def start_session(self, plan: SessionPlan) -> api.State:
+        with self.sm.lock:
+            self.sm.ensure_idle()
+            control = SessionControl()
+            runner = SessionRunner(self.cfg, self.store, self.detector, self.encoder, plan, control,
+                                   _PublishingHooks(self))
+            row = runner.row
+            info = api.SessionInfo(id=row.id, name=row.name, section=row.section, source=row.source,
+                                   export=row.export, started_at=row.started_at)
+            state = self.sm.begin(plan.mode, info)  # type: ignore[arg-type]
+            self._control = control
+            self.worker_beat = time.monotonic()
+            self._worker = threading.Thread(target=self._run_worker, args=(runner,), name=f"session-{row.name}")
+            self._worker.start()
+        return state
+
+    def _run_worker(self, runner: SessionRunner) -> None:
+        sid = runner.row.id
+        try:
+            self.publish_event("session_started", session_id=sid, name=runner.row.name, mode=runner.row.mode)
+            row = runner.run()
+            results = self._publish_results(row.id)
+            self.publish_event("session_finished", session_id=sid, status=results.status,
+                               present_count=results.present_count, total=results.total)
+        except Exception:  # the session could not even record its end (e.g. disk full): log, free the lock
+            log.exception("session %s could not be finalised", runner.row.name)
+            self.publish_event("error", session_id=sid, error="session could not be finalised; see the log")
+        finally:
+            self.sm.end(sid)
+
+    def pause(self, session_id: str | None) -> api.State:
+        with self.sm.lock:
+            state = self.sm.pause(session_id)
+            if self._control is not None:
+                self._control.pause()
+            return state
+
+    def resume(self, session_id: str | None) -> api.State:
+        with self.sm.lock:
+            state = self.sm.resume(session_id)
+            if self._control is not None:
+                self._control.resume()
+            return state
+
+    def stop(self, session_id: str | None, timeout: float = 30.0) -> api.State:
+        """Stops and waits for the worker to store and publish the results, then answers the idle state."""
+        with self.sm.lock:
+            self.sm.check_stop(session_id)
+            control, worker = self._control, self._worker
+            if control is not None:
+                control.stop()
+        if worker is not None:
+            worker.join(timeout)
+        return self.sm.state()
+
+    # ---- loops -------------------------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        while True:
+            try:
+                incoming = self.requests.get(timeout=0.5)
+            except queue.Empty:
+                self.dispatcher_beat = time.monotonic()
+                continue
+            self.dispatcher_beat = time.monotonic()
+            if incoming is None:
+                return
+            name, response = commands.handle(self, incoming)
+            self.link.respond(name, _json(response), incoming)
+
+    def _healthy(self) -> bool:
+        now = time.monotonic()
+        if now - self.dispatcher_beat > 10:
+            log.error("dispatcher thread stalled")
+            return False
+        worker = self._worker
+        if worker is not None and worker.is_alive() and now - self.worker_beat > 60:
+            log.error("session worker stalled")
+            return False
+        return True
+
+    def _status_line(self) -> str:
+        s = self.sm.state()
+        link = "connected" if self.link.connected.is_set() else "broker unreachable"
+        if s.session is None:
+            return f"idle, {link}"
+        return f"{s.mode} session {s.session.name}{' (paused)' if s.paused else ''}, {link}"
+
+    def run(self) -> int:
+        """Blocks until SIGTERM/SIGINT; returns the exit code."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.shutdown.set())
+        self._recover()
+        self.publish_info()
+        self.link.set_retained("state", _json(self.sm.state()))
+        self._dispatcher.start()
+        self.notifier.status("connecting to the MQTT broker")
+        self.link.start()
+        wd = self.notifier.watchdog_s
+        tick = min(1.0, wd * self.cfg.daemon.watchdog_margin / 2) if wd else 1.0
+        ready = False
+        last_status = ""
+        while not self.shutdown.wait(tick):
+            if not ready and self.link.connected.is_set():
+                ready = True
+                self.notifier.ready(self._status_line())
+                log.info("ready: %s", self._status_line())
+            if self._healthy():
+                self.notifier.watchdog()
+            line = self._status_line()
+            if ready and line != last_status:
+                self.notifier.status(line)
+                last_status = line
+        return self._shutdown()
+
+    def _shutdown(self) -> int:
+        log.info("stopping")
+        self.notifier.stopping()
+        with self.sm.lock:
+            control, worker = self._control, self._worker
+        if control is not None and worker is not None and worker.is_alive():
+            control.stop()
+            worker.join(60)
+        self.requests.put(None)
+        self._dispatcher.join(5)
+        self.link.stop()
+        self.store.close()
+        return 0
+
+
+def run_daemon(config_path: Path | None) -> int:
+    from ..config import load_config
+
+    cfg = load_config(config_path)
+    return Daemon(cfg).run()

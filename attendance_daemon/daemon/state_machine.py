@@ -1,0 +1,94 @@
+"""The single active mode (idle / webcam / mp4) is the global lock: one session at a time.
+
+No MQTT here: transitions are plain method calls under one lock, each returning the new State or raising
+Conflict (409) with the current state attached, so any front end can report the refusal identically."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Literal
+
+from ..api import SessionInfo, State
+from ..errors import Conflict
+from ..timeutil import now_iso
+
+ActiveMode = Literal["webcam", "mp4"]
+
+
+class StateMachine:
+    def __init__(self, on_change: Callable[[State], None] | None = None) -> None:
+        self._lock = threading.RLock()
+        self._mode: Literal["idle", "webcam", "mp4"] = "idle"
+        self._paused = False
+        self._session: SessionInfo | None = None
+        self._updated_at = now_iso()
+        self._on_change = on_change
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Held by callers that must check and act atomically (e.g. validate, then begin)."""
+        return self._lock
+
+    def state(self) -> State:
+        with self._lock:
+            return State(mode=self._mode, busy=self._mode != "idle", paused=self._paused, session=self._session,
+                         updated_at=self._updated_at)
+
+    def _refuse(self, message: str) -> Conflict:
+        return Conflict(message, {"state": self.state().model_dump()})
+
+    def ensure_idle(self) -> None:
+        with self._lock:
+            if self._session is not None:
+                raise self._refuse(f"busy: {self._mode} session '{self._session.name}' is running")
+
+    def begin(self, mode: ActiveMode, session: SessionInfo) -> State:
+        with self._lock:
+            self.ensure_idle()
+            self._mode, self._paused, self._session = mode, False, session
+            return self._changed()
+
+    def _guard(self, session_id: str | None, action: str) -> SessionInfo:
+        if self._session is None:
+            raise self._refuse(f"not running: cannot {action} while idle")
+        if session_id is not None and session_id != self._session.id:
+            raise self._refuse(
+                f"wrong session: session_id '{session_id}' is not the running session '{self._session.id}'"
+            )
+        return self._session
+
+    def pause(self, session_id: str | None = None) -> State:
+        with self._lock:
+            self._guard(session_id, "pause")
+            if self._paused:
+                raise self._refuse("already paused")
+            self._paused = True
+            return self._changed()
+
+    def resume(self, session_id: str | None = None) -> State:
+        with self._lock:
+            self._guard(session_id, "resume")
+            if not self._paused:
+                raise self._refuse("not paused: resume needs a paused session")
+            self._paused = False
+            return self._changed()
+
+    def check_stop(self, session_id: str | None = None) -> SessionInfo:
+        with self._lock:
+            return self._guard(session_id, "stop")
+
+    def end(self, session_id: str) -> State:
+        """The worker finished: back to idle (only if that session is still the active one)."""
+        with self._lock:
+            if self._session is not None and self._session.id == session_id:
+                self._mode, self._paused, self._session = "idle", False, None
+                return self._changed()
+            return self.state()
+
+    def _changed(self) -> State:
+        self._updated_at = now_iso()
+        state = self.state()
+        if self._on_change is not None:
+            self._on_change(state)
+        return state
