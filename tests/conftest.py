@@ -77,3 +77,54 @@ def runtime(tmp_path: Path, sample: dict[str, Any], enrolled_db: Path) -> Iterat
 def ground_truth(sample: dict[str, Any]) -> dict[str, Any]:
     truth: dict[str, Any] = json.loads((Path(sample["root"]) / "ground_truth.json").read_text())["expected"]
     return truth
+
+
+# ---- MQTT: a real broker and the daemon as a real process --------------------------------------------
+
+from tests.mqtt_fixtures import Broker, DaemonProcess  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def daemon_media(tmp_path_factory: pytest.TempPathFactory, sample: dict[str, Any], people: list[Any]) -> Path:
+    """Media dir with the 12 s classroom and a 60 s one (long enough to pause, kill or stop mid-way)."""
+    import shutil
+
+    from attendance_daemon.demo.synth import classroom_scene, expected, render
+
+    media = tmp_path_factory.mktemp("media")
+    shutil.copy(sample["video"], media / "classroom.mp4")
+    scene = classroom_scene(people, 60.0)
+    render(scene, media / "long.mp4")
+    present, absent, unknowns = expected(scene, 3.0)
+    (media / "long.json").write_text(json.dumps({"present": sorted(present), "absent": sorted(absent),
+                                                 "unknowns": unknowns}))
+    return media
+
+
+@pytest.fixture(scope="session")
+def long_truth(daemon_media: Path) -> dict[str, Any]:
+    truth: dict[str, Any] = json.loads((daemon_media / "long.json").read_text())
+    return truth
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    b = Broker(tmp_path)
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def daemon_factory(tmp_path: Path, broker: Broker, daemon_media: Path, sample: dict[str, Any],
+                   enrolled_db: Path) -> Iterator[Any]:
+    made: list[DaemonProcess] = []
+
+    def make(extra: str = "", workdir: Path | None = None) -> DaemonProcess:
+        d = DaemonProcess(workdir or tmp_path / f"d{len(made)}", broker, daemon_media, Path(sample["enrollment"]),
+                          enrolled_db, extra)
+        made.append(d)
+        return d
+
+    yield make
+    for d in made:
+        d.stop()

@@ -15,6 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ..config import MqttConfig
 from .topics import RETAINED, Topics
@@ -92,6 +93,10 @@ class MqttLink:
         """Non-retained; QoS 1 messages sent while the broker is away are queued by paho."""
         self.client.publish(topic, payload, qos=qos, retain=False, properties=properties)
 
+    def clear_retained(self, topic: str) -> None:
+        """Deletes a retained message (a zero-length retained publish), e.g. a retained request."""
+        self.client.publish(topic, b"", qos=1, retain=True)
+
     def respond(self, command: str, payload: bytes, incoming: Incoming | None) -> None:
         self.publish(self.topics.response(command), payload)
         if incoming is not None and incoming.response_topic:
@@ -108,7 +113,8 @@ class MqttLink:
             log.error("MQTT connection refused: %s", reason)
             return
         log.info("connected to MQTT broker %s:%s", self.cfg.host, self.cfg.port)
-        client.subscribe(self.topics.requests, qos=1)
+        # Retain-as-published lets a request that was (wrongly) published retained be recognised and refused.
+        client.subscribe(self.topics.requests, options=SubscribeOptions(qos=1, retainAsPublished=True))
         with self._lock:
             retained = dict(self._retained)
         for leaf, payload in retained.items():

@@ -191,8 +191,12 @@ class Daemon:
             self.dispatcher_beat = time.monotonic()
             if incoming is None:
                 return
+            if incoming.retain and not incoming.payload:
+                continue  # the deletion of a retained message, not a request
             name, response = commands.handle(self, incoming)
             self.link.respond(name, _json(response), incoming)
+            if incoming.retain:  # refused above; delete it so it is not replayed at every reconnect
+                self.link.clear_retained(incoming.topic)
 
     def _healthy(self) -> bool:
         now = time.monotonic()

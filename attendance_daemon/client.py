@@ -1,0 +1,115 @@
+"""A small synchronous MQTT client for the daemon's API: used by attendancectl, the demo and the tests."""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from .daemon.topics import Topics
+
+
+class ApiError(Exception):
+    def __init__(self, response: dict[str, Any]) -> None:
+        super().__init__(f"{response.get('code')} {response.get('error')}")
+        self.response = response
+
+
+class ApiClient:
+    """Requests are matched to responses by a fresh `transaction` id; every message under R is recorded
+    so callers can wait for retained state, progress and results."""
+
+    def __init__(self, host: str, port: int, device: str, base: str = "attendance", username: str | None = None,
+                 password: str | None = None, client_id: str | None = None) -> None:
+        self.topics = Topics(base, device)
+        self._lock = threading.Condition()
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self.latest: dict[str, bytes] = {}
+        self._responses: dict[str, queue.Queue[dict[str, Any]]] = {}
+        self._subscribed = threading.Event()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"ctl-{uuid.uuid4().hex[:12]}",
+                                  protocol=mqtt.MQTTv5)
+        if username:
+            self.client.username_pw_set(username, password)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = lambda *a: self._subscribed.set()
+        self.client.connect(host, port, keepalive=30)
+        self.client.loop_start()
+        if not self._subscribed.wait(10):
+            raise TimeoutError(f"no subscription acknowledged by the broker at {host}:{port}")
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _on_connect(self, client: mqtt.Client, *_: Any) -> None:
+        client.subscribe(f"{self.topics.root}/#", qos=1)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        leaf = msg.topic[len(self.topics.root) + 1:]
+        with self._lock:
+            self.messages.append((leaf, bytes(msg.payload), bool(msg.retain)))
+            self.latest[leaf] = bytes(msg.payload)
+            self._lock.notify_all()
+        if leaf.startswith("response/"):
+            try:
+                resp = json.loads(msg.payload)
+            except ValueError:
+                return
+            q = self._responses.get(str(resp.get("transaction")))
+            if q is not None:
+                q.put(resp)
+
+    def request(self, command: str, payload: dict[str, Any] | None = None, timeout: float = 30.0,
+                check: bool = True) -> dict[str, Any]:
+        """Sends one request and returns its response (raises ApiError on an error status if `check`)."""
+        transaction = uuid.uuid4().hex
+        q: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._responses[transaction] = q
+        try:
+            body = {**(payload or {}), "transaction": transaction}
+            self.client.publish(self.topics.request(command), json.dumps(body), qos=1)
+            try:
+                resp = q.get(timeout=timeout)
+            except queue.Empty as exc:
+                raise TimeoutError(f"no response to '{command}' within {timeout:.0f}s: is the daemon running?") \
+                    from exc
+        finally:
+            self._responses.pop(transaction, None)
+        if check and resp.get("status") != "ok":
+            raise ApiError(resp)
+        return resp
+
+    def json(self, leaf: str) -> Any:
+        with self._lock:
+            raw = self.latest.get(leaf)
+        return None if raw is None else json.loads(raw)
+
+    def wait_for(self, leaf: str, predicate: Callable[[Any], bool], timeout: float = 60.0) -> Any:
+        """Waits until the latest JSON message on `R/<leaf>` satisfies the predicate; returns it."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                raw = self.latest.get(leaf)
+                if raw is not None:
+                    value = json.loads(raw) if leaf != "availability" else raw.decode()
+                    if predicate(value):
+                        return value
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"{leaf}: condition not met within {timeout:.0f}s (last: {raw!r:.300})")
+                self._lock.wait(left)

@@ -1,0 +1,200 @@
+"""`attendancectl`: drive a daemon over MQTT without writing JSON by hand."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from .client import ApiClient, ApiError
+from .config import default_device_id
+
+
+def _client(ctx: click.Context) -> ApiClient:
+    o = ctx.obj
+    if "client" not in o:
+        try:
+            o["client"] = ApiClient(o["host"], o["port"], o["device"], o["base"], o["username"], o["password"])
+        except (OSError, TimeoutError) as exc:
+            raise click.ClickException(f"cannot reach the MQTT broker at {o['host']}:{o['port']}: {exc}") from exc
+        ctx.call_on_close(o["client"].close)
+    client: ApiClient = o["client"]
+    return client
+
+
+def _call(ctx: click.Context, command: str, payload: dict[str, Any] | None = None) -> Any:
+    try:
+        return _client(ctx).request(command, {k: v for k, v in (payload or {}).items() if v is not None},
+                                    timeout=ctx.obj["timeout"])["data"]
+    except ApiError as exc:
+        r = exc.response
+        raise click.ClickException(f"{r.get('code')}: {r.get('error')}") from exc
+    except TimeoutError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _print(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2))
+
+
+@click.group()
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="ATTENDANCE_MQTT_HOST")
+@click.option("--port", default=1883, show_default=True, envvar="ATTENDANCE_MQTT_PORT")
+@click.option("--device", default=default_device_id, show_default="this host's device id",
+              envvar="ATTENDANCE_DEVICE", help="Device id of the daemon to drive.")
+@click.option("--base-topic", "base", default="attendance", show_default=True)
+@click.option("--username", envvar="ATTENDANCE_MQTT_USERNAME")
+@click.option("--password", envvar="ATTENDANCE_MQTT_PASSWORD")
+@click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for a response.")
+@click.pass_context
+def cli(ctx: click.Context, /, **options: Any) -> None:
+    """Control an attendance daemon over MQTT."""
+    ctx.ensure_object(dict)
+    ctx.obj.update(options)
+
+
+def _watch(ctx: click.Context, session_id: str) -> None:
+    """Progress bar until the session's results are published, then the results."""
+    client = _client(ctx)
+    with click.progressbar(length=1000, label="session", show_percent=True) as bar:
+        def on_progress(p: Any) -> bool:
+            if p and p.get("session_id") == session_id:
+                if p.get("total"):
+                    bar.update(int(10 * (p.get("percent") or 0)) - bar.pos)
+                bar.label = f"frame {p['frame']} fps {p['fps']} present {p['present']}" + (
+                    " (paused)" if p.get("paused") else "")
+            r = client.json("results")
+            return bool(r and r.get("session_id") == session_id)
+
+        client.wait_for("progress", on_progress, timeout=10 ** 6)
+        bar.update(1000 - bar.pos)
+    _print(client.wait_for("results", lambda r: r.get("session_id") == session_id, timeout=30))
+
+
+@cli.command("start-mp4")
+@click.argument("path")
+@click.option("--section", required=True)
+@click.option("--name", "session_name")
+@click.option("--export", is_flag=True)
+@click.option("--watch", is_flag=True, help="Show progress until the session ends, then the results.")
+@click.pass_context
+def start_mp4(ctx: click.Context, path: str, section: str, session_name: str | None, export: bool,
+              watch: bool) -> None:
+    """Start a session over a video in the daemon's media directory."""
+    state = _call(ctx, "start_mp4", {"path": path, "section": section, "session_name": session_name,
+                                     "export": export})
+    if watch:
+        _watch(ctx, state["session"]["id"])
+    else:
+        _print(state)
+
+
+@cli.command("start-webcam")
+@click.option("--section", required=True)
+@click.option("--camera", help="Index, /dev path or stream URL (default: the daemon's).")
+@click.option("--name", "session_name")
+@click.option("--duration", "duration_s", type=float, help="Auto-stop after this many seconds.")
+@click.option("--export", is_flag=True)
+@click.option("--watch", is_flag=True)
+@click.pass_context
+def start_webcam(ctx: click.Context, section: str, camera: str | None, session_name: str | None,
+                 duration_s: float | None, export: bool, watch: bool) -> None:
+    """Start a live camera session."""
+    cam: str | int | None = int(camera) if camera is not None and camera.isdigit() else camera
+    state = _call(ctx, "start_webcam", {"section": section, "camera": cam, "session_name": session_name,
+                                        "duration_s": duration_s, "export": export})
+    if watch:
+        _watch(ctx, state["session"]["id"])
+    else:
+        _print(state)
+
+
+def _simple(name: str, command: str, doc: str) -> None:
+    @cli.command(name, help=doc)
+    @click.option("--session-id", help="Only act if this is the running session.")
+    @click.pass_context
+    def _cmd(ctx: click.Context, session_id: str | None) -> None:
+        _print(_call(ctx, command, {"session_id": session_id}))
+
+
+_simple("pause", "pause", "Pause the running session (an MP4 holds its exact frame).")
+_simple("resume", "resume", "Resume a paused session.")
+_simple("stop", "stop", "Stop the running session; its results are kept and published.")
+
+
+@cli.command()
+@click.pass_context
+def status(ctx: click.Context) -> None:
+    """Current state."""
+    _print(_call(ctx, "status"))
+
+
+@cli.command()
+@click.pass_context
+def watch(ctx: click.Context) -> None:
+    """Follow the running session's progress, then print its results."""
+    state = _call(ctx, "status")
+    if not state["session"]:
+        raise click.ClickException("idle: no session is running")
+    _watch(ctx, state["session"]["id"])
+
+
+@cli.command()
+@click.argument("session_id", required=False)
+@click.pass_context
+def results(ctx: click.Context, session_id: str | None) -> None:
+    """Results of a session (default: the last finished one)."""
+    if session_id:
+        _print(_call(ctx, "session", {"session_id": session_id}))
+        return
+    client = _client(ctx)
+    try:
+        _print(client.wait_for("results", lambda r: True, timeout=3))
+    except TimeoutError as exc:
+        raise click.ClickException("no results published yet") from exc
+
+
+@cli.command()
+@click.pass_context
+def sections(ctx: click.Context) -> None:
+    """Sections and student counts."""
+    _print(_call(ctx, "sections"))
+
+
+@cli.command()
+@click.option("--section", required=True)
+@click.pass_context
+def students(ctx: click.Context, section: str) -> None:
+    """Students of a section."""
+    _print(_call(ctx, "students", {"section": section}))
+
+
+@cli.command()
+@click.option("--section")
+@click.option("--status")
+@click.option("--limit", type=int)
+@click.pass_context
+def sessions(ctx: click.Context, section: str | None, status: str | None, limit: int | None) -> None:
+    """Session history, newest first."""
+    _print(_call(ctx, "sessions", {"section": section, "status": status, "limit": limit}))
+
+
+@cli.command()
+@click.argument("session_id")
+@click.option("--format", "fmt", type=click.Choice(["csv", "pdf"]), default="csv", show_default=True)
+@click.pass_context
+def report(ctx: click.Context, session_id: str, fmt: str) -> None:
+    """Have the daemon write a report; prints its path on the daemon's box."""
+    _print(_call(ctx, "report", {"session_id": session_id, "format": fmt}))
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(130)

@@ -1,0 +1,115 @@
+"""A real mosquitto on a free loopback port, and the daemon as a real process (so kill -9 and SIGTERM are real)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from attendance_daemon.client import ApiClient
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on port {port}")
+
+
+class Broker:
+    def __init__(self, workdir: Path) -> None:
+        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(exe).exists():
+            raise RuntimeError("mosquitto is not installed: run scripts/setup.sh (apt-get install mosquitto)")
+        self.exe = exe
+        self.port = free_port()
+        self.conf = workdir / "mosquitto.conf"
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                             "max_queued_messages 100000\n")
+        self.log = workdir / "mosquitto.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen([self.exe, "-c", str(self.conf)], stdout=log, stderr=log)
+        wait_port(self.port)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+    def client(self, device: str) -> ApiClient:
+        return ApiClient("127.0.0.1", self.port, device)
+
+
+class DaemonProcess:
+    """`attendance-daemon run` with a config pointing at the test broker and a fresh data directory."""
+
+    def __init__(self, workdir: Path, broker: Broker, media: Path, enrollment: Path, database: Path | None,
+                 extra: str = "") -> None:
+        self.workdir, self.broker = workdir, broker
+        self.device = f"test-{uuid.uuid4().hex[:8]}"
+        self.data = workdir / "data"
+        self.data.mkdir(parents=True, exist_ok=True)
+        if database is not None and not (self.data / "attendance.sqlite3").exists():
+            shutil.copy(database, self.data / "attendance.sqlite3")
+        self.config = workdir / "daemon.toml"
+        self.config.write_text(
+            f'[paths]\ndata_dir = "{self.data}"\nmedia_dir = "{media}"\nenrollment_dir = "{enrollment}"\n'
+            f'[mqtt]\nport = {broker.port}\ndevice_id = "{self.device}"\nreconnect_min_s = 0.5\n'
+            f'reconnect_max_s = 1\n[daemon]\nflush_every_s = 0.5\ncamera_retry_s = 1\n{extra}'
+        )
+        self.log = workdir / "daemon.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, wait: bool = True) -> DaemonProcess:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.pop("NOTIFY_SOCKET", None)
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "attendance_daemon", "--config", str(self.config), "run"],
+                stdout=log, stderr=log, env=env,
+            )
+        if wait:
+            with self.broker.client(self.device) as c:
+                c.wait_for("availability", lambda v: v == "online", timeout=60)
+                c.wait_for("state", lambda s: True, timeout=10)
+        return self
+
+    def signal(self, sig: signal.Signals) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float = 60) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
