@@ -154,7 +154,7 @@ def test_mqtt5_response_topic_and_correlation(broker: Broker, daemon_factory: An
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"v5-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv5)
     client.on_subscribe = lambda *a: ready.set()
     client.on_message = lambda cl, u, m: got.append(
-        (m.topic, m.payload, getattr(m.properties, "CorrelationData", None)))
+        (m.topic, bytes(m.payload), getattr(m.properties, "CorrelationData", None)))
     client.connect("127.0.0.1", broker.port)
     client.loop_start()
     try:

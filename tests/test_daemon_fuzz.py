@@ -1,0 +1,79 @@
+"""Thousands of malformed or random requests: each gets exactly one well-formed answer, the daemon lives on."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from attendance_daemon.api import Response
+from attendance_daemon.daemon.commands import COMMANDS
+from tests.mqtt_fixtures import Broker
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=10,
+)
+field_names = st.sampled_from(["section", "path", "session_id", "camera", "export", "images", "student_id",
+                               "name", "format", "limit", "since", "duration_s", "session_name", "transaction"])
+requests = st.one_of(
+    st.binary(max_size=64),
+    json_values.map(lambda v: json.dumps(v).encode()),
+    st.dictionaries(field_names, json_values, max_size=5).map(lambda d: json.dumps(d).encode()),
+)
+commands = st.sampled_from([*sorted(set(COMMANDS) - {"start_webcam"}), "nope", "status/extra", "ümlaut"])
+
+
+def test_fuzzed_requests_each_get_exactly_one_answer(broker: Broker, daemon_factory: Any) -> None:
+    d = daemon_factory().start()
+    sent: list[tuple[str, bytes]] = []
+
+    @settings(max_examples=2000, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(command=commands, payload=requests)
+    def collect(command: str, payload: bytes) -> None:
+        sent.append((command, payload))
+
+    collect()
+    with broker.client(d.device) as c:
+        answered = threading.Semaphore(0)
+        orig = c.client.on_message
+
+        def counting(client: Any, userdata: Any, msg: Any) -> None:
+            assert orig is not None
+            orig(client, userdata, msg)
+            if "/response/" in msg.topic:
+                answered.release()
+
+        c.client.on_message = counting
+        expected = 0
+        for i, (command, payload) in enumerate(sent):
+            c.client.publish(c.topics.request(command), payload, qos=1)
+            if "/" not in command:  # 'status/extra' is not under request/+, so it is not a request at all
+                expected += 1
+            if i % 200 == 199:
+                time.sleep(0.05)
+        got = 0
+        deadline = time.monotonic() + 120
+        while got < expected and time.monotonic() < deadline:
+            if answered.acquire(timeout=1):
+                got += 1
+        time.sleep(0.5)
+        responses = [m for m in c.messages if m[0].startswith("response/")]
+        assert len(responses) == expected, f"{len(responses)} responses to {expected} requests"
+        codes: dict[int, int] = {}
+        for _, payload, _ in responses:
+            r = Response.model_validate_json(payload)
+            assert (r.status == "ok") == (r.code == 200)
+            assert r.code in (200, 400, 403, 404, 409), r
+            codes[r.code] = codes.get(r.code, 0) + 1
+        assert codes.get(400, 0) > len(sent) / 4  # most garbage is refused as bad input
+        if c.json("state")["busy"]:  # a fuzzed start may have hit a valid request: end it
+            c.request("stop")
+        assert c.request("status")["data"]["mode"] == "idle"
+    assert d.proc is not None and d.proc.poll() is None
+    assert "Traceback" not in d.log_text()

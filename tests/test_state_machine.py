@@ -1,0 +1,62 @@
+import threading
+
+import pytest
+
+from attendance_daemon.api import SessionInfo, State
+from attendance_daemon.daemon.state_machine import StateMachine
+from attendance_daemon.errors import Conflict
+
+
+def _info(sid: str) -> SessionInfo:
+    return SessionInfo(id=sid, name=f"n-{sid}", section="cs", source="a.mp4", export=False,
+                       started_at="2026-11-24T09:00:00Z")
+
+
+def test_transitions_and_refusals() -> None:
+    published: list[State] = []
+    sm = StateMachine(on_change=published.append)
+    with pytest.raises(Conflict, match="idle"):
+        sm.pause()
+    state = sm.begin("mp4", _info("a"))
+    assert state.busy and state.mode == "mp4" and published[-1] == state
+    with pytest.raises(Conflict) as busy:
+        sm.begin("webcam", _info("b"))
+    assert busy.value.message == "busy: mp4 session 'n-a' is running"
+    assert busy.value.data["state"] == sm.state().model_dump()
+    with pytest.raises(Conflict, match="not paused"):
+        sm.resume()
+    with pytest.raises(Conflict, match="wrong session"):
+        sm.pause("b")
+    assert sm.pause("a").paused
+    with pytest.raises(Conflict, match="already paused"):
+        sm.pause()
+    assert not sm.resume().paused
+    with pytest.raises(Conflict, match="wrong session"):
+        sm.check_stop("b")
+    assert sm.check_stop("a").id == "a"
+    assert sm.end("b").busy  # a stale worker cannot free someone else's session
+    assert sm.end("a").mode == "idle"
+    assert [s.mode for s in published] == ["mp4", "mp4", "mp4", "idle"]
+
+
+def test_only_one_of_many_concurrent_begins_wins() -> None:
+    sm = StateMachine()
+    barrier = threading.Barrier(32)
+    wins: list[str] = []
+    refusals: list[str] = []
+
+    def attempt(i: int) -> None:
+        barrier.wait()
+        try:
+            sm.begin("mp4", _info(str(i)))
+            wins.append(str(i))
+        except Conflict:
+            refusals.append(str(i))
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(32)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(wins) == 1 and len(refusals) == 31
+    assert sm.state().session is not None and sm.state().session.id == wins[0]  # type: ignore[union-attr]
