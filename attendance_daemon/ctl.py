@@ -58,7 +58,7 @@ def cli(ctx: click.Context, /, **options: Any) -> None:
 def _watch(ctx: click.Context, session_id: str) -> None:
     """Progress bar until the session's results are published, then the results."""
     client = _client(ctx)
-    with click.progressbar(length=1000, label="session", show_percent=True) as bar:
+    with click.progressbar(length=1000, label="session", show_percent=True, file=sys.stderr) as bar:
         def on_progress(p: Any) -> bool:
             if p and p.get("session_id") == session_id:
                 if p.get("total"):

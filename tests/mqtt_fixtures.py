@@ -80,9 +80,9 @@ class DaemonProcess:
         self.log = workdir / "daemon.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, wait: bool = True) -> DaemonProcess:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        env.pop("NOTIFY_SOCKET", None)
+    def start(self, wait: bool = True, env_extra: dict[str, str] | None = None) -> DaemonProcess:
+        env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
+        env.update({"PYTHONUNBUFFERED": "1", **(env_extra or {})})
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "attendance_daemon", "--config", str(self.config), "run"],
