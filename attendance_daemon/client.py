@@ -13,6 +13,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from .daemon.mqtt_link import disable_nagle
 from .daemon.topics import Topics
 
 
@@ -57,6 +58,7 @@ class ApiClient:
         self.close()
 
     def _on_connect(self, client: mqtt.Client, *_: Any) -> None:
+        disable_nagle(client)
         client.subscribe(f"{self.topics.root}/#", qos=1)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:

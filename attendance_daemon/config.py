@@ -68,6 +68,8 @@ class RecognitionConfig(_Strict):
     presence_gap_s: float = Field(2.0, ge=0)
     min_presence_s: float = Field(3.0, ge=0)
     duplicate_warn_distance: float = Field(0.4, ge=0)
+    # The daemon encodes in a child process: dlib holds the GIL ~75 ms per face, stalling MQTT otherwise.
+    encoder_process: bool = True
 
 
 class MqttConfig(_Strict):

@@ -12,7 +12,7 @@ import numpy as np
 
 from .store import Store
 from .vision.boxes import Box
-from .vision.encode import Encoder
+from .vision.encode import Encoder, FaceEncoder
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +31,12 @@ class EnrollOutcome:
 class Enroller:
     """Locates faces with dlib HOG (upsampled once: enrollment favours recall over speed)."""
 
-    def __init__(self, store: Store, encoder: Encoder | None = None, duplicate_warn_distance: float = 0.4) -> None:
+    def __init__(self, store: Store, encoder: FaceEncoder | None = None, duplicate_warn_distance: float = 0.4) -> None:
         import face_recognition
 
         self._locate = face_recognition.face_locations
         self.store = store
-        self.encoder = encoder or Encoder()
+        self.encoder: FaceEncoder = encoder or Encoder()
         self.dup_distance = duplicate_warn_distance
 
     def _encode_one(self, image: Path) -> np.ndarray | str:

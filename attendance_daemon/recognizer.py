@@ -12,7 +12,7 @@ from .config import RecognitionConfig
 from .export import Label
 from .sources import Frame
 from .vision.detect import Detector
-from .vision.encode import Encoder
+from .vision.encode import FaceEncoder
 from .vision.match import Matcher
 from .vision.track import IouTracker, Track
 
@@ -29,7 +29,7 @@ class Recognizer:
     while undecided, spaced by `encode_every_s`, then only every `reencode_every_s` if still undecided."""
 
     def __init__(
-        self, detector: Detector, encoder: Encoder, matcher: Matcher, book: AttendanceBook, cfg: RecognitionConfig
+        self, detector: Detector, encoder: FaceEncoder, matcher: Matcher, book: AttendanceBook, cfg: RecognitionConfig
     ) -> None:
         self.detector, self.encoder, self.matcher, self.book, self.cfg = detector, encoder, matcher, book, cfg
         self.tracker = IouTracker(cfg.track_iou, cfg.track_max_age_s)

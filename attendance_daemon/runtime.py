@@ -8,7 +8,7 @@ from pathlib import Path
 from .config import Config, load_config
 from .store import Store
 from .vision.detect import Detector, make_detector
-from .vision.encode import Encoder
+from .vision.encode import Encoder, FaceEncoder
 
 
 @dataclass
@@ -16,7 +16,7 @@ class Runtime:
     cfg: Config
     store: Store
     _detector: Detector | None = field(default=None, repr=False)
-    _encoder: Encoder | None = field(default=None, repr=False)
+    _encoder: FaceEncoder | None = field(default=None, repr=False)
 
     @classmethod
     def open(cls, config_path: Path | None) -> Runtime:
@@ -32,7 +32,7 @@ class Runtime:
         return self._detector
 
     @property
-    def encoder(self) -> Encoder:
+    def encoder(self) -> FaceEncoder:
         if self._encoder is None:
             self._encoder = Encoder()
         return self._encoder

@@ -25,7 +25,7 @@ from .store import SessionRow, Store
 from .timeutil import compact, now_iso, utcnow
 from .vision.boxes import Box
 from .vision.detect import Detector
-from .vision.encode import Encoder
+from .vision.encode import FaceEncoder
 from .vision.match import Matcher
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ class SessionRunner:
     """Owns the open source, the recognizer and the exporter of one session until it ends."""
 
     def __init__(
-        self, cfg: Config, store: Store, detector: Detector, encoder: Encoder, plan: SessionPlan,
+        self, cfg: Config, store: Store, detector: Detector, encoder: FaceEncoder, plan: SessionPlan,
         control: SessionControl | None = None, hooks: SessionHooks | None = None,
     ) -> None:
         self.cfg, self.store, self.plan = cfg, store, plan

@@ -40,7 +40,7 @@ class Broker:
         self.port = free_port()
         self.conf = workdir / "mosquitto.conf"
         self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                             "max_queued_messages 100000\n")
+                             "max_queued_messages 100000\nset_tcp_nodelay true\n")
         self.log = workdir / "mosquitto.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.start()

@@ -4,6 +4,7 @@ cache of retained payloads that is republished after every (re)connect."""
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 import threading
 from collections.abc import Callable
@@ -21,6 +22,13 @@ from ..config import MqttConfig
 from .topics import RETAINED, Topics
 
 log = logging.getLogger(__name__)
+
+
+def disable_nagle(client: mqtt.Client) -> None:
+    """paho leaves Nagle on: small replies then wait for the peer's delayed ACK (~40 ms each way)."""
+    sock = client.socket()
+    if isinstance(sock, socket.socket):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 @dataclass(frozen=True)
@@ -113,6 +121,7 @@ class MqttLink:
             log.error("MQTT connection refused: %s", reason)
             return
         log.info("connected to MQTT broker %s:%s", self.cfg.host, self.cfg.port)
+        disable_nagle(client)
         # Retain-as-published lets a request that was (wrongly) published retained be recognised and refused.
         client.subscribe(self.topics.requests, options=SubscribeOptions(qos=1, retainAsPublished=True))
         with self._lock:

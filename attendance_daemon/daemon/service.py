@@ -23,7 +23,7 @@ from ..session import SessionControl, SessionHooks, SessionPlan, SessionRunner
 from ..store import Store
 from ..timeutil import now_iso
 from ..vision.detect import make_detector
-from ..vision.encode import Encoder
+from ..vision.encode import Encoder, FaceEncoder, ProcessEncoder
 from . import commands
 from .mqtt_link import Incoming, MqttLink
 from .notify import SystemdNotifier
@@ -73,7 +73,7 @@ class Daemon:
         rc = cfg.recognition
         self.notifier.status("loading models")
         self.detector = make_detector(rc.detector, rc.detector_min_score, rc.min_face_px)
-        self.encoder = Encoder()
+        self.encoder: FaceEncoder = ProcessEncoder() if rc.encoder_process else Encoder()
         self.enroller = Enroller(self.store, self.encoder, rc.duplicate_warn_distance)
         self.started_at = now_iso()
         self.shutdown = threading.Event()
@@ -254,6 +254,7 @@ class Daemon:
         self.requests.put(None)
         self._dispatcher.join(5)
         self.link.stop()
+        self.encoder.close()
         self.store.close()
         return 0
 

@@ -1,0 +1,73 @@
+"""The MQTT API as an AsyncAPI 2.6 document, generated from the pydantic payload models.
+
+`python -m attendance_daemon.asyncapi > docs/asyncapi.json`; a test keeps the committed file current."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel
+
+from . import __version__, api
+from .daemon.commands import COMMANDS
+
+_OUT: dict[str, tuple[type[BaseModel] | None, bool, str]] = {
+    "availability": (None, True, "`online` / `offline` (plain text); also the MQTT Last Will"),
+    "info": (api.Info, True, "device info: version, detector, sections with student counts"),
+    "state": (api.State, True, "published on every transition"),
+    "progress": (api.Progress, True, "at most 2 per second while running, and at pause, resume and end"),
+    "results": (api.Results, True, "Results of the last finished session"),
+    "snapshot": (None, True, "JPEG bytes: the latest annotated frame, at most 1 per second"),
+}
+
+
+def _schema(model: type[BaseModel]) -> dict[str, Any]:
+    return model.model_json_schema(ref_template="#/components/schemas/{model}")
+
+
+def build() -> dict[str, Any]:
+    channels: dict[str, Any] = {}
+    schemas: dict[str, Any] = {}
+
+    def add(model: type[BaseModel]) -> dict[str, str]:
+        s = _schema(model)
+        for name, sub in s.pop("$defs", {}).items():
+            schemas[name] = sub
+        schemas[model.__name__] = s
+        return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+    for leaf, (model, retained, doc) in _OUT.items():
+        payload = add(model) if model else {"type": "string", "contentMediaType": "image/jpeg"
+                                                if leaf == "snapshot" else "text/plain"}
+        channels[f"{{base}}/{{device}}/{leaf}"] = {
+            "description": doc + (" (retained)" if retained else ""),
+            "subscribe": {"message": {"payload": payload}, "bindings": {"mqtt": {"retain": retained, "qos": 1}}},
+        }
+    channels["{base}/{device}/events"] = {
+        "description": "session_started, student_present (once per student), unknown_face, session_finished, error",
+        "subscribe": {"message": {"payload": {"type": "object", "required": ["type", "at"]}}},
+    }
+    response = add(api.Response)
+    for name, (model, _fn) in sorted(COMMANDS.items()):
+        channels[f"{{base}}/{{device}}/request/{name}"] = {
+            "description": f"request `{name}`; answered once on {{base}}/{{device}}/response/{name} "
+                           "(and on an MQTT v5 Response Topic with its Correlation Data)",
+            "publish": {"message": {"payload": add(model)}, "bindings": {"mqtt": {"retain": False, "qos": 1}}},
+        }
+        channels[f"{{base}}/{{device}}/response/{name}"] = {"subscribe": {"message": {"payload": response}}}
+    return {
+        "asyncapi": "2.6.0",
+        "info": {"title": "attendance-daemon MQTT API", "version": f"contract v1 / daemon {__version__}"},
+        "defaultContentType": "application/json",
+        "channels": channels,
+        "components": {"schemas": dict(sorted(schemas.items()))},
+    }
+
+
+def render() -> str:
+    return json.dumps(build(), indent=2, sort_keys=False) + "\n"
+
+
+if __name__ == "__main__":
+    print(render(), end="")
