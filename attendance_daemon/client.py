@@ -28,7 +28,7 @@ class ApiClient:
     so callers can wait for retained state, progress and results."""
 
     def __init__(self, host: str, port: int, device: str, base: str = "attendance", username: str | None = None,
-                 password: str | None = None, client_id: str | None = None) -> None:
+                 password: str | None = None, client_id: str | None = None, protocol: str = "5") -> None:
         self.topics = Topics(base, device)
         self._lock = threading.Condition()
         self.messages: list[tuple[str, bytes, bool]] = []
@@ -36,7 +36,7 @@ class ApiClient:
         self._responses: dict[str, queue.Queue[dict[str, Any]]] = {}
         self._subscribed = threading.Event()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"ctl-{uuid.uuid4().hex[:12]}",
-                                  protocol=mqtt.MQTTv5)
+                                  protocol=mqtt.MQTTv5 if protocol == "5" else mqtt.MQTTv311)
         if username:
             self.client.username_pw_set(username, password)
         self.client.on_connect = self._on_connect

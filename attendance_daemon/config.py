@@ -76,6 +76,7 @@ class MqttConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(1883, ge=1, le=65535)
     base_topic: str = "attendance"
+    protocol: Literal["5", "3.1.1"] = "5"  # 3.1.1 for brokers without v5 (no response topics then)
     device_id: str = Field(default_factory=default_device_id)
     client_id: str | None = None
     username: str | None = None

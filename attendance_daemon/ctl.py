@@ -16,7 +16,8 @@ def _client(ctx: click.Context) -> ApiClient:
     o = ctx.obj
     if "client" not in o:
         try:
-            o["client"] = ApiClient(o["host"], o["port"], o["device"], o["base"], o["username"], o["password"])
+            o["client"] = ApiClient(o["host"], o["port"], o["device"], o["base"], o["username"], o["password"],
+                                    protocol=o["protocol"])
         except (OSError, TimeoutError) as exc:
             raise click.ClickException(f"cannot reach the MQTT broker at {o['host']}:{o['port']}: {exc}") from exc
         ctx.call_on_close(o["client"].close)
@@ -47,6 +48,8 @@ def _print(data: Any) -> None:
 @click.option("--base-topic", "base", default="attendance", show_default=True)
 @click.option("--username", envvar="ATTENDANCE_MQTT_USERNAME")
 @click.option("--password", envvar="ATTENDANCE_MQTT_PASSWORD")
+@click.option("--protocol", type=click.Choice(["5", "3.1.1"]), default="5", show_default=True,
+              envvar="ATTENDANCE_MQTT_PROTOCOL", help="MQTT protocol version.")
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for a response.")
 @click.pass_context
 def cli(ctx: click.Context, /, **options: Any) -> None:

@@ -34,12 +34,15 @@ trap cleanup EXIT
 
 echo "== starting a local broker on 127.0.0.1:$PORT"
 MOSQ=$(command -v mosquitto || echo /usr/sbin/mosquitto)
-if [ -x "$MOSQ" ]; then
+PROTOCOL=5
+if [ -x "$MOSQ" ] && [ -z "${DEMO_EMBEDDED_BROKER:-}" ]; then
   printf 'listener %s 127.0.0.1\nallow_anonymous true\n' "$PORT" > "$DEMO/mosquitto.conf"
   "$MOSQ" -c "$DEMO/mosquitto.conf" > "$DEMO/mosquitto.log" 2>&1 &
 else
   echo "mosquitto not installed (run as root to let setup install it); using the embedded amqtt broker"
   $V/pip install -q amqtt
+  PROTOCOL=3.1.1   # amqtt speaks MQTT 3.1.1 only
+  printf 'protocol = "3.1.1"\n' >> "$DEMO/daemon.toml"   # appends to the [mqtt] table
   $V/python -m attendance_daemon.demo.embedded_broker "$PORT" > "$DEMO/broker.log" 2>&1 &
 fi
 pids+=($!)
@@ -48,7 +51,7 @@ echo "== starting the daemon (log: $DEMO/daemon.log)"
 $V/attendance-daemon --config "$DEMO/daemon.toml" run > "$DEMO/daemon.log" 2>&1 &
 pids=($! "${pids[@]}")   # the daemon stops first, so it can publish 'offline' to a live broker
 
-CTL=("$V/attendancectl" --port "$PORT" --device demo)
+CTL=("$V/attendancectl" --port "$PORT" --device demo --protocol "$PROTOCOL")
 for _ in $(seq 1 60); do "${CTL[@]}" --timeout 1 status >/dev/null 2>&1 && break; sleep 1; done
 echo "== daemon state"
 "${CTL[@]}" status

@@ -207,3 +207,32 @@ def test_concurrent_start_storm(broker: Broker, daemon_factory: Any) -> None:
     finally:
         for c in clients:
             c.close()
+
+
+def test_mqtt311_brokers_are_supported(broker: Broker, daemon_factory: Any) -> None:
+    """For brokers without MQTT v5 (e.g. the embedded amqtt of the demo): same API, no response topics."""
+    from attendance_daemon.client import ApiClient
+
+    d = daemon_factory()
+    d.config.write_text(d.config.read_text().replace("[mqtt]\n", '[mqtt]\nprotocol = "3.1.1"\n'))
+    d.start()
+    with ApiClient("127.0.0.1", broker.port, d.device, protocol="3.1.1") as c:
+        assert c.request("status")["data"]["mode"] == "idle"
+        assert c.request("pause", check=False)["code"] == 409
+
+
+def test_unwritable_export_fails_the_session_not_the_daemon(broker: Broker, daemon_factory: Any) -> None:
+    """Like a full disk: the export cannot be written. The session ends `failed` with the reason."""
+    d = daemon_factory().start()
+    (d.data / "exports").rmdir()
+    (d.data / "exports").write_text("a file where the exports folder should be")
+    with broker.client(d.device) as c:
+        sid = c.request("start_mp4", {"path": "classroom.mp4", "section": "demo", "export": True})["data"]
+        sid = sid["session"]["id"]
+        results = c.wait_for("results", lambda r: r["session_id"] == sid)
+        assert results["status"] == "failed" and results["error"]
+        events = [json.loads(p) for leaf, p, _ in c.messages if leaf == "events"]
+        assert any(e["type"] == "error" and e["session_id"] == sid for e in events)
+        assert c.wait_for("state", lambda s: s["mode"] == "idle")["busy"] is False
+        ok = c.request("start_mp4", {"path": "classroom.mp4", "section": "demo"})["data"]["session"]["id"]
+        assert c.wait_for("results", lambda r: r["session_id"] == ok)["status"] == "completed"

@@ -51,7 +51,9 @@ class MqttLink:
         self.connected = threading.Event()
         self.connects = 0
         client_id = cfg.client_id or f"attendance-daemon-{cfg.device_id}"
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        self.v5 = cfg.protocol == "5"
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                                  protocol=mqtt.MQTTv5 if self.v5 else mqtt.MQTTv311)
         self.client.will_set(topics.of("availability"), b"offline", qos=1, retain=True)
         if cfg.username:
             self.client.username_pw_set(cfg.username, cfg.password)
@@ -122,8 +124,12 @@ class MqttLink:
             return
         log.info("connected to MQTT broker %s:%s", self.cfg.host, self.cfg.port)
         disable_nagle(client)
-        # Retain-as-published lets a request that was (wrongly) published retained be recognised and refused.
-        client.subscribe(self.topics.requests, options=SubscribeOptions(qos=1, retainAsPublished=True))
+        # Retain-as-published (v5) lets a request that was (wrongly) published retained be recognised and
+        # refused; with 3.1.1 only requests replayed from the broker's store carry the retain flag.
+        if self.v5:
+            client.subscribe(self.topics.requests, options=SubscribeOptions(qos=1, retainAsPublished=True))
+        else:
+            client.subscribe(self.topics.requests, qos=1)
         with self._lock:
             retained = dict(self._retained)
         for leaf, payload in retained.items():
