@@ -35,6 +35,7 @@ class ApiClient:
         self.latest: dict[str, bytes] = {}
         self._responses: dict[str, queue.Queue[dict[str, Any]]] = {}
         self._subscribed = threading.Event()
+        self._refused: str | None = None
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"ctl-{uuid.uuid4().hex[:12]}",
                                   protocol=mqtt.MQTTv5 if protocol == "5" else mqtt.MQTTv311)
         if username:
@@ -45,7 +46,11 @@ class ApiClient:
         self.client.connect(host, port, keepalive=30)
         self.client.loop_start()
         if not self._subscribed.wait(10):
+            self.close()
             raise TimeoutError(f"no subscription acknowledged by the broker at {host}:{port}")
+        if self._refused:
+            self.close()
+            raise ConnectionRefusedError(f"the broker at {host}:{port} refused the connection: {self._refused}")
 
     def close(self) -> None:
         self.client.disconnect()
@@ -57,7 +62,12 @@ class ApiClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _on_connect(self, client: mqtt.Client, *_: Any) -> None:
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, *_: Any) -> None:
+        if reason.is_failure:
+            self._refused = str(reason)
+            self._subscribed.set()
+            client.disconnect()
+            return
         disable_nagle(client)
         client.subscribe(f"{self.topics.root}/#", qos=1)
 

@@ -18,7 +18,7 @@ def _client(ctx: click.Context) -> ApiClient:
         try:
             o["client"] = ApiClient(o["host"], o["port"], o["device"], o["base"], o["username"], o["password"],
                                     protocol=o["protocol"])
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError) as exc:  # ConnectionRefusedError (bad credentials) is an OSError
             raise click.ClickException(f"cannot reach the MQTT broker at {o['host']}:{o['port']}: {exc}") from exc
         ctx.call_on_close(o["client"].close)
     client: ApiClient = o["client"]

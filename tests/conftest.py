@@ -119,9 +119,10 @@ def daemon_factory(tmp_path: Path, broker: Broker, daemon_media: Path, sample: d
                    enrolled_db: Path) -> Iterator[Any]:
     made: list[DaemonProcess] = []
 
-    def make(extra: str = "", workdir: Path | None = None) -> DaemonProcess:
-        d = DaemonProcess(workdir or tmp_path / f"d{len(made)}", broker, daemon_media, Path(sample["enrollment"]),
-                          enrolled_db, extra)
+    def make(extra: str = "", mqtt_extra: str = "", device: str | None = None,
+             on: Broker | None = None) -> DaemonProcess:
+        d = DaemonProcess(tmp_path / f"d{len(made)}", on or broker, daemon_media, Path(sample["enrollment"]),
+                          enrolled_db, extra, device=device, mqtt_extra=mqtt_extra)
         made.append(d)
         return d
 

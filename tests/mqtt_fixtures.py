@@ -32,15 +32,15 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
 
 
 class Broker:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, extra: str = "", allow_anonymous: bool = True) -> None:
         exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(exe).exists():
             raise RuntimeError("mosquitto is not installed: run scripts/setup.sh (apt-get install mosquitto)")
         self.exe = exe
         self.port = free_port()
-        self.conf = workdir / "mosquitto.conf"
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                             "max_queued_messages 100000\nset_tcp_nodelay true\n")
+        self.conf = workdir / f"mosquitto-{self.port}.conf"
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous {str(allow_anonymous).lower()}\n"
+                             f"persistence false\nmax_queued_messages 100000\nset_tcp_nodelay true\n{extra}")
         self.log = workdir / "mosquitto.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.start()
@@ -64,9 +64,9 @@ class DaemonProcess:
     """`attendance-daemon run` with a config pointing at the test broker and a fresh data directory."""
 
     def __init__(self, workdir: Path, broker: Broker, media: Path, enrollment: Path, database: Path | None,
-                 extra: str = "") -> None:
+                 extra: str = "", device: str | None = None, mqtt_extra: str = "") -> None:
         self.workdir, self.broker = workdir, broker
-        self.device = f"test-{uuid.uuid4().hex[:8]}"
+        self.device = device or f"test-{uuid.uuid4().hex[:8]}"
         self.data = workdir / "data"
         self.data.mkdir(parents=True, exist_ok=True)
         if database is not None and not (self.data / "attendance.sqlite3").exists():
@@ -75,7 +75,7 @@ class DaemonProcess:
         self.config.write_text(
             f'[paths]\ndata_dir = "{self.data}"\nmedia_dir = "{media}"\nenrollment_dir = "{enrollment}"\n'
             f'[mqtt]\nport = {broker.port}\ndevice_id = "{self.device}"\nreconnect_min_s = 0.5\n'
-            f'reconnect_max_s = 1\n[daemon]\nflush_every_s = 0.5\ncamera_retry_s = 1\n{extra}'
+            f'reconnect_max_s = 1\n{mqtt_extra}[daemon]\nflush_every_s = 0.5\ncamera_retry_s = 1\n{extra}'
         )
         self.log = workdir / "daemon.log"
         self.proc: subprocess.Popen[bytes] | None = None

@@ -213,9 +213,7 @@ def test_mqtt311_brokers_are_supported(broker: Broker, daemon_factory: Any) -> N
     """For brokers without MQTT v5 (e.g. the embedded amqtt of the demo): same API, no response topics."""
     from attendance_daemon.client import ApiClient
 
-    d = daemon_factory()
-    d.config.write_text(d.config.read_text().replace("[mqtt]\n", '[mqtt]\nprotocol = "3.1.1"\n'))
-    d.start()
+    d = daemon_factory(mqtt_extra='protocol = "3.1.1"\n').start()
     with ApiClient("127.0.0.1", broker.port, d.device, protocol="3.1.1") as c:
         assert c.request("status")["data"]["mode"] == "idle"
         assert c.request("pause", check=False)["code"] == 409

@@ -50,6 +50,7 @@ class MqttLink:
         self._lock = threading.Lock()
         self.connected = threading.Event()
         self.connects = 0
+        self.last_error: str | None = None
         client_id = cfg.client_id or f"attendance-daemon-{cfg.device_id}"
         self.v5 = cfg.protocol == "5"
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
@@ -120,8 +121,10 @@ class MqttLink:
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: mqtt.ConnectFlags, reason: ReasonCode,
                     properties: Properties | None) -> None:
         if reason.is_failure:
+            self.last_error = f"broker refused the connection: {reason}"
             log.error("MQTT connection refused: %s", reason)
             return
+        self.last_error = None
         log.info("connected to MQTT broker %s:%s", self.cfg.host, self.cfg.port)
         disable_nagle(client)
         # Retain-as-published (v5) lets a request that was (wrongly) published retained be recognised and

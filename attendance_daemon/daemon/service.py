@@ -211,7 +211,7 @@ class Daemon:
 
     def _status_line(self) -> str:
         s = self.sm.state()
-        link = "connected" if self.link.connected.is_set() else "broker unreachable"
+        link = "connected" if self.link.connected.is_set() else (self.link.last_error or "broker unreachable")
         if s.session is None:
             return f"idle, {link}"
         return f"{s.mode} session {s.session.name}{' (paused)' if s.paused else ''}, {link}"
@@ -231,6 +231,8 @@ class Daemon:
         ready = False
         last_status = ""
         while not self.shutdown.wait(tick):
+            if not ready and self.link.last_error:
+                self.notifier.status(self.link.last_error)
             if not ready and self.link.connected.is_set():
                 ready = True
                 self.notifier.ready(self._status_line())

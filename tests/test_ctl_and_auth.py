@@ -1,0 +1,87 @@
+"""attendancectl as a user runs it, and the deploy/ broker config (passwords + per-device ACL) for real."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from attendance_daemon.client import ApiClient
+from tests.mqtt_fixtures import Broker, free_port
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def ctl(broker: Broker, device: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", "from attendance_daemon.ctl import main; main()",
+                           "--port", str(broker.port), "--device", device, "--timeout", "20", *args],
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_attendancectl_session(broker: Broker, daemon_factory: Any, ground_truth: dict[str, Any]) -> None:
+    d = daemon_factory().start()
+    assert json.loads(ctl(broker, d.device, "status").stdout)["mode"] == "idle"
+    proc = ctl(broker, d.device, "pause")
+    assert proc.returncode == 1 and "409: not running: cannot pause while idle" in proc.stderr
+    proc = ctl(broker, d.device, "start-mp4", "classroom.mp4", "--section", "demo", "--name", "ctl", "--watch")
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(proc.stdout)
+    assert results["name"] == "ctl" and results["status"] == "completed"
+    assert sorted(p["student_id"] for p in results["present"]) == ground_truth["present"]
+    assert json.loads(ctl(broker, d.device, "results").stdout)["session_id"] == results["session_id"]
+    assert json.loads(ctl(broker, d.device, "sections").stdout) == [{"section": "demo", "students": 8}]
+    listing = json.loads(ctl(broker, d.device, "sessions", "--status", "completed").stdout)
+    assert [s["name"] for s in listing] == ["ctl"]
+    report = json.loads(ctl(broker, d.device, "report", results["session_id"], "--format", "csv").stdout)
+    assert Path(report["path"]).is_file()
+    proc = ctl(broker, d.device, "start-mp4", "../secret.mp4", "--section", "demo")
+    assert proc.returncode == 1 and "403" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_ctl_reports_an_unreachable_broker() -> None:
+    proc = subprocess.run([sys.executable, "-c", "from attendance_daemon.ctl import main; main()",
+                           "--port", str(free_port()), "status"], capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert proc.returncode == 1 and "cannot reach the MQTT broker" in proc.stderr
+
+
+@pytest.fixture
+def secured_broker(tmp_path: Path) -> Iterator[Broker]:
+    """mosquitto with deploy/'s ACL and a password file made by mosquitto_passwd."""
+    passwd = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+    pwfile = tmp_path / "passwd"
+    pwfile.touch()
+    for user, password in (("room-1", "pw1"), ("room-2", "pw2"), ("dashboard", "dash")):
+        subprocess.run([passwd, "-b", str(pwfile), user, password], check=True)
+    # `user root`: mosquitto started as root would otherwise drop to its own user, which cannot read tmp_path.
+    broker = Broker(tmp_path, allow_anonymous=False, extra=f"user root\npassword_file {pwfile}\n"
+                    f"acl_file {REPO / 'deploy' / 'mosquitto-attendance.acl'}\n")
+    yield broker
+    broker.stop()
+
+
+def test_password_and_acl_confine_each_device(secured_broker: Broker, daemon_factory: Any) -> None:
+    d = daemon_factory(device="room-1", mqtt_extra='username = "room-1"\npassword = "pw1"\n', on=secured_broker)
+    d.start(wait=False)
+    port = secured_broker.port
+    with ApiClient("127.0.0.1", port, "room-1", username="room-1", password="pw1") as owner:
+        owner.wait_for("availability", lambda v: v == "online", timeout=60)
+        assert owner.request("status")["data"]["mode"] == "idle"
+    # another device's user can neither see nor command room-1
+    with ApiClient("127.0.0.1", port, "room-1", username="room-2", password="pw2") as other:
+        with pytest.raises(TimeoutError):
+            other.request("status", timeout=2)
+        assert "state" not in other.latest
+    # the fleet dashboard reads everything but cannot command
+    with ApiClient("127.0.0.1", port, "room-1", username="dashboard", password="dash") as dash:
+        assert dash.wait_for("state", lambda s: True)["mode"] == "idle"
+        with pytest.raises(TimeoutError):
+            dash.request("start_mp4", {"path": "classroom.mp4", "section": "demo"}, timeout=2)
+    with pytest.raises(ConnectionRefusedError, match="refused"):
+        ApiClient("127.0.0.1", port, "room-1", username="room-1", password="wrong")
