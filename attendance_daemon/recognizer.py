@@ -26,7 +26,8 @@ class FrameOutcome:
 
 class Recognizer:
     """Encodings are the cost (~80 ms a face), so a track is encoded at most `encodings_per_track` times
-    while undecided, spaced by `encode_every_s`, then only every `reencode_every_s` if still undecided."""
+    while undecided, spaced by `encode_every_s`, then only every `reencode_every_s` while it is undecided or
+    unknown (a student first seen turned away can still be recognised); a known track is never re-encoded."""
 
     def __init__(
         self, detector: Detector, encoder: FaceEncoder, matcher: Matcher, book: AttendanceBook, cfg: RecognitionConfig
@@ -34,14 +35,15 @@ class Recognizer:
         self.detector, self.encoder, self.matcher, self.book, self.cfg = detector, encoder, matcher, book, cfg
         self.tracker = IouTracker(cfg.track_iou, cfg.track_max_age_s)
         self._unknown_people: list[np.ndarray] = []
-        self._reported_unknown: set[int] = set()
+        self._unknown_reported: set[int] = set()
 
     def _needs_encoding(self, tr: Track, t: float) -> bool:
-        if self.book.identity(tr.id) is not None or tr.id in self._reported_unknown:
+        if self.book.identity(tr.id) is not None:
             return False
         if tr.last_encoded_t is None:
             return True
-        wait = self.cfg.encode_every_s if tr.encodings < self.cfg.encodings_per_track else self.cfg.reencode_every_s
+        eager = tr.encodings < self.cfg.encodings_per_track and not self.book.is_unknown(tr.id)
+        wait = self.cfg.encode_every_s if eager else self.cfg.reencode_every_s
         return t - tr.last_encoded_t >= wait
 
     def process(self, frame: Frame) -> FrameOutcome:
@@ -50,7 +52,7 @@ class Recognizer:
         seen, expired = self.tracker.update(boxes, frame.t)
         for tr in expired:
             self.book.forget(tr.id)
-            self._reported_unknown.discard(tr.id)
+            self._unknown_reported.discard(tr.id)
         todo = [tr for tr in seen if self._needs_encoding(tr, frame.t)]
         outcome = FrameOutcome(labels=[], encoded=len(todo))
         if todo:
@@ -59,8 +61,8 @@ class Recognizer:
                 tr.encodings += 1
                 tr.last_encoded_t = frame.t
                 self.book.vote(tr.id, match, tr.observed)
-                if self.book.is_unknown(tr.id):
-                    self._reported_unknown.add(tr.id)
+                if self.book.is_unknown(tr.id) and tr.id not in self._unknown_reported:
+                    self._unknown_reported.add(tr.id)
                     if self._is_new_person(enc):
                         outcome.new_unknowns.append(tr)
         for tr in seen:

@@ -132,7 +132,11 @@ class SessionRunner:
             export=plan.export, status="running", started_at=now_iso(), total_frames=self.source.total,
             roster_total=len(roster),
         )
-        store.create_session(self.row)
+        try:
+            store.create_session(self.row)
+        except BaseException:
+            self.source.close()  # the session never started: do not hold the camera or file
+            raise
         self._faces = 0
         self._exporter: VideoExporter | None = None
         self._started = time.monotonic()

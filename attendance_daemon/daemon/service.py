@@ -32,6 +32,10 @@ from .topics import Topics
 
 log = logging.getLogger(__name__)
 
+# A request may legitimately block the dispatcher for a while (opening an RTSP camera can take 30 s,
+# enrolling many photos several seconds); only beyond this is it taken as hung and the watchdog starved.
+DISPATCHER_STALL_S = 120.0
+WORKER_STALL_S = 60.0
 _STREAM = re.compile(r"^(rtsp|rtsps|rtmp|http|https)://", re.IGNORECASE)
 
 
@@ -200,11 +204,11 @@ class Daemon:
 
     def _healthy(self) -> bool:
         now = time.monotonic()
-        if now - self.dispatcher_beat > 10:
+        if now - self.dispatcher_beat > DISPATCHER_STALL_S:
             log.error("dispatcher thread stalled")
             return False
         worker = self._worker
-        if worker is not None and worker.is_alive() and now - self.worker_beat > 60:
+        if worker is not None and worker.is_alive() and now - self.worker_beat > WORKER_STALL_S:
             log.error("session worker stalled")
             return False
         return True
