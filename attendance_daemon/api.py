@@ -61,25 +61,6 @@ class AbsentStudent(Payload):
     name: str
 
 
-class Results(Payload):
-    session_id: str
-    name: str
-    section: str
-    mode: Literal["webcam", "mp4"]
-    source: str
-    status: SessionStatus
-    started_at: str
-    ended_at: str | None
-    frames_processed: int
-    present_count: int
-    total: int
-    unknowns: int
-    present: list[PresentStudent]
-    absent: list[AbsentStudent]
-    export_path: str | None
-    error: str | None
-
-
 class SessionSummary(Payload):
     session_id: str
     name: str
@@ -90,6 +71,18 @@ class SessionSummary(Payload):
     started_at: str
     ended_at: str | None
     frames_processed: int
+
+
+class Results(SessionSummary):
+    """A session summary plus its attendance (the contract's field order is kept)."""
+
+    present_count: int
+    total: int
+    unknowns: int
+    present: list[PresentStudent]
+    absent: list[AbsentStudent]
+    export_path: str | None
+    error: str | None
 
 
 class Info(Payload):

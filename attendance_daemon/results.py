@@ -13,19 +13,15 @@ def build_results(store: Store, session: SessionRow, min_presence_s: float) -> R
     attendance = store.attendance(session.id)
     present = [a for a in attendance if a.seen_s >= min_presence_s]
     present_ids = {a.student_id for a in present}
-    roster = store.students(session.section) if store.section_exists(session.section) else []
-    absent = [AbsentStudent(student_id=s.student_id, name=s.name) for s in roster if s.student_id not in present_ids]
-    total = max(len(roster), session.roster_total) if roster else session.roster_total
+    if store.section_exists(session.section):
+        roster = store.students(session.section)
+        absent = [AbsentStudent(student_id=s.student_id, name=s.name)
+                  for s in roster if s.student_id not in present_ids]
+        total = len(present) + len(absent)
+    else:  # the section was removed since: the roster size recorded at the start is all that is left
+        absent, total = [], max(session.roster_total, len(present))
     return Results(
-        session_id=session.id,
-        name=session.name,
-        section=session.section,
-        mode=cast(Literal["webcam", "mp4"], session.mode),
-        source=session.source,
-        status=cast(SessionStatus, session.status),
-        started_at=session.started_at,
-        ended_at=session.ended_at,
-        frames_processed=session.frames_processed,
+        **summary(session).model_dump(),
         present_count=len(present),
         total=total,
         unknowns=len(store.unknowns(session.id)),
