@@ -24,7 +24,8 @@ id attendance >/dev/null 2>&1 || useradd --system --home /var/lib/attendance-dae
 usermod -aG video attendance
 
 install -d /opt/attendance-daemon
-rm -rf /opt/attendance-daemon/src && cp -r "$SRC" /opt/attendance-daemon/src && rm -rf /opt/attendance-daemon/src/.venv
+rm -rf /opt/attendance-daemon/src && cp -r "$SRC" /opt/attendance-daemon/src
+rm -rf /opt/attendance-daemon/src/{.venv,.cache,.git,data}
 [ -x /opt/attendance-daemon/venv/bin/python ] || python3 -m venv /opt/attendance-daemon/venv
 V=/opt/attendance-daemon/venv/bin
 $V/pip install -q --upgrade pip

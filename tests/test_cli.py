@@ -84,3 +84,30 @@ def test_empty_section_refused(cli_home: Path, sample: dict[str, Any]) -> None:
     db.execute("INSERT INTO sections(name, created_at) VALUES ('ghosts', '2026-11-25T00:00:00Z')")
     db.commit()
     _one_line_error(run(cli_home, "process", sample["video"], "--section", "ghosts"), "no enrolled faces")
+
+
+def test_ctrl_c_stops_cleanly_keeping_what_was_seen(cli_home: Path, daemon_media: Path) -> None:
+    import signal
+    import sqlite3
+    import time
+
+    cfg = cli_home / "cfg.toml"
+    proc = subprocess.Popen([sys.executable, "-m", "attendance_daemon", "--config", str(cfg), "process",
+                             str(daemon_media / "long.mp4"), "--section", "demo", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    db = cli_home / "data" / "attendance.sqlite3"
+    deadline = time.monotonic() + 60
+    query = ("SELECT 1 FROM attendance a JOIN sessions s ON s.id = a.session_id "
+             "WHERE s.status = 'running' AND a.seen_s >= 3")
+    while time.monotonic() < deadline:  # a first student is present in the periodic flush
+        with sqlite3.connect(db) as conn:
+            if conn.execute(query).fetchone():
+                break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    results = json.loads(out)
+    assert results["status"] == "stopped"
+    assert 0 < results["frames_processed"] < 900
+    assert results["present_count"] >= 1

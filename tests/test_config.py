@@ -52,3 +52,10 @@ def test_device_id_is_topic_safe() -> None:
         Config.model_validate({"mqtt": {"device_id": "Bad/Id"}})
     with pytest.raises(ValueError):
         Config.model_validate({"mqtt": {"base_topic": "a/#"}})
+
+
+def test_shipped_example_config_is_valid() -> None:
+    example = Path(__file__).resolve().parent.parent / "config" / "attendance-daemon.toml"
+    cfg = load_config(example)
+    assert cfg.paths.data_dir == Path("/var/lib/attendance-daemon")
+    assert cfg.recognition.detector == "tflite" and cfg.mqtt.port == 1883

@@ -119,6 +119,11 @@ def test_webcam_session_with_duration_and_vanishing_camera(broker: Broker, daemo
         sid = state["session"]["id"]
         progress = c.wait_for("progress", lambda p: p["session_id"] == sid)
         assert progress["total"] is None and progress["percent"] is None and progress["eta_s"] is None
+        c.request("pause", {"session_id": sid})
+        held = c.wait_for("progress", lambda p: p["session_id"] == sid and p["paused"])
+        time.sleep(1.0)
+        assert c.json("progress")["frame"] == held["frame"]  # no analysis while a webcam session is paused
+        c.request("resume", {"session_id": sid})
         results = c.wait_for("results", lambda r: r["session_id"] == sid, timeout=60)
         assert results["status"] == "completed" and results["mode"] == "webcam"
         c.wait_for("state", lambda s: s["mode"] == "idle")
