@@ -6,11 +6,14 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from attendance_daemon.client import ApiClient
 from tests.mqtt_fixtures import Broker, free_port
@@ -85,3 +88,43 @@ def test_password_and_acl_confine_each_device(secured_broker: Broker, daemon_fac
             dash.request("start_mp4", {"path": "classroom.mp4", "section": "demo"}, timeout=2)
     with pytest.raises(ConnectionRefusedError, match="refused"):
         ApiClient("127.0.0.1", port, "room-1", username="room-1", password="wrong")
+
+
+def test_tls_connection_to_the_broker(tmp_path: Path, daemon_factory: Any) -> None:
+    """The daemon's TLS options against a mosquitto TLS listener with a CA made here."""
+    openssl = shutil.which("openssl")
+    assert openssl, "openssl is part of the base system"
+    ca_key, ca_crt = tmp_path / "ca.key", tmp_path / "ca.crt"
+    srv_key, srv_csr, srv_crt = tmp_path / "srv.key", tmp_path / "srv.csr", tmp_path / "srv.crt"
+    ext = tmp_path / "ext.cnf"
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for cmd in (
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
+         "-keyout", str(ca_key), "-out", str(ca_crt)],
+        [openssl, "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", str(srv_key),
+         "-out", str(srv_csr)],
+        [openssl, "x509", "-req", "-in", str(srv_csr), "-CA", str(ca_crt), "-CAkey", str(ca_key),
+         "-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out", str(srv_crt)],
+    ):
+        subprocess.run(cmd, check=True, capture_output=True)
+    tls_broker = Broker(tmp_path, extra=f"user root\ncafile {ca_crt}\ncertfile {srv_crt}\nkeyfile {srv_key}\n")
+    try:
+        d = daemon_factory(on=tls_broker, mqtt_extra=f'tls = true\nca_certs = "{ca_crt}"\n')
+        d.start(wait=False)
+        got: list[bytes] = []
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        client.tls_set(ca_certs=str(ca_crt))
+        client.on_message = lambda c, u, m: got.append(bytes(m.payload))
+        client.on_connect = lambda c, *a: c.subscribe(f"attendance/{d.device}/availability")
+        client.connect("127.0.0.1", tls_broker.port)
+        client.loop_start()
+        try:
+            deadline = time.monotonic() + 60
+            while b"online" not in got and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert b"online" in got, d.log_text()[-2000:]
+        finally:
+            client.disconnect()
+            client.loop_stop()
+    finally:
+        tls_broker.stop()
