@@ -15,10 +15,11 @@ from . import __version__
 from .api import Progress
 from .enrollment import Enroller, bulk_folders
 from .errors import AttendanceError
+from .planning import plan_mp4
 from .reports import write_report
 from .results import build_results, summary
 from .runtime import Runtime
-from .session import SessionControl, SessionHooks, SessionRunner, plan_mp4
+from .session import SessionControl, SessionHooks, SessionRunner
 
 CONFIG_ENV = "ATTENDANCE_CONFIG"
 

@@ -8,21 +8,19 @@ import logging
 import threading
 import time
 import uuid
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from .api import Progress
 from .attendance import AttendanceBook
 from .config import Config
-from .errors import AttendanceError, Conflict, InvalidRequest, MediaError
+from .errors import AttendanceError, Conflict, InvalidRequest
 from .export import VideoExporter, annotate, jpeg, save_crop
-from .paths import resolve_inside
+from .planning import SessionPlan
 from .recognizer import Recognizer
 from .sources import CameraSource, FrameSource, VideoFileSource
 from .store import SessionRow, Store
-from .timeutil import compact, now_iso, utcnow
+from .timeutil import now_iso
 from .vision.boxes import Box
 from .vision.detect import Detector
 from .vision.encode import FaceEncoder
@@ -75,28 +73,6 @@ class SessionHooks:
 
     def heartbeat(self) -> None:
         """Called at least once a second, also while paused (the daemon feeds its watchdog from it)."""
-
-
-@dataclass
-class SessionPlan:
-    """A validated request: everything needed to start, checked before any state changes."""
-
-    mode: str  # "mp4" or "webcam"
-    section: str
-    name: str
-    source_label: str
-    export: bool
-    video_path: Path | None = None
-    camera: str | None = None
-    duration_s: float | None = None
-
-
-def default_session_name(store: Store, section: str) -> str:
-    base = f"{section}-{compact(utcnow())}"
-    name, n = base, 2
-    while store.session_name_taken(name):
-        name, n = f"{base}-{n}", n + 1
-    return name
 
 
 class SessionRunner:
@@ -271,24 +247,3 @@ class SessionRunner:
         self.store.update_session(self.row.id, status=status, error=error, ended_at=self.row.ended_at,
                                   frames_processed=self.row.frames_processed)
         self.hooks.progress(self.progress())
-
-
-def plan_mp4(cfg: Config, store: Store, path: str, section: str, name: str | None, export: bool,
-             allow_outside_media: bool = False) -> SessionPlan:
-    """Validates an MP4 request (403 outside the media dir unless the local CLI allows it)."""
-    if allow_outside_media:
-        full = Path(path).resolve()
-    else:
-        full = resolve_inside(cfg.paths.media, path, "path", "media directory")
-    if not full.is_file():
-        raise MediaError(f"path: no such video file: {path}")
-    store.require_section(section)
-    return SessionPlan("mp4", section, name or default_session_name(store, section), path, export, video_path=full)
-
-
-def plan_webcam(cfg: Config, store: Store, section: str, name: str | None, export: bool, camera: str | int | None,
-                duration_s: float | None) -> SessionPlan:
-    store.require_section(section)
-    cam = str(camera) if camera is not None else cfg.daemon.default_camera
-    return SessionPlan("webcam", section, name or default_session_name(store, section), f"camera:{cam}", export,
-                       camera=cam, duration_s=duration_s)

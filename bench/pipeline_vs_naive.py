@@ -45,9 +45,10 @@ def _prepare(workdir: Path, seconds: float) -> dict[str, Any]:
 
 def _run_pipeline(workdir: Path) -> dict[str, Any]:
     from attendance_daemon.config import Config, PathsConfig
+    from attendance_daemon.planning import plan_mp4
     from attendance_daemon.results import build_results
     from attendance_daemon.runtime import Runtime
-    from attendance_daemon.session import SessionRunner, plan_mp4
+    from attendance_daemon.session import SessionRunner
     from attendance_daemon.store import Store
 
     cfg = Config(paths=PathsConfig(data_dir=workdir / "data", media_dir=workdir / "media"))

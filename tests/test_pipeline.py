@@ -10,9 +10,10 @@ import pytest
 
 from attendance_daemon.api import Progress
 from attendance_daemon.errors import Conflict, Forbidden, InvalidRequest, MediaError, NotFound
+from attendance_daemon.planning import plan_mp4
 from attendance_daemon.results import build_results
 from attendance_daemon.runtime import Runtime
-from attendance_daemon.session import SessionControl, SessionHooks, SessionRunner, plan_mp4
+from attendance_daemon.session import SessionControl, SessionHooks, SessionRunner
 from attendance_daemon.vision.detect import HogDetector
 
 

@@ -13,9 +13,9 @@ from .. import api
 from ..config import format_validation_error
 from ..errors import AttendanceError, InvalidRequest, NotFound
 from ..paths import resolve_inside
+from ..planning import plan_mp4, plan_webcam
 from ..reports import write_report
 from ..results import build_results, summary
-from ..session import plan_mp4, plan_webcam
 from ..timeutil import iso, parse_iso
 from .mqtt_link import Incoming
 

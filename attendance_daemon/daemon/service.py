@@ -18,8 +18,9 @@ from ..config import Config
 from ..enrollment import Enroller
 from ..errors import Forbidden
 from ..paths import resolve_inside
+from ..planning import SessionPlan
 from ..results import build_results
-from ..session import SessionControl, SessionHooks, SessionPlan, SessionRunner
+from ..session import SessionControl, SessionHooks, SessionRunner
 from ..store import Store
 from ..timeutil import now_iso
 from ..vision.detect import make_detector
