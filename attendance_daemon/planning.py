@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from .config import Config
 from .errors import MediaError
@@ -17,7 +18,7 @@ from .timeutil import compact, utcnow
 class SessionPlan:
     """A validated request: everything needed to start, checked before any state changes."""
 
-    mode: str  # "mp4" or "webcam"
+    mode: Literal["mp4", "webcam"]
     section: str
     name: str
     source_label: str

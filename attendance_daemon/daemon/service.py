@@ -138,7 +138,7 @@ class Daemon:
             row = runner.row
             info = api.SessionInfo(id=row.id, name=row.name, section=row.section, source=row.source,
                                    export=row.export, started_at=row.started_at)
-            state = self.sm.begin(plan.mode, info)  # type: ignore[arg-type]
+            state = self.sm.begin(plan.mode, info)
             self._control = control
             self.worker_beat = time.monotonic()
             self._worker = threading.Thread(target=self._run_worker, args=(runner,), name=f"session-{row.name}")
