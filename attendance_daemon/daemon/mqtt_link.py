@@ -80,7 +80,8 @@ class MqttLink:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Publishes `offline` (a clean disconnect does not fire the LWT), then disconnects."""
-        self.set_retained("availability", b"offline")
+        with self._lock:
+            self._retained["availability"] = b"offline"
         if self.connected.is_set():
             info = self.client.publish(self.topics.of("availability"), b"offline", qos=1, retain=True)
             try:
@@ -93,12 +94,14 @@ class MqttLink:
     # ---- publishing -------------------------------------------------------------------------------
 
     def set_retained(self, leaf: str, payload: bytes) -> None:
-        """Remember the payload for republishing after reconnects, then publish it retained."""
+        """Remember the payload for republishing after reconnects, then publish it retained.
+
+        Under the same lock as the republish in _on_connect, so a value set during a reconnect is never lost."""
         assert leaf in RETAINED, leaf
         with self._lock:
             self._retained[leaf] = payload
-        if self.connected.is_set():
-            self.client.publish(self.topics.of(leaf), payload, qos=1, retain=True)
+            if self.connected.is_set():
+                self.client.publish(self.topics.of(leaf), payload, qos=1, retain=True)
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, properties: Properties | None = None) -> None:
         """Non-retained; QoS 1 messages sent while the broker is away are queued by paho."""
@@ -134,11 +137,10 @@ class MqttLink:
         else:
             client.subscribe(self.topics.requests, qos=1)
         with self._lock:
-            retained = dict(self._retained)
-        for leaf, payload in retained.items():
-            client.publish(self.topics.of(leaf), payload, qos=1, retain=True)
-        self.connects += 1
-        self.connected.set()
+            for leaf, payload in self._retained.items():
+                client.publish(self.topics.of(leaf), payload, qos=1, retain=True)
+            self.connects += 1
+            self.connected.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: mqtt.DisconnectFlags, reason: ReasonCode,
                        properties: Properties | None) -> None:
