@@ -229,6 +229,23 @@ def run(ctx: click.Context) -> None:
     sys.exit(run_daemon(ctx.obj["config"]))
 
 
+@cli.command()
+@click.option("--camera", is_flag=True, help="Also open the default camera and read a frame.")
+@click.option("--no-broker", is_flag=True, help="Skip the MQTT broker connection.")
+@click.pass_context
+def check(ctx: click.Context, camera: bool, no_broker: bool) -> None:
+    """Check that this box is ready: data dir, database, models, camera, broker. Non-zero exit on a failure."""
+    from .check import run_checks
+    from .config import load_config
+
+    results = run_checks(load_config(ctx.obj["config"]), camera=camera, broker=not no_broker)
+    for r in results:
+        click.echo(f"{r.name:<9} {'ok  ' if r.ok else 'FAIL'} {r.detail}")
+    failed = [r.name for r in results if not r.ok]
+    if failed:
+        raise AttendanceError(f"check failed: {', '.join(failed)}")
+
+
 @cli.command("sample")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder for the sample video and the enrollment tree.")

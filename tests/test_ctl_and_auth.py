@@ -128,3 +128,24 @@ def test_tls_connection_to_the_broker(tmp_path: Path, daemon_factory: Any) -> No
             client.loop_stop()
     finally:
         tls_broker.stop()
+
+
+def test_check_command_reports_each_part(broker: Broker, tmp_path: Path) -> None:
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text(f'[paths]\ndata_dir = "data"\n[mqtt]\nport = {broker.port}\n[daemon]\ndefault_camera = "7"\n')
+
+    def check(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "attendance_daemon", "--config", str(cfg), "check", *args],
+                              capture_output=True, text=True, timeout=120, check=False)
+
+    proc = check()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = {line.split()[0]: line for line in proc.stdout.splitlines()}
+    assert set(lines) == {"data", "database", "detector", "encoder", "broker"}
+    assert "ok" in lines["detector"] and "tflite" in lines["detector"]
+    assert "accepted (MQTT 5)" in lines["broker"]
+    proc = check("--camera")  # there is no camera 7 here
+    assert proc.returncode == 1 and "camera    FAIL" in proc.stdout and "check failed: camera" in proc.stderr
+    broker.stop()
+    proc = check()
+    assert proc.returncode == 1 and "broker    FAIL" in proc.stdout

@@ -31,6 +31,23 @@ def disable_nagle(client: mqtt.Client) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+def make_client(cfg: MqttConfig, client_id: str) -> mqtt.Client:
+    """A paho client with the configured protocol, credentials and TLS (shared by the daemon and `check`)."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                         protocol=mqtt.MQTTv5 if cfg.protocol == "5" else mqtt.MQTTv311)
+    if cfg.username:
+        client.username_pw_set(cfg.username, cfg.password)
+    if cfg.tls:
+        client.tls_set(
+            ca_certs=str(cfg.ca_certs) if cfg.ca_certs else None,
+            certfile=str(cfg.certfile) if cfg.certfile else None,
+            keyfile=str(cfg.keyfile) if cfg.keyfile else None,
+            cert_reqs=ssl.CERT_REQUIRED,
+        )
+        client.tls_insecure_set(cfg.tls_insecure)
+    return client
+
+
 @dataclass(frozen=True)
 class Incoming:
     topic: str
@@ -51,21 +68,9 @@ class MqttLink:
         self.connected = threading.Event()
         self.connects = 0
         self.last_error: str | None = None
-        client_id = cfg.client_id or f"attendance-daemon-{cfg.device_id}"
         self.v5 = cfg.protocol == "5"
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                                  protocol=mqtt.MQTTv5 if self.v5 else mqtt.MQTTv311)
+        self.client = make_client(cfg, cfg.client_id or f"attendance-daemon-{cfg.device_id}")
         self.client.will_set(topics.of("availability"), b"offline", qos=1, retain=True)
-        if cfg.username:
-            self.client.username_pw_set(cfg.username, cfg.password)
-        if cfg.tls:
-            self.client.tls_set(
-                ca_certs=str(cfg.ca_certs) if cfg.ca_certs else None,
-                certfile=str(cfg.certfile) if cfg.certfile else None,
-                keyfile=str(cfg.keyfile) if cfg.keyfile else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
-            self.client.tls_insecure_set(cfg.tls_insecure)
         self.client.reconnect_delay_set(min_delay=max(1, round(cfg.reconnect_min_s)),
                                         max_delay=max(1, round(cfg.reconnect_max_s)))
         self.client.on_connect = self._on_connect
