@@ -55,6 +55,6 @@ systemctl daemon-reload
 systemctl restart mosquitto
 systemctl enable --now attendance-daemon
 echo "installed: device id '$DEVICE_ID', MQTT user '$DEVICE_ID' (password in /etc/attendance-daemon/config.toml)"
-sudo -u attendance $V/attendance-daemon --config /etc/attendance-daemon/config.toml check --camera \
+runuser -u attendance -- $V/attendance-daemon --config /etc/attendance-daemon/config.toml check --camera \
   || echo "warning: some checks failed (see above); the service is installed and will retry" >&2
 echo "check:     systemctl status attendance-daemon; mosquitto_sub -u $DEVICE_ID -P '<password>' -t 'attendance/$DEVICE_ID/#' -v"
