@@ -15,6 +15,7 @@ from attendance_daemon.demo.sample import write_sample
 from attendance_daemon.enrollment import Enroller, bulk_folders
 from attendance_daemon.runtime import Runtime
 from attendance_daemon.store import Store
+from tests.mqtt_fixtures import Broker, DaemonProcess
 
 REPO = Path(__file__).resolve().parent.parent
 FACE_CACHE = REPO / ".cache" / "faces"
@@ -80,8 +81,6 @@ def ground_truth(sample: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---- MQTT: a real broker and the daemon as a real process --------------------------------------------
-
-from tests.mqtt_fixtures import Broker, DaemonProcess  # noqa: E402
 
 
 @pytest.fixture(scope="session")
