@@ -170,10 +170,3 @@ class SessionRequest(Request):
 class ReportRequest(Request):
     session_id: StrictStr = Field(min_length=1)
     format: Literal["csv", "pdf"] = "csv"
-
-
-class EnrollResult(Payload):
-    student_id: str
-    encodings_added: int
-    rejected: list[dict[str, str]]
-

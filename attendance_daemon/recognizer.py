@@ -21,7 +21,6 @@ from .vision.track import IouTracker, Track
 class FrameOutcome:
     labels: list[Label]
     new_unknowns: list[Track] = field(default_factory=list)
-    encoded: int = 0
 
 
 class Recognizer:
@@ -54,7 +53,7 @@ class Recognizer:
             self.book.forget(tr.id)
             self._unknown_reported.discard(tr.id)
         todo = [tr for tr in seen if self._needs_encoding(tr, frame.t)]
-        outcome = FrameOutcome(labels=[], encoded=len(todo))
+        outcome = FrameOutcome(labels=[])
         if todo:
             encodings = self.encoder.encode(rgb, [tr.box for tr in todo])
             for tr, enc, match in zip(todo, encodings, self.matcher.match_many(np.array(encodings)), strict=True):

@@ -66,7 +66,6 @@ class MqttLink:
         self._retained: dict[str, bytes] = {}
         self._lock = threading.Lock()
         self.connected = threading.Event()
-        self.connects = 0
         self.last_error: str | None = None
         self.v5 = cfg.protocol == "5"
         self.client = make_client(cfg, cfg.client_id or f"attendance-daemon-{cfg.device_id}")
@@ -144,7 +143,6 @@ class MqttLink:
         with self._lock:
             for leaf, payload in self._retained.items():
                 client.publish(self.topics.of(leaf), payload, qos=1, retain=True)
-            self.connects += 1
             self.connected.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: mqtt.DisconnectFlags, reason: ReasonCode,

@@ -15,7 +15,6 @@ class Track:
     box: Box
     first_t: float
     last_t: float
-    hits: int = 1
     last_encoded_t: float | None = None
     encodings: int = 0
     observed: list[float] = field(default_factory=list)
@@ -53,7 +52,6 @@ class IouTracker:
                 assigned_d.add(di)
                 tr = live[ti]
                 tr.box, tr.last_t = boxes[di], t
-                tr.hits += 1
                 tr.observed.append(t)
                 seen.append(tr)
         for di, box in enumerate(boxes):
@@ -66,9 +64,3 @@ class IouTracker:
         for tr in expired:
             del self.tracks[tr.id]
         return seen, expired
-
-    def flush(self) -> list[Track]:
-        """All remaining tracks, at the end of a session."""
-        rest = list(self.tracks.values())
-        self.tracks.clear()
-        return rest
