@@ -38,12 +38,11 @@ def _database(cfg: Config) -> str:
 
 
 def _detector(cfg: Config) -> str:
-    from .vision.detect import make_detector
+    from .runtime import configured_detector
 
-    rc = cfg.recognition
-    det = make_detector(rc.detector, rc.detector_min_score, rc.min_face_px)
+    det = configured_detector(cfg)
     det.detect(np.zeros((480, 640, 3), np.uint8))
-    fallback = " (fallback: the TFLite runtime is missing)" if det.name != rc.detector else ""
+    fallback = " (fallback: the TFLite runtime is missing)" if det.name != cfg.recognition.detector else ""
     return f"{det.name}{fallback}"
 
 

@@ -11,6 +11,12 @@ from .vision.detect import Detector, make_detector
 from .vision.encode import Encoder, FaceEncoder
 
 
+def configured_detector(cfg: Config) -> Detector:
+    """The detector the config asks for (tflite falls back to HOG when no TFLite runtime is installed)."""
+    rc = cfg.recognition
+    return make_detector(rc.detector, rc.detector_min_score, rc.min_face_px)
+
+
 @dataclass
 class Runtime:
     cfg: Config
@@ -27,8 +33,7 @@ class Runtime:
     @property
     def detector(self) -> Detector:
         if self._detector is None:
-            rc = self.cfg.recognition
-            self._detector = make_detector(rc.detector, rc.detector_min_score, rc.min_face_px)
+            self._detector = configured_detector(self.cfg)
         return self._detector
 
     @property

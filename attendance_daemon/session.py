@@ -14,7 +14,7 @@ import numpy as np
 from .api import Progress
 from .attendance import AttendanceBook
 from .config import Config
-from .errors import AttendanceError, Conflict, InvalidRequest
+from .errors import AttendanceError, InvalidRequest
 from .export import VideoExporter, annotate, jpeg, save_crop
 from .planning import SessionPlan
 from .recognizer import Recognizer
@@ -86,19 +86,16 @@ class SessionRunner:
         self.control = control or SessionControl()
         self.hooks = hooks or SessionHooks()
         rc = cfg.recognition
-        store.require_section(plan.section)
-        roster, encodings, owners = store.section_encodings(plan.section)
+        roster, encodings, owners = store.section_encodings(plan.section)  # NotFound for an unknown section
         if len(encodings) == 0:
             raise InvalidRequest(f"section: section '{plan.section}' has no enrolled faces")
-        if store.session_name_taken(plan.name):
-            raise Conflict(f"session_name: a session named '{plan.name}' already exists")
         self.source: FrameSource
         if plan.mode == "mp4":
             assert plan.video_path is not None
             self.source = VideoFileSource(plan.video_path, rc.analysis_fps)
         else:
-            self.source = CameraSource(plan.camera or cfg.daemon.default_camera, rc.analysis_fps,
-                                       cfg.daemon.camera_retry_s)
+            assert plan.camera is not None  # plan_webcam fills in the configured default
+            self.source = CameraSource(plan.camera, rc.analysis_fps, cfg.daemon.camera_retry_s)
         self.book = AttendanceBook(roster, 1.0 / self.source.fps, rc.presence_gap_s, rc.votes_to_confirm,
                                    rc.vote_ratio, rc.min_presence_s)
         self.recognizer = Recognizer(detector, encoder, Matcher(encodings, owners, len(roster), rc.match_tolerance),
@@ -109,7 +106,7 @@ class SessionRunner:
             roster_total=len(roster),
         )
         try:
-            store.create_session(self.row)
+            store.create_session(self.row)  # Conflict when the session name is taken
         except BaseException:
             self.source.close()  # the session never started: do not hold the camera or file
             raise

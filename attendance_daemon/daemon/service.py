@@ -20,10 +20,10 @@ from ..errors import Forbidden
 from ..paths import resolve_inside
 from ..planning import SessionPlan
 from ..results import build_results
+from ..runtime import configured_detector
 from ..session import SessionControl, SessionHooks, SessionRunner
 from ..store import Store
 from ..timeutil import now_iso
-from ..vision.detect import make_detector
 from ..vision.encode import Encoder, FaceEncoder, ProcessEncoder
 from . import commands
 from .mqtt_link import Incoming, MqttLink
@@ -77,7 +77,7 @@ class Daemon:
         self.sm = StateMachine(on_change=lambda s: self.link.set_retained("state", _json(s)))
         rc = cfg.recognition
         self.notifier.status("loading models")
-        self.detector = make_detector(rc.detector, rc.detector_min_score, rc.min_face_px)
+        self.detector = configured_detector(cfg)
         self.encoder: FaceEncoder = ProcessEncoder() if rc.encoder_process else Encoder()
         self.enroller = Enroller(self.store, self.encoder, rc.duplicate_warn_distance)
         self.started_at = now_iso()
