@@ -41,11 +41,11 @@ class Presence:
 
     def add(self, t: float) -> None:
         end = t + self._step
-        for iv in self.intervals:  # short list; times mostly arrive in order, so the last one usually hits
-            if iv[0] - self._gap <= t <= iv[1] + self._gap:
-                iv[0], iv[1] = min(iv[0], t), max(iv[1], end)
-                self._merge()
-                return
+        last = self.intervals[-1] if self.intervals else None
+        if last is not None and last[0] <= t <= last[1] + self._gap:  # the usual case: time moves forward
+            last[1] = max(last[1], end)
+            return
+        # a confirmed track's earlier frames, or a new stretch of presence
         self.intervals.append([t, end])
         self.intervals.sort()
         self._merge()
@@ -73,7 +73,7 @@ class Presence:
 
 
 class AttendanceBook:
-    """Turns matched tracks into presence; `present()` applies the minimum-presence rule."""
+    """Turns matched tracks into presence; `present_indices()` applies the minimum-presence rule."""
 
     def __init__(
         self, roster: list[StudentRow], step_s: float, gap_s: float, votes_to_confirm: int, vote_ratio: float,

@@ -74,6 +74,10 @@ def test_presence_merges_gaps() -> None:
     assert p.intervals == [[0.0, 1.4], [5.0, pytest.approx(5.4)]]
     assert p.seen_s == pytest.approx(1.8)
     assert p.first_s == 0.0 and p.last_s == pytest.approx(5.2)
+    late = Presence(step_s=0.2, gap_s=1.0)  # a track confirmed late adds its earlier frames out of order
+    for t in (5.0, 0.0, 0.2, 4.5):
+        late.add(t)
+    assert late.intervals == [[0.0, pytest.approx(0.4)], [4.5, pytest.approx(5.2)]]
 
 
 def test_book_counts_track_history_once_confirmed() -> None:
