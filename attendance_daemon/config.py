@@ -55,16 +55,30 @@ class PathsConfig(_Strict):
 class RecognitionConfig(_Strict):
     detector: Literal["tflite", "hog"] = "tflite"
     detector_min_score: float = Field(0.5, gt=0, lt=1)
+    # Boxes scoring between this and detector_min_score are kept when dlib's HOG confirms a face there.
+    detector_verify_score: float = Field(0.15, gt=0, lt=1)
+    # The smallest face (px in the frame) the detector is sized for: it sets how finely a frame is tiled.
+    smallest_face_px: float = Field(28.0, ge=12)
+    # The whole frame is searched once per this many seconds, a share of it at each analysed frame;
+    # tracked faces are kept in between (students sit still). 0 = the whole frame at every analysed frame.
+    full_scan_s: float = Field(1.0, ge=0, le=5)
     analysis_fps: float = Field(5.0, gt=0, le=120)
     min_face_px: int = Field(24, ge=8)
     match_tolerance: float = Field(0.5, gt=0, le=1.5)
+    # An unmatched encoding is a vote for "unknown visitor" only beyond this distance from every student, and
+    # only from a face at least unknown_min_face_px wide; unknown_votes such votes make a visitor.
+    unknown_distance: float = Field(0.6, gt=0, le=1.5)
+    unknown_min_face_px: int = Field(36, ge=8)
+    unknown_votes: int = Field(3, ge=1)
     votes_to_confirm: int = Field(2, ge=1)
+    # One encoding this close to a student confirms a track (dlib's own threshold is 0.6; 0.4 is strict).
+    confident_distance: float = Field(0.4, ge=0, le=1.5)
     vote_ratio: float = Field(0.6, gt=0, le=1)
     encodings_per_track: int = Field(3, ge=1)
     encode_every_s: float = Field(0.4, ge=0)
     reencode_every_s: float = Field(5.0, gt=0)
     track_iou: float = Field(0.3, gt=0, lt=1)
-    track_max_age_s: float = Field(1.0, gt=0)
+    track_max_age_s: float = Field(3.0, gt=0)
     presence_gap_s: float = Field(2.0, ge=0)
     min_presence_s: float = Field(3.0, ge=0)
     duplicate_warn_distance: float = Field(0.4, ge=0)

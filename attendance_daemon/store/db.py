@@ -267,6 +267,14 @@ class Store:
                 (session_id, track_id, crop_path, at_s, now_iso()),
             )
 
+    def remove_unknown(self, session_id: str, track_id: int) -> list[str]:
+        """Forgets a track's unknown-face record; returns the crop paths it had (for the caller to delete)."""
+        with self._tx() as db:
+            rows = db.execute("SELECT crop_path FROM unknown_faces WHERE session_id=? AND track_id=?",
+                              (session_id, track_id)).fetchall()
+            db.execute("DELETE FROM unknown_faces WHERE session_id=? AND track_id=?", (session_id, track_id))
+        return [str(r[0]) for r in rows]
+
     def unknowns(self, session_id: str) -> list[tuple[int, str, float]]:
         with self._lock:
             rows = self._db.execute(
