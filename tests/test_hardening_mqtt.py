@@ -392,3 +392,23 @@ def test_redaction(spec: str) -> None:
 
     out = redact(f"camera: cannot open '{spec}'")
     assert "pw@" not in out and ":b@" not in out and ("@" not in spec or "***@" in out)
+
+
+def test_camera_config_rules(tmp_path: Path) -> None:
+    from attendance_daemon.cameras import resolve_camera
+    from attendance_daemon.config import Config, load_config
+    from attendance_daemon.errors import Forbidden, InvalidRequest
+
+    old = Config.model_validate({"daemon": {"default_camera": "rtsp://u:p@h/x"}})  # no [cameras]: as before
+    assert (resolve_camera(old, None).spec, resolve_camera(old, None).label) == ("rtsp://u:p@h/x", "rtsp://***@h/x")
+    assert resolve_camera(old, 0).spec == "rtsp://u:p@h/x"
+    with pytest.raises(Forbidden):
+        resolve_camera(old, "/dev/video1")
+    example = (REPO / "config" / "attendance-daemon.toml").read_text().replace("# [cameras]", "[cameras]")
+    example = example.replace('# front = "/dev', 'front = "/dev').replace('# hall = "rtsp', 'hall = "rtsp')
+    (tmp_path / "c.toml").write_text(example)
+    cfg = load_config(tmp_path / "c.toml")
+    assert resolve_camera(cfg, None).label == "front" and resolve_camera(cfg, 1).label == "hall"
+    (tmp_path / "bad.toml").write_text('[daemon]\ndefault_camera = "nope"\n[cameras]\nfront = "0"\n')
+    with pytest.raises(InvalidRequest, match="default_camera"):
+        load_config(tmp_path / "bad.toml")
