@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import InvalidRequest
 
@@ -103,12 +103,25 @@ class MqttConfig(_Strict):
     tls_insecure: bool = False
     reconnect_min_s: float = Field(0.5, gt=0)
     reconnect_max_s: float = Field(30.0, gt=0)
+    # v5 Response Topics are honoured only under these prefixes (default: `<base_topic>/<device_id>/`), and
+    # never on the daemon's own topics.
+    reply_prefixes: list[str] | None = None
+    # When another client takes over the daemon's client id, reconnect after 1, 2, 4 ... s up to this.
+    takeover_backoff_max_s: float = Field(300.0, ge=1)
 
     @field_validator("device_id")
     @classmethod
     def _topic_safe(cls, value: str) -> str:
         if not re.fullmatch(r"[a-z0-9_-]+", value):
             raise ValueError("must match [a-z0-9_-]+")
+        return value
+
+    @field_validator("reply_prefixes")
+    @classmethod
+    def _plain_prefixes(cls, value: list[str] | None) -> list[str] | None:
+        for prefix in value or []:
+            if not prefix or any(c in prefix for c in "#+\x00") or len(prefix) > 200:
+                raise ValueError("each prefix must be a non-empty topic prefix without wildcards")
         return value
 
     @field_validator("base_topic")
@@ -120,7 +133,10 @@ class MqttConfig(_Strict):
 
 
 class DaemonConfig(_Strict):
+    # A name (or index) from [cameras]; without a [cameras] table, the camera itself (index, device or URL).
     default_camera: str = "0"
+    # Let requests name raw devices, paths inside the media dir and URLs (off: only declared cameras).
+    allow_request_cameras: bool = False
     flush_every_s: float = Field(2.0, gt=0)
     progress_hz: float = Field(2.0, gt=0, le=2.0)
     snapshot_hz: float = Field(1.0, ge=0, le=1.0)
@@ -133,6 +149,28 @@ class Config(_Strict):
     recognition: RecognitionConfig = RecognitionConfig()
     mqtt: MqttConfig = MqttConfig()
     daemon: DaemonConfig = DaemonConfig()
+    # name -> index, /dev path or stream URL (credentials allowed: they are never published).
+    cameras: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("cameras")
+    @classmethod
+    def _camera_names(cls, value: dict[str, str]) -> dict[str, str]:
+        from .names import ID_RULE, is_safe_id
+
+        for name, spec in value.items():
+            if not is_safe_id(name):
+                raise ValueError(f"camera name '{name[:64]}' {ID_RULE}")
+            if not spec.strip():
+                raise ValueError(f"camera '{name}': empty spec")
+        return value
+
+    @model_validator(mode="after")
+    def _default_camera_declared(self) -> Config:
+        want, names = self.daemon.default_camera, list(self.cameras)
+        if names and want not in self.cameras and not (want.isdigit() and int(want) < len(names)):
+            raise ValueError(f"daemon.default_camera: '{want}' is not a name or index in [cameras] "
+                             f"({', '.join(names)})")
+        return self
 
     def ensure_dirs(self) -> None:
         for d in (
@@ -151,7 +189,7 @@ def format_validation_error(err: ValidationError, prefix: str = "") -> str:
     parts = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "(root)"
-        parts.append(f"{prefix}{key}: {e['msg']}")
+        parts.append(f"{prefix}{key}: {e['msg'].removeprefix('Value error, ')}")
     return "; ".join(parts)
 
 

@@ -12,7 +12,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from .errors import MediaError
+from .cameras import CameraChoice
+from .errors import MediaError, redact_credentials
 
 log = logging.getLogger(__name__)
 
@@ -95,13 +96,19 @@ def parse_camera(spec: str | int) -> int | str:
     return int(text) if text.isdigit() else text
 
 
+def camera_label(spec: str | int | CameraChoice) -> str:
+    """What may be shown of a camera: its declared name, or its spec without `user:pass@`."""
+    return spec.label if isinstance(spec, CameraChoice) else redact_credentials(str(spec))
+
+
 class CameraSource:
     """A live camera sampled at the analysis rate; a camera that stops delivering is retried, then fails."""
 
     total: int | None = None
 
-    def __init__(self, spec: str | int, analysis_fps: float, retry_s: float = 5.0) -> None:
-        self._spec = parse_camera(spec)
+    def __init__(self, spec: str | int | CameraChoice, analysis_fps: float, retry_s: float = 5.0) -> None:
+        self._spec = parse_camera(spec.spec if isinstance(spec, CameraChoice) else spec)
+        self._label = camera_label(spec)  # the spec may hold credentials: never in messages or logs
         self._retry_s = retry_s
         self.fps = analysis_fps
         self._cap = self._open()
@@ -112,7 +119,7 @@ class CameraSource:
     def _open(self) -> cv2.VideoCapture:
         cap = cv2.VideoCapture(self._spec)
         if not cap.isOpened():
-            raise MediaError(f"camera: cannot open camera '{self._spec}'")
+            raise MediaError(f"camera: cannot open camera '{self._label}'")
         return cap
 
     def position(self) -> int:
@@ -135,7 +142,7 @@ class CameraSource:
             return bgr
         deadline = time.monotonic() + self._retry_s
         while time.monotonic() < deadline:
-            log.warning("camera '%s' delivered no frame; reopening", self._spec)
+            log.warning("camera '%s' delivered no frame; reopening", self._label)
             self._cap.release()
             time.sleep(0.5)
             try:
@@ -145,7 +152,7 @@ class CameraSource:
             ok, bgr = self._cap.read()
             if ok:
                 return bgr
-        raise MediaError(f"camera: camera '{self._spec}' stopped delivering frames")
+        raise MediaError(f"camera: camera '{self._label}' stopped delivering frames")
 
     def frames(self) -> Iterator[Frame]:
         period = 1.0 / self.fps

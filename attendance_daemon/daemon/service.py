@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import queue
-import re
 import signal
 import threading
 import time
@@ -16,8 +15,6 @@ from typing import Any
 from .. import __version__, api
 from ..config import Config
 from ..enrollment import Enroller
-from ..errors import Forbidden
-from ..paths import resolve_inside
 from ..planning import SessionPlan
 from ..results import build_results
 from ..runtime import configured_detector
@@ -37,7 +34,6 @@ log = logging.getLogger(__name__)
 # enrolling many photos several seconds); only beyond this is it taken as hung and the watchdog starved.
 DISPATCHER_STALL_S = 120.0
 WORKER_STALL_S = 60.0
-_STREAM = re.compile(r"^(rtsp|rtsps|rtmp|http|https)://", re.IGNORECASE)
 
 
 def _json(payload: Any) -> bytes:
@@ -73,7 +69,7 @@ class Daemon:
         self.store = Store(cfg.paths.database)
         self.topics = Topics(cfg.mqtt.base_topic, cfg.mqtt.device_id)
         self.requests: queue.Queue[Incoming | None] = queue.Queue()
-        self.link = MqttLink(cfg.mqtt, self.topics, self.requests.put)
+        self.link = MqttLink(cfg.mqtt, self.topics, self.requests.put, on_takeover=self._report_takeover)
         self.sm = StateMachine(on_change=lambda s: self.link.set_retained("state", _json(s)))
         rc = cfg.recognition
         self.notifier.status("loading models")
@@ -98,6 +94,10 @@ class Daemon:
     def publish_event(self, kind: str, **fields: object) -> None:
         self.link.publish(self.topics.of("events"), _json({"type": kind, "at": now_iso(), **fields}))
 
+    def _report_takeover(self, message: str) -> None:
+        """Called after reconnecting from a client-id takeover: dashboards see it as an `error` event."""
+        self.publish_event("error", error=message)
+
     def _publish_results(self, session_id: str) -> api.Results:
         results = build_results(self.store, self.store.get_session(session_id), self.cfg.recognition.min_presence_s)
         self.link.set_retained("results", _json(results))
@@ -116,19 +116,6 @@ class Daemon:
 
     # ---- sessions (called on the dispatcher thread) ----------------------------------------------------
 
-    def check_camera(self, camera: str | int | None) -> str | int | None:
-        """Camera index, /dev path or stream URL; a recorded file only from inside the media directory."""
-        if camera is None or isinstance(camera, int):
-            return camera
-        text = camera.strip()
-        if text.isdigit() or _STREAM.match(text) or (text.startswith("/dev/") and ".." not in text):
-            return text
-        try:
-            return str(resolve_inside(self.cfg.paths.media, text, "camera", "media directory"))
-        except Forbidden as exc:
-            raise Forbidden(f"camera: '{camera}' is neither a camera index, a /dev path, a stream URL, "
-                            "nor a file inside the media directory") from exc
-
     def start_session(self, plan: SessionPlan) -> api.State:
         with self.sm.lock:
             self.sm.ensure_idle()
@@ -146,11 +133,16 @@ class Daemon:
         return state
 
     def _run_worker(self, runner: SessionRunner) -> None:
-        sid = runner.row.id
+        sid, name = runner.row.id, runner.row.name
         try:
+            log.info("session %s started: %s, section %s, source %s%s", name, runner.row.mode, runner.row.section,
+                     runner.row.source, ", export" if runner.row.export else "")
             self.publish_event("session_started", session_id=sid, name=runner.row.name, mode=runner.row.mode)
             row = runner.run()
             results = self._publish_results(row.id)
+            log.info("session %s ended: %s, present %d/%d, unknown faces %d%s", name, results.status,
+                     results.present_count, results.total, results.unknowns,
+                     f" ({results.error})" if results.error else "")
             self.publish_event("session_finished", session_id=sid, status=results.status,
                                present_count=results.present_count, total=results.total)
         except Exception:  # the session could not even record its end (e.g. disk full): log, free the lock
@@ -198,10 +190,13 @@ class Daemon:
                 return
             if incoming.retain and not incoming.payload:
                 continue  # the deletion of a retained message, not a request
-            name, response = commands.handle(self, incoming)
-            self.link.respond(name, _json(response), incoming)
-            if incoming.retain:  # refused above; delete it so it is not replayed at every reconnect
-                self.link.clear_retained(incoming.topic)
+            try:  # nothing one request holds may end this thread: every later request would go unanswered
+                name, response = commands.handle(self, incoming)
+                self.link.respond(name, _json(response), incoming)
+                if incoming.retain:  # refused above; delete it so it is not replayed at every reconnect
+                    self.link.clear_retained(incoming.topic)
+            except Exception:
+                log.exception("could not answer a request on %.120s; carrying on", incoming.topic)
 
     def _healthy(self) -> bool:
         now = time.monotonic()

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import Conflict, NotFound
+from ..names import check_display_name, check_id
 from ..timeutil import now_iso
 from .records import AttendanceRow, SessionRow, StudentRow
 from .schema import MIGRATIONS, SCHEMA_VERSION
@@ -98,6 +99,9 @@ class Store:
             db.execute("DELETE FROM sections WHERE name=?", (section,))
 
     def upsert_student(self, section: str, student_id: str, name: str) -> int:
+        check_id(section, "section")  # new writes only: older rows with other names stay readable
+        check_id(student_id, "student_id")
+        check_display_name(name)
         now = now_iso()
         with self._tx() as db:
             db.execute("INSERT OR IGNORE INTO sections(name, created_at) VALUES (?, ?)", (section, now))
@@ -158,6 +162,7 @@ class Store:
     # ---- sessions -----------------------------------------------------------------------------
 
     def create_session(self, row: SessionRow) -> None:
+        check_id(row.name, "session_name")
         with self._tx() as db:
             if db.execute("SELECT 1 FROM sessions WHERE name=?", (row.name,)).fetchone():
                 raise Conflict(f"session_name: a session named '{row.name}' already exists")
