@@ -116,6 +116,19 @@ class AttendanceBook:
                 self._presence(v.identity).add(t)
         return v.identity
 
+    def confirm_by_mean(self, track_id: int, match: Match, observed: list[float]) -> int | None:
+        """The mean of a track's encodings matched a student: averaging several views cancels most of what blur,
+        compression and light add to each (and converges on the true face, so it does not pull a look-alike in).
+        Confirms the track unless its own votes already favour someone else. Returns identity."""
+        v = self.votes.setdefault(track_id, Votes())
+        if v.identity is None and match.student is not None:
+            rivals = [n for label, n in v.counts.items() if label not in (match.student, UNKNOWN)]
+            if not rivals or max(rivals) < v.counts[match.student]:
+                v.identity, v.unknown = match.student, False
+                for t in observed:
+                    self._presence(match.student).add(t)
+        return v.identity
+
     def observe(self, track_id: int, t: float) -> None:
         v = self.votes.get(track_id)
         if v is not None and v.identity is not None:

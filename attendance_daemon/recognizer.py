@@ -24,6 +24,7 @@ from .vision.track import IouTracker, Track
 
 _MAX_BATCH = 6  # faces per encoder job: ~0.5 s of encoding, so new faces are not queued behind a long batch
 _MAX_LAG_S = 1.0  # video seconds a batch may be under way while other faces wait for the encoder
+_MEAN_AFTER = 3  # encodings of a track before its mean is matched too
 
 
 @dataclass
@@ -118,11 +119,15 @@ class Recognizer:
             for tr, crop, enc, match in zip(job.tracks, job.crops, encodings, matches, strict=True):
                 tr.pending = False
                 tr.encodings += 1
+                tr.encoding_sum = enc if tr.encoding_sum is None else tr.encoding_sum + enc
                 was_unknown = self.book.is_unknown(tr.id)
                 self.book.vote(tr.id, match, tr.observed, clear_view=self._clear_view(crop))
+                if self.book.identity(tr.id) is None and tr.encodings >= _MEAN_AFTER:
+                    mean = self.matcher.match_many(tr.encoding_sum[None, :] / tr.encodings)[0]
+                    self.book.confirm_by_mean(tr.id, mean, tr.observed)
                 if self.book.is_unknown(tr.id) and tr.id not in self._unknown_saved:
                     self._unknown_saved.add(tr.id)
-                    if self._is_new_person(enc):
+                    if self._is_new_person(tr.encoding_sum / tr.encodings):
                         outcome.new_unknowns.append(UnknownFace(tr.id, crop, job.t))
                 elif was_unknown and self.book.identity(tr.id) is not None and tr.id in self._unknown_saved:
                     outcome.retracted_unknowns.append(tr.id)
@@ -133,10 +138,11 @@ class Recognizer:
         return min(box.width, box.height) >= self.cfg.unknown_min_face_px
 
     def _is_new_person(self, enc: np.ndarray) -> bool:
-        """One unknown person seen in several tracks is kept once as evidence."""
+        """One unknown person seen in several tracks is kept once as evidence (compared by the tracks' mean
+        encodings, with the looser distance that also separates visitors from students)."""
         if self._unknown_people:
             d = np.linalg.norm(np.stack(self._unknown_people) - enc[None, :], axis=1)
-            if float(d.min()) <= self.cfg.match_tolerance:
+            if float(d.min()) <= self.cfg.unknown_distance:
                 return False
         self._unknown_people.append(enc)
         return True

@@ -148,3 +148,13 @@ def test_book_counts_track_history_once_confirmed() -> None:
     assert book.newly_present() == [0] and book.newly_present() == []
     row = book.rows()[0]
     assert (row.student_id, row.seen_s, row.first_seen_s, row.last_seen_s) == ("S1", 3.0, 0.0, 2.0)
+
+
+def test_track_mean_confirms_unless_its_votes_favour_someone_else() -> None:
+    book = _book()
+    book.vote(1, Match(None, 0.55), [0.0])  # compressed views, each just outside the tolerance
+    book.vote(1, Match(None, 0.56), [0.2])
+    assert book.confirm_by_mean(1, Match(0, 0.45), [0.0, 0.2]) == 0
+    assert book.presence[0].seen_s > 0
+    book.vote(2, Match(1, 0.45), [0.0])
+    assert book.confirm_by_mean(2, Match(0, 0.48), [0.0]) is None  # its own vote says Bob: the mean does not win

@@ -22,6 +22,7 @@ class Track:
     last_encoded_t: float | None = None
     encodings: int = 0
     pending: bool = False  # an encoding of this track is under way
+    encoding_sum: np.ndarray | None = None  # of all its encodings, for the track's mean
     observed: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
