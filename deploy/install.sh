@@ -44,12 +44,14 @@ fi
 # Identity: an existing config's device id, user and password are kept unless given (re-running the README's
 # command must not hand mosquitto a new password the daemon does not know).
 OLD_USER=""
+USERNAME=""
 if [ -f "$CONF" ]; then
   OLD_USER=$(cfg get "$CONF" username)
-  [ -n "$DEVICE_ID" ] || DEVICE_ID=$(cfg get "$CONF" device_id)
+  [ -n "$DEVICE_ID" ] || { DEVICE_ID=$(cfg get "$CONF" device_id); USERNAME=$OLD_USER; }
   [ -n "$PASSWORD" ] || PASSWORD=$(cfg get "$CONF" password)
 fi
 [ -n "$DEVICE_ID" ] || DEVICE_ID=$(hostname | tr '[:upper:]' '[:lower:]' | sed 's/[^a-z0-9_-]/-/g')
+[ -n "$USERNAME" ] || USERNAME=$DEVICE_ID
 [ -n "$PASSWORD" ] || PASSWORD=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
 
 id attendance >/dev/null 2>&1 || useradd --system --home /var/lib/attendance-daemon --shell /usr/sbin/nologin attendance
@@ -89,7 +91,7 @@ if [ ! -f "$CONF" ]; then
   OLD_USER=""
 fi
 [ "$(cfg get "$CONF" device_id)" = "$DEVICE_ID" ] || cfg set "$CONF" device_id "$DEVICE_ID"
-[ "$(cfg get "$CONF" username)" = "$DEVICE_ID" ] || cfg set "$CONF" username "$DEVICE_ID"
+[ "$(cfg get "$CONF" username)" = "$USERNAME" ] || cfg set "$CONF" username "$USERNAME"
 [ "$(cfg get "$CONF" password)" = "$PASSWORD" ] || cfg set "$CONF" password "$PASSWORD"
 
 install -m 0644 "$SRC/deploy/mosquitto-attendance.conf" /etc/mosquitto/conf.d/attendance.conf
@@ -97,8 +99,8 @@ install -m 0644 "$SRC/deploy/mosquitto-attendance.acl" /etc/mosquitto/attendance
 touch "$PASSWD"
 chmod 0640 "$PASSWD"
 chgrp mosquitto "$PASSWD" 2>/dev/null || true
-mosquitto_passwd -b "$PASSWD" "$DEVICE_ID" "$PASSWORD"
-if [ -n "$OLD_USER" ] && [ "$OLD_USER" != "$DEVICE_ID" ]; then
+mosquitto_passwd -b "$PASSWD" "$USERNAME" "$PASSWORD"
+if [ -n "$OLD_USER" ] && [ "$OLD_USER" != "$USERNAME" ]; then
   mosquitto_passwd -D "$PASSWD" "$OLD_USER" || true
 fi
 
@@ -121,7 +123,7 @@ systemctl restart mosquitto
 systemctl enable attendance-daemon
 # A running daemon is restarted, so an upgrade runs the new code (a running session ends as `stopped`).
 systemctl restart attendance-daemon
-echo "installed $(basename "$REL"): device id '$DEVICE_ID', MQTT user '$DEVICE_ID' (password in $CONF)"
+echo "installed $(basename "$REL"): device id '$DEVICE_ID', MQTT user '$USERNAME' (password in $CONF)"
 runuser -u attendance -- "$PREFIX/venv/bin/attendance-daemon" --config "$CONF" check --camera \
   || echo "warning: some checks failed (see above); the service is installed and will retry" >&2
-echo "check:     systemctl status attendance-daemon; mosquitto_sub -u $DEVICE_ID -P '<password>' -t 'attendance/$DEVICE_ID/#' -v"
+echo "check:     systemctl status attendance-daemon; mosquitto_sub -u $USERNAME -P '<password>' -t 'attendance/$DEVICE_ID/#' -v"
