@@ -295,7 +295,7 @@ def _stage_root(root: Path, work: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def box() -> Iterator[Box]:
+def box(request: pytest.FixtureRequest) -> Iterator[Box]:
     assert os.geteuid() == 0, "the container test needs root (debootstrap, systemd-nspawn)"
     for tool in ["debootstrap", "systemd-nspawn", "nsenter"]:
         assert shutil.which(tool), f"{tool} is missing: scripts/test.sh installs debootstrap and systemd-container"
@@ -314,7 +314,8 @@ def box() -> Iterator[Box]:
     try:
         yield b
     finally:
-        log("daemon journal (tail):\n" + b.journal(40))
+        if request.session.testsfailed:
+            log("daemon journal (tail):\n" + b.journal(80))
         _halt(b)
         _unmount(rroot)
         log(f"container test took {time.monotonic() - t0:.0f} s in all")
