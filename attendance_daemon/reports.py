@@ -82,7 +82,7 @@ def _session_start(results: Results) -> str:
 
 
 PDF_HEADER = ["ID", "Name", "Status", "Arrived", "Left", "Seen s", "Presence (wall clock)"]
-PDF_WIDTHS = [24, 58, 34, 20, 20, 16, 105]  # A4 landscape: 277 mm between the margins
+PDF_WIDTHS = [24, 58, 44, 20, 20, 16, 95]  # A4 landscape: 277 mm between the margins
 
 
 def _pdf(results: Results, path: Path) -> None:
@@ -148,7 +148,7 @@ def _pdf(results: Results, path: Path) -> None:
     pdf.set_font(family, size=9)
     for row in rows:
         for w, value in zip(PDF_WIDTHS, row, strict=True):
-            cell(w, 6, _fit(pdf, value, w), border=1)
+            cell(w, 6, _fit(pdf, clean(value), w), border=1)
         pdf.ln()
     pdf.output(str(path))
 
