@@ -179,9 +179,43 @@ def test_late_and_left_early_on_the_demo_classroom(runtime: Runtime, sample: dic
     for p in results.present:
         assert p.arrived_at.endswith("+05:30") and p.left_at.endswith("+05:30")
         arrived = parse_iso(p.arrived_at)
-        assert 0 <= (arrived - start).total_seconds() - p.first_seen_s < 1  # started_at is to the second
+        assert abs((arrived - start).total_seconds() - p.first_seen_s) < 1  # times are to the second
         assert p.intervals and p.intervals[0].start_s == round(p.first_seen_s, 2)
         # an interval covers its last analysed frame too (1 / analysis_fps = 0.2 s past the last sighting)
         assert 0 <= p.intervals[-1].end_s - p.last_seen_s <= 0.21
         assert p.intervals[0].start == p.arrived_at
         assert abs(sum(i.end_s - i.start_s for i in p.intervals) - p.seen_s) < 0.2
+
+
+# ---- over MQTT: the real daemon --------------------------------------------------------------------------
+
+
+def test_every_payload_carries_device_id_and_results_their_times(broker: Any, daemon_factory: Any) -> None:
+    import json
+
+    d = daemon_factory(extra='[attendance]\ntimezone = "Europe/Warsaw"\nlate_after_s = 2.2\n'
+                             'left_early_before_s = 3.0\n').start()
+    with broker.client(d.device) as c:
+        sid = c.request("start_mp4", {"path": "classroom.mp4", "section": "demo",
+                                      "session_name": "fleet"})["data"]["session"]["id"]
+        busy = c.request("start_mp4", {"path": "classroom.mp4", "section": "demo"}, check=False)
+        assert busy["code"] == 409 and busy["data"]["state"]["device_id"] == d.device
+        results = c.wait_for("results", lambda r: r["session_id"] == sid)
+        c.wait_for("state", lambda s: s["mode"] == "idle")
+        replies = {cmd: c.request(cmd, body)["data"] for cmd, body in (
+            ("status", {}), ("session", {"session_id": sid}), ("sessions", {}))}
+        seen = {leaf: [json.loads(p) for lf, p, _ in c.messages if lf == leaf]
+                for leaf in ("state", "progress", "results", "events", "info")}
+    for leaf, payloads in seen.items():
+        assert payloads, f"nothing on {leaf}"
+        for payload in payloads:
+            assert payload["device_id"] == d.device, (leaf, payload)
+    assert {e["type"] for e in seen["events"]} >= {"session_started", "student_present", "session_finished"}
+    assert replies["status"]["device_id"] == replies["session"]["device_id"] == d.device
+    assert [s["device_id"] for s in replies["sessions"]] == [d.device]
+    assert replies["sessions"][0]["present_count"] == results["present_count"] == 6
+    assert results["timezone"] == "Europe/Warsaw" and results["end_s"] > 11
+    by = {p["student_id"]: p for p in results["present"]}
+    assert [s for s, p in by.items() if p["late"]] == ["S003"]
+    assert [s for s, p in by.items() if p["left_early"]] == ["S004"]
+    assert all(p["arrived_at"][-6:] in ("+01:00", "+02:00") and p["intervals"] for p in by.values())
