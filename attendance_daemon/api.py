@@ -83,6 +83,9 @@ class Results(SessionSummary):
     absent: list[AbsentStudent]
     export_path: str | None
     error: str | None
+    # Compatible extension: what the daemon noticed about the source, e.g. a file that ended before the frame
+    # count its container announces (truncated), or a frame rate replaced by the frames' timestamps.
+    warnings: list[str] = Field(default_factory=list)
 
 
 class Info(Payload):
@@ -91,6 +94,9 @@ class Info(Payload):
     detector: str
     sections: list[dict[str, Any]]
     started_at: str
+    # Compatible extension: what keeps the daemon from working normally (e.g. its database file was deleted);
+    # empty when all is well. Availability stays `online` while the daemon answers requests.
+    problems: list[str] = Field(default_factory=list)
 
 
 class Response(Payload):

@@ -2,7 +2,8 @@
 
 
 class AttendanceError(Exception):
-    """Base error: `code` follows HTTP (400 bad input, 403 forbidden path, 404 missing, 409 busy)."""
+    """Base error: `code` follows HTTP (400 bad input, 403 forbidden path, 404 missing, 409 busy,
+    507 not enough free space)."""
 
     code = 500
 
@@ -32,3 +33,15 @@ class MediaError(AttendanceError):
     """A video or camera that cannot be opened or read: bad input, not a daemon fault."""
 
     code = 400
+
+
+class InsufficientStorage(AttendanceError):
+    """Too little free space on the data directory to start recording (HTTP 507)."""
+
+    code = 507
+
+
+class StoreError(AttendanceError):
+    """The database cannot be opened or used as it is (missing after earlier use, corrupt, read-only)."""
+
+    code = 500

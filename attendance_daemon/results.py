@@ -33,6 +33,7 @@ def build_results(store: Store, session: SessionRow, min_presence_s: float) -> R
         absent=absent,
         export_path=session.export_path,
         error=session.error,
+        warnings=session.warnings,
     )
 
 

@@ -30,6 +30,7 @@ class SessionRow:
     roster_total: int = 0
     export_path: str | None = None
     error: str | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass

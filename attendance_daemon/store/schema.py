@@ -58,6 +58,12 @@ MIGRATIONS: list[str] = [
         created_at  TEXT NOT NULL
     );
     """,
+    # v2: warnings about the source (e.g. a truncated file) and the time of the last attendance flush, which
+    # is when a session that the daemon did not live to finish really ended.
+    """
+    ALTER TABLE sessions ADD COLUMN warnings TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE sessions ADD COLUMN flushed_at TEXT;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
