@@ -102,7 +102,10 @@ class Info(Payload):
 class Response(Payload):
     transaction: Any = None
     status: Literal["ok", "error"]
-    code: int
+    code: int = Field(description=(
+        "HTTP-like: 200 ok, 400 invalid request (field named), 403 path outside the allowed directories, "
+        "404 unknown command/section/session/file, 409 busy or wrong state, 500 internal error, "
+        "507 insufficient storage (a start refused: free space on the data directory below daemon.min_free_mb)"))
     data: Any = Field(default_factory=dict)
     error: str | None = None
 

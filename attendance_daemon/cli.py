@@ -165,7 +165,7 @@ def process(ctx: click.Context, video: Path, section: str, session_name: str | N
     plan = plan_mp4(rt.cfg, rt.store, str(video), section, session_name, export, allow_outside_media=True)
     control = SessionControl()
     runner = SessionRunner(rt.cfg, rt.store, rt.detector, rt.encoder, plan, control)
-    runner.commit()
+    runner.commit()  # before the progress bar: a taken name is refused without one
     hooks = _BarHooks(runner.source.total, quiet=as_json)
     runner.hooks = hooks
     previous = signal.signal(signal.SIGINT, lambda *_: control.stop())

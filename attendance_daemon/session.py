@@ -125,6 +125,7 @@ class SessionRunner:
             export=plan.export, status="running", started_at=now_iso(), total_frames=self.source.total,
             roster_total=len(roster),
         )
+        self._committed = False
         self._faces = 0
         self._exporter: VideoExporter | None = None
         self._started = time.monotonic()
@@ -132,11 +133,14 @@ class SessionRunner:
 
     def commit(self) -> None:
         """Creates the session's row (Conflict when the name is taken); the source is closed on failure."""
+        if self._committed:
+            return
         try:
             self.store.create_session(self.row)
         except BaseException:
             self.discard()
             raise
+        self._committed = True
 
     def discard(self) -> None:
         """The session never started: do not hold the camera or file."""
@@ -163,6 +167,7 @@ class SessionRunner:
 
     def run(self) -> SessionRow:
         """Runs to the end of the file, the duration, a stop request or an error; always stores the outcome."""
+        self.commit()  # a no-op when the caller committed already (the daemon does, under its state lock)
         status, error = "completed", None
         try:
             self._loop()

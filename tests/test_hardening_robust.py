@@ -296,6 +296,22 @@ def test_corrupt_database_at_startup_is_one_line(broker: Broker, daemon_factory:
     one_line_error(d.log_text(), "file is not a database")
 
 
+def test_read_only_database_at_startup_is_one_line(daemon_factory: Any) -> None:
+    d: DaemonProcess = daemon_factory()
+    for sub in ("exports", "unknowns", "reports"):
+        (d.data / sub).mkdir(exist_ok=True)
+    bound = subprocess.run(["mount", "--bind", str(d.data), str(d.data)], capture_output=True, check=False)
+    if bound.returncode != 0:
+        pytest.skip("cannot bind-mount here")
+    try:
+        assert subprocess.run(["mount", "-o", "remount,ro,bind", str(d.data)], check=False).returncode == 0
+        proc = cli(d.config, "run", timeout=120)
+        assert proc.returncode == 1
+        one_line_error(proc.stderr, "database")
+    finally:
+        subprocess.run(["umount", "-l", str(d.data)], check=False)
+
+
 def test_backup_while_running_and_restore(broker: Broker, daemon_factory: Any, tmp_path: Path) -> None:
     d = daemon_factory().start()
     copy = tmp_path / "backups" / "attendance-backup.sqlite3"
@@ -349,10 +365,10 @@ def _fill_to(mount: Path, free_mb: float) -> None:
 
 def test_full_disk_fails_the_session_and_refuses_starts(broker: Broker, daemon_factory: Any,
                                                         small_disk: Path) -> None:
-    d: DaemonProcess = daemon_factory("min_free_mb = 8\n")
+    d: DaemonProcess = daemon_factory("min_free_mb = 2\n")
     d.config.write_text(d.config.read_text().replace(f'data_dir = "{d.data}"', f'data_dir = "{small_disk}"'))
     shutil.copy(d.data / "attendance.sqlite3", small_disk / "attendance.sqlite3")
-    _fill_to(small_disk, 12)
+    _fill_to(small_disk, 2.6)  # the export of long.mp4 needs about 2.6 MB: it fails below 1 MB
     d.start()
     with broker.client(d.device) as c:
         sid = c.request("start_mp4", {"path": "long.mp4", "section": "demo", "export": True})["data"]["session"]["id"]
@@ -451,3 +467,46 @@ def test_interrupted_session_ends_at_its_last_flush(broker: Broker, daemon_facto
     assert results["status"] == "interrupted"
     ended = parse_iso(results["ended_at"])
     assert parse_iso(results["started_at"]) <= ended <= killed_at, (results["ended_at"], killed_at)
+
+
+# ---- units: frame-rate sanity, schema upgrade, init guard ---------------------------------------------------
+
+
+def test_fps_metadata_sanity() -> None:
+    from attendance_daemon.sources import sane_fps
+
+    assert sane_fps(15.0) and sane_fps(240.0)
+    assert not any(sane_fps(f) for f in (0.0, -1.0, float("nan"), 240.1, 1000.0, float("inf")))
+
+
+def test_v1_database_upgrades_with_warnings_and_flush_time(tmp_path: Path) -> None:
+    from attendance_daemon.store import Store
+    from attendance_daemon.store.schema import MIGRATIONS
+
+    db = sqlite3.connect(tmp_path / "attendance.sqlite3")
+    db.executescript(f"BEGIN; {MIGRATIONS[0]}; PRAGMA user_version=1; COMMIT;")
+    db.execute("INSERT INTO sessions(id, name, section, mode, source, status, started_at) "
+               "VALUES ('s1', 'n', 'sec', 'mp4', 'x.mp4', 'running', '2026-01-01T00:00:00Z')")
+    db.commit()
+    db.close()
+    store = Store(tmp_path / "attendance.sqlite3")
+    assert store.mark_interrupted() == ["s1"]
+    row = store.get_session("s1")
+    assert row.warnings == [] and row.ended_at == "2026-01-01T00:00:00Z"  # never flushed: ended when it began
+    store.close()
+
+
+def test_store_refuses_to_recreate_a_used_data_directory(tmp_path: Path) -> None:
+    from attendance_daemon.errors import StoreError
+    from attendance_daemon.store import Store
+
+    Store(tmp_path / "attendance.sqlite3").close()
+    (tmp_path / "attendance.sqlite3").unlink()
+    with pytest.raises(StoreError, match="used before"):
+        Store(tmp_path / "attendance.sqlite3")
+    fresh = tmp_path / "other"
+    (fresh / "reports").mkdir(parents=True)
+    (fresh / "reports" / "r.csv").write_text("x")
+    with pytest.raises(StoreError, match="reports/ is not empty"):
+        Store(fresh / "attendance.sqlite3")
+    Store(fresh / "attendance.sqlite3", allow_init=True).close()
