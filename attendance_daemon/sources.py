@@ -48,15 +48,16 @@ def open_capture(spec: int | str, timeout_s: float, field: str) -> cv2.VideoCapt
     if isinstance(spec, str) and not _STREAM.match(spec):
         check_openable(Path(spec), field, allow_devices=spec.startswith("/dev/"))
     ms = int(timeout_s * 1000)
-    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+    # FFmpeg (streams, files) honours these; other backends (V4L2 for /dev/video*) may refuse unknown params
+    ffmpeg_like = isinstance(spec, str) and not spec.startswith("/dev/")
+    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms] if ffmpeg_like else []
     lock = threading.Lock()
     box: dict[str, cv2.VideoCapture | BaseException | bool] = {}
     done = threading.Event()
 
     def opener() -> None:
         try:
-            cap = (cv2.VideoCapture(spec, cv2.CAP_ANY, params) if isinstance(spec, str)
-                   else cv2.VideoCapture(spec))
+            cap = cv2.VideoCapture(spec, cv2.CAP_ANY, params) if params else cv2.VideoCapture(spec)
         except BaseException as exc:  # noqa: BLE001 -- handed to the waiting thread, which raises it
             with lock:
                 box["error"] = exc
@@ -147,6 +148,7 @@ class VideoFileSource:
             self.total = count if count > 0 else None
         self.size = (first.shape[1], first.shape[0])
         self._pos = 0
+        self._exhausted = False  # the decoder ran out (not a stop or a duration)
 
     def _timestamp(self) -> float:
         return float(self._cap.get(cv2.CAP_PROP_POS_MSEC)) / 1000.0
@@ -157,7 +159,8 @@ class VideoFileSource:
     def warnings(self) -> list[str]:
         """What the caller should know about the file after reading it (e.g. it ended early)."""
         out = list(self._warnings)
-        if self.total and self._pos < self.total - max(2, 0.01 * self.total):
+        ended_early = self._exhausted and self.total and self._pos < self.total - max(2, 0.01 * self.total)
+        if ended_early:
             out.append(f"decoding ended at frame {self._pos} of {self.total} the container announces "
                        "(truncated or damaged file); results cover only the decoded part")
         return out
@@ -172,12 +175,14 @@ class VideoFileSource:
             else:
                 ok, bgr = self._cap.read()
                 if not ok:
+                    self._exhausted = True
                     return
             index = self._pos
             self._pos += 1
             yield Frame(index, index / self.source_fps, bgr)
             for _ in range(self.stride - 1):
                 if not self._cap.grab():
+                    self._exhausted = True
                     return
                 self._pos += 1
 
@@ -192,6 +197,7 @@ class VideoFileSource:
                 self._first, t = None, 0.0
             else:
                 if not self._cap.grab():
+                    self._exhausted = True
                     return
                 t, bgr = max(0.0, self._timestamp() - t0), None
             index = self._pos

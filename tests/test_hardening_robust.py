@@ -321,6 +321,8 @@ def test_backup_while_running_and_restore(broker: Broker, daemon_factory: Any, t
         proc = cli(d.config, "backup", str(copy))  # while the session writes
         assert proc.returncode == 0, proc.stderr
         c.request("stop")
+        stopped = c.wait_for("results", lambda r: r["session_id"] == sid, timeout=30)
+        assert stopped["status"] == "stopped" and stopped["warnings"] == []  # stopped early is not truncated
     db = sqlite3.connect(copy)
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert db.execute("SELECT status FROM sessions WHERE id=?", (sid,)).fetchone()[0] == "running"

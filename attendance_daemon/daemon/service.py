@@ -95,6 +95,7 @@ class Daemon:
         self._active: tuple[SessionControl, threading.Thread] | None = None
         self.db_problem: str | None = None
         self._info_payload = b""
+        self._info_lock = threading.Lock()
         self._dispatcher = threading.Thread(target=self._dispatch, name="dispatcher", daemon=True)
         self.background: queue.Queue[Incoming | None] = queue.Queue(BACKGROUND_QUEUE)
         self._background = threading.Thread(target=self._run_background, name="enrollment", daemon=True)
@@ -104,13 +105,14 @@ class Daemon:
 
     def publish_info(self) -> None:
         """Republishes the retained info when it changed (called after roster changes and by the housekeeper)."""
-        info = api.Info(version=__version__, device_id=self.cfg.mqtt.device_id, detector=self.detector.name,
-                        sections=[{"section": s, "students": n} for s, n in self.store.sections()],
-                        started_at=self.started_at, problems=[self.db_problem] if self.db_problem else [])
-        payload = _json(info)
-        if payload != self._info_payload:
-            self._info_payload = payload
-            self.link.set_retained("info", payload)
+        with self._info_lock:  # the dispatcher, the enrollment worker and the housekeeper all call this
+            info = api.Info(version=__version__, device_id=self.cfg.mqtt.device_id, detector=self.detector.name,
+                            sections=[{"section": s, "students": n} for s, n in self.store.sections()],
+                            started_at=self.started_at, problems=[self.db_problem] if self.db_problem else [])
+            payload = _json(info)
+            if payload != self._info_payload:
+                self._info_payload = payload
+                self.link.set_retained("info", payload)
 
     def publish_event(self, kind: str, **fields: object) -> None:
         self.link.publish(self.topics.of("events"), _json({"type": kind, "at": now_iso(), **fields}))
