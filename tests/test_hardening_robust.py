@@ -166,15 +166,15 @@ def test_hung_camera_start_times_out_while_watchdog_keeps_pinging(broker: Broker
                                                                   notify: NotifySocket) -> None:
     server = SilentServer()
     try:
-        d: DaemonProcess = daemon_factory(
-            f'default_camera = "http://127.0.0.1:{server.port}/video.mjpg"\nopen_timeout_s = 3\n')
+        # the default daemon.open_timeout_s (10 s) applies
+        d: DaemonProcess = daemon_factory(f'default_camera = "http://127.0.0.1:{server.port}/video.mjpg"\n')
         d.start(env_extra=notify.env())
         with broker.client(d.device) as c:
             t0 = time.monotonic()
             resp = c.request("start_webcam", {"section": "demo"}, check=False, timeout=60)
             t1 = time.monotonic()
-            assert resp["code"] == 400 and "did not open within 3 s" in resp["error"], resp
-            assert t1 - t0 < 20  # the configured 3 s, not OpenCV's own 30 s (or forever)
+            assert resp["code"] == 400 and "did not open within 10 s" in resp["error"], resp
+            assert t1 - t0 < 25  # the configured 10 s, not OpenCV's own 30 s (or forever)
             assert server.accepted, "the daemon never tried the camera"
             pings = notify.pings(t0, t1)
             gaps = [b - a for a, b in zip([t0, *pings], [*pings, t1], strict=True)]
@@ -262,7 +262,7 @@ def test_enrollment_runs_off_the_dispatcher_within_limits(broker: Broker, daemon
 
 
 def test_deleted_database_is_reported_and_not_silently_recreated(broker: Broker, daemon_factory: Any) -> None:
-    d = daemon_factory("allow_init = false\n").start()
+    d = daemon_factory().start()
     with broker.client(d.device) as c:
         sid = c.request("start_mp4", {"path": "classroom.mp4", "section": "demo"})["data"]["session"]["id"]
         c.wait_for("results", lambda r: r["session_id"] == sid, timeout=120)
@@ -282,7 +282,7 @@ def test_deleted_database_is_reported_and_not_silently_recreated(broker: Broker,
     assert d.wait(120) == 1
     one_line_error(d.log_text()[before:], "was used before")
     assert not (d.data / "attendance.sqlite3").exists()
-    d.config.write_text(d.config.read_text().replace("allow_init = false", "allow_init = true"))
+    d.config.write_text(d.config.read_text() + "allow_init = true\n")
     d.start()  # told to: a new, empty database
     with broker.client(d.device) as c:
         assert c.request("sections")["data"] == []
