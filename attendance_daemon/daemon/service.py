@@ -252,7 +252,10 @@ class Daemon:
             incoming = self.background.get()
             if incoming is None:
                 return
-            self._answer(*commands.handle(self, incoming), incoming)
+            try:
+                self._answer(*commands.handle(self, incoming), incoming)
+            except Exception:  # handle() never raises; answering can: one request must not end the worker
+                log.exception("could not answer %s", incoming.topic)
 
     def _housekeep(self) -> None:
         """Cheap periodic checks, off the main loop: is our database still the file at its path, and did
@@ -354,12 +357,15 @@ class Daemon:
         return 0
 
     def _drain_background(self) -> None:
-        """Waiting enrollments are dropped (their clients time out); the running one may finish (60 s)."""
+        """Waiting enrollments are answered 409 (stopping); the running one may finish (60 s)."""
         while True:
             try:
-                self.background.get_nowait()
+                waiting = self.background.get_nowait()
             except queue.Empty:
                 break
+            if waiting is not None:
+                self._answer(*commands.refuse(self, waiting, Conflict("stopping: the daemon is shutting down; "
+                                                                      "retry when it is back")), waiting)
         self.background.put(None)
         self._background.join(60)
 
