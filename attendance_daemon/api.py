@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+
+from .names import MAX_PATH, DisplayName, LookupText, PathText, SafeId, ShortText
 
 Mode = Literal["idle", "webcam", "mp4"]
 SessionStatus = Literal["running", "paused", "completed", "stopped", "failed", "interrupted"]
@@ -119,29 +121,22 @@ class Request(Payload):
 
 
 class StartBase(Request):
-    section: StrictStr = Field(min_length=1)
-    session_name: StrictStr | None = Field(None, min_length=1, max_length=200)
+    section: LookupText
+    session_name: SafeId | None = None
     export: StrictBool = False
-
-    @field_validator("session_name")
-    @classmethod
-    def _printable(cls, v: str | None) -> str | None:
-        if v is not None and (not v.isprintable() or "/" in v or v.strip() != v):
-            raise ValueError("must be printable, without '/' or surrounding spaces")
-        return v
 
 
 class StartMp4(StartBase):
-    path: StrictStr = Field(min_length=1)
+    path: PathText
 
 
 class StartWebcam(StartBase):
-    camera: StrictStr | StrictInt | None = None
+    camera: Annotated[StrictStr, Field(min_length=1, max_length=MAX_PATH)] | StrictInt | None = None
     duration_s: float | None = Field(None, gt=0)
 
 
 class SessionGuard(Request):
-    session_id: StrictStr | None = None
+    session_id: LookupText | None = None
 
 
 class Empty(Request):
@@ -149,33 +144,33 @@ class Empty(Request):
 
 
 class SectionRequest(Request):
-    section: StrictStr = Field(min_length=1)
+    section: LookupText
 
 
 class EnrollRequest(Request):
-    section: StrictStr = Field(min_length=1)
-    student_id: StrictStr = Field(min_length=1, max_length=64)
-    name: StrictStr = Field(min_length=1, max_length=200)
-    images: list[StrictStr] = Field(min_length=1)
+    section: SafeId
+    student_id: SafeId
+    name: DisplayName
+    images: list[PathText] = Field(min_length=1)
 
 
 class RemoveStudentRequest(Request):
-    section: StrictStr = Field(min_length=1)
-    student_id: StrictStr = Field(min_length=1)
+    section: LookupText
+    student_id: LookupText
 
 
 class SessionsRequest(Request):
-    section: StrictStr | None = None
-    since: StrictStr | None = None
-    until: StrictStr | None = None
+    section: LookupText | None = None
+    since: ShortText | None = None
+    until: ShortText | None = None
     status: SessionStatus | None = None
     limit: StrictInt = Field(50, ge=1, le=1000)
 
 
 class SessionRequest(Request):
-    session_id: StrictStr = Field(min_length=1)
+    session_id: LookupText
 
 
 class ReportRequest(Request):
-    session_id: StrictStr = Field(min_length=1)
+    session_id: LookupText
     format: Literal["csv", "pdf"] = "csv"

@@ -13,22 +13,26 @@ UNKNOWN = -1
 
 @dataclass
 class Votes:
-    """Encodings of one track, each a vote for a roster index or UNKNOWN."""
+    """Encodings of one track, each a vote for a roster index or UNKNOWN; an unclear encoding abstains."""
 
     counts: Counter[int] = field(default_factory=Counter)
     identity: int | None = None  # roster index once confirmed
-    unknown: bool = False
+    unknown: bool = False  # judged an unknown visitor (a later majority for a student still overturns it)
 
-    def add(self, match: Match, needed: int, ratio: float) -> None:
-        self.counts[UNKNOWN if match.student is None else match.student] += 1
+    def add(self, label: int | None, needed: int, ratio: float, unknown_needed: int) -> None:
+        """`label` is a roster index, UNKNOWN, or None for an encoding that says nothing (abstains)."""
+        if label is None:
+            return
+        self.counts[label] += 1
         if self.identity is not None:
             return
-        label, n = self.counts.most_common(1)[0]
-        if n >= needed and n / sum(self.counts.values()) >= ratio:
-            if label == UNKNOWN:
-                self.unknown = True
-            else:
-                self.identity, self.unknown = label, False
+        best, n = self.counts.most_common(1)[0]
+        if n / sum(self.counts.values()) < ratio:
+            return
+        if best != UNKNOWN and n >= needed:
+            self.identity, self.unknown = best, False
+        elif best == UNKNOWN and n >= unknown_needed:
+            self.unknown = True
 
 
 class Presence:
@@ -77,24 +81,52 @@ class AttendanceBook:
 
     def __init__(
         self, roster: list[StudentRow], step_s: float, gap_s: float, votes_to_confirm: int, vote_ratio: float,
-        min_presence_s: float,
+        min_presence_s: float, unknown_votes: int = 3, unknown_distance: float = 0.6, confident_distance: float = 0.0,
     ) -> None:
         self.roster = roster
         self._step, self._gap = step_s, gap_s
         self._needed, self._ratio = votes_to_confirm, vote_ratio
+        self._unknown_needed, self._unknown_distance = max(unknown_votes, votes_to_confirm), unknown_distance
+        self._confident = confident_distance
         self._min_presence = min_presence_s
         self.votes: dict[int, Votes] = {}
         self.presence: dict[int, Presence] = {}
         self._announced: set[int] = set()
 
-    def vote(self, track_id: int, match: Match, observed: list[float]) -> int | None:
-        """Records a vote; when it confirms the track, the track's past observations count. Returns identity."""
+    def vote(self, track_id: int, match: Match, observed: list[float], clear_view: bool = True) -> int | None:
+        """Records a vote; when it confirms the track, the track's past observations count. Returns identity.
+
+        An encoding that matches nobody is a vote for "unknown visitor" only from a clear view (big enough,
+        sharp enough) and only when it is far from every student (`unknown_distance`): a student whose face is
+        small, blurred or turned, whose encoding lands just outside the match tolerance, is not a visitor.
+        A single encoding confirms a track when it matches very closely (`confident_distance`, well inside the
+        tolerance), or when it matches a student already confirmed by another track of this session (the same
+        person seen again after the tracker lost them): encodings are the cost, and a face is encoded once."""
         v = self.votes.setdefault(track_id, Votes())
         before = v.identity
-        v.add(match, self._needed, self._ratio)
+        if match.student is not None:
+            label: int | None = match.student
+        else:
+            label = UNKNOWN if clear_view and match.distance > self._unknown_distance else None
+        sure = label in self.presence or match.distance <= self._confident
+        needed = 1 if label is not None and label != UNKNOWN and sure else self._needed
+        v.add(label, needed, self._ratio, self._unknown_needed)
         if v.identity is not None and before is None:
             for t in observed:
                 self._presence(v.identity).add(t)
+        return v.identity
+
+    def confirm_by_mean(self, track_id: int, match: Match, observed: list[float]) -> int | None:
+        """The mean of a track's encodings matched a student: averaging several views cancels most of what blur,
+        compression and light add to each (and converges on the true face, so it does not pull a look-alike in).
+        Confirms the track unless its own votes already favour someone else. Returns identity."""
+        v = self.votes.setdefault(track_id, Votes())
+        if v.identity is None and match.student is not None:
+            rivals = [n for label, n in v.counts.items() if label not in (match.student, UNKNOWN)]
+            if not rivals or max(rivals) < v.counts[match.student]:
+                v.identity, v.unknown = match.student, False
+                for t in observed:
+                    self._presence(match.student).add(t)
         return v.identity
 
     def observe(self, track_id: int, t: float) -> None:

@@ -54,12 +54,14 @@ def _encoder(cfg: Config) -> str:
 
 
 def _camera(cfg: Config) -> str:
+    from .cameras import default_camera
     from .sources import CameraSource
 
-    cam = CameraSource(cfg.daemon.default_camera, cfg.recognition.analysis_fps, retry_s=0)
+    choice = default_camera(cfg)
+    cam = CameraSource(choice, cfg.recognition.analysis_fps, retry_s=0)
     try:
         frame = next(cam.frames())
-        return f"camera '{cfg.daemon.default_camera}' delivers {frame.bgr.shape[1]}x{frame.bgr.shape[0]}"
+        return f"camera '{choice.label}' delivers {frame.bgr.shape[1]}x{frame.bgr.shape[0]}"
     finally:
         cam.close()
 

@@ -15,6 +15,7 @@ from . import __version__
 from .api import Progress
 from .enrollment import Enroller, bulk_folders
 from .errors import AttendanceError
+from .names import check_display_name, check_id, id_problem
 from .planning import plan_mp4
 from .reports import write_report
 from .results import build_results, summary
@@ -66,6 +67,9 @@ def _print_outcome(section: str, name: str, outcome: Any) -> None:
 @click.pass_context
 def enroll(ctx: click.Context, section: str, student_id: str, name: str, images: tuple[Path, ...]) -> None:
     """Enroll one student from photos showing exactly one face each."""
+    check_id(section, "section")
+    check_id(student_id, "student_id")
+    check_display_name(name)
     rt = _rt(ctx)
     outcome = Enroller(rt.store, rt.encoder, rt.cfg.recognition.duplicate_warn_distance,
                              rt.cfg.enrollment.max_image_pixels).enroll(
@@ -81,11 +85,18 @@ def enroll(ctx: click.Context, section: str, student_id: str, name: str, images:
 def enroll_bulk(ctx: click.Context, folder: Path) -> None:
     """Enroll every `<section>/<student_id>__<name>/*.jpg` under FOLDER."""
     rt = _rt(ctx)
-    jobs = bulk_folders(folder)
+    jobs = []
+    for job in bulk_folders(folder):
+        checks = (("section", id_problem(job[0])), ("student_id", id_problem(job[1])))
+        problems = [f"{field}: {p}" for field, p in checks if p]
+        if problems:
+            click.echo(f"  skipped {job[0]}/{job[1]}: {'; '.join(problems)}", err=True)
+        else:
+            jobs.append(job)
     if not jobs:
-        raise AttendanceError(f"no <section>/<student_id>__<name>/ folders under {folder}")
+        raise AttendanceError(f"no usable <section>/<student_id>__<name>/ folders under {folder}")
     enroller = Enroller(rt.store, rt.encoder, rt.cfg.recognition.duplicate_warn_distance,
-                             rt.cfg.enrollment.max_image_pixels)
+                        rt.cfg.enrollment.max_image_pixels)
     failed = 0
     with click.progressbar(jobs, label="Enrolling", item_show_func=lambda j: j and j[1]) as bar:
         outcomes = []
@@ -161,6 +172,8 @@ class _BarHooks(SessionHooks):
 def process(ctx: click.Context, video: Path, section: str, session_name: str | None, export: bool,
             as_json: bool) -> None:
     """Run a session over a video file to the end (Ctrl-C stops it cleanly, keeping what was seen)."""
+    if session_name is not None:
+        check_id(session_name, "session_name")
     rt = _rt(ctx)
     plan = plan_mp4(rt.cfg, rt.store, str(video), section, session_name, export, allow_outside_media=True)
     control = SessionControl()

@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import InvalidRequest
 
@@ -55,16 +55,30 @@ class PathsConfig(_Strict):
 class RecognitionConfig(_Strict):
     detector: Literal["tflite", "hog"] = "tflite"
     detector_min_score: float = Field(0.5, gt=0, lt=1)
+    # Boxes scoring between this and detector_min_score are kept when dlib's HOG confirms a face there.
+    detector_verify_score: float = Field(0.15, gt=0, lt=1)
+    # The smallest face (px in the frame) the detector is sized for: it sets how finely a frame is tiled.
+    smallest_face_px: float = Field(28.0, ge=12)
+    # The whole frame is searched once per this many seconds, a share of it at each analysed frame;
+    # tracked faces are kept in between (students sit still). 0 = the whole frame at every analysed frame.
+    full_scan_s: float = Field(1.0, ge=0, le=5)
     analysis_fps: float = Field(5.0, gt=0, le=120)
     min_face_px: int = Field(24, ge=8)
     match_tolerance: float = Field(0.5, gt=0, le=1.5)
+    # An unmatched encoding is a vote for "unknown visitor" only beyond this distance from every student, and
+    # only from a face at least unknown_min_face_px wide; unknown_votes such votes make a visitor.
+    unknown_distance: float = Field(0.6, gt=0, le=1.5)
+    unknown_min_face_px: int = Field(36, ge=8)
+    unknown_votes: int = Field(3, ge=1)
     votes_to_confirm: int = Field(2, ge=1)
+    # One encoding this close to a student confirms a track (dlib's own threshold is 0.6; 0.4 is strict).
+    confident_distance: float = Field(0.4, ge=0, le=1.5)
     vote_ratio: float = Field(0.6, gt=0, le=1)
     encodings_per_track: int = Field(3, ge=1)
     encode_every_s: float = Field(0.4, ge=0)
     reencode_every_s: float = Field(5.0, gt=0)
     track_iou: float = Field(0.3, gt=0, lt=1)
-    track_max_age_s: float = Field(1.0, gt=0)
+    track_max_age_s: float = Field(3.0, gt=0)
     presence_gap_s: float = Field(2.0, ge=0)
     min_presence_s: float = Field(3.0, ge=0)
     duplicate_warn_distance: float = Field(0.4, ge=0)
@@ -89,12 +103,25 @@ class MqttConfig(_Strict):
     tls_insecure: bool = False
     reconnect_min_s: float = Field(0.5, gt=0)
     reconnect_max_s: float = Field(30.0, gt=0)
+    # v5 Response Topics are honoured only under these prefixes (default: `<base_topic>/<device_id>/`), and
+    # never on the daemon's own topics.
+    reply_prefixes: list[str] | None = None
+    # When another client takes over the daemon's client id, reconnect after 1, 2, 4 ... s up to this.
+    takeover_backoff_max_s: float = Field(300.0, ge=1)
 
     @field_validator("device_id")
     @classmethod
     def _topic_safe(cls, value: str) -> str:
         if not re.fullmatch(r"[a-z0-9_-]+", value):
             raise ValueError("must match [a-z0-9_-]+")
+        return value
+
+    @field_validator("reply_prefixes")
+    @classmethod
+    def _plain_prefixes(cls, value: list[str] | None) -> list[str] | None:
+        for prefix in value or []:
+            if not prefix or any(c in prefix for c in "#+\x00") or len(prefix) > 200:
+                raise ValueError("each prefix must be a non-empty topic prefix without wildcards")
         return value
 
     @field_validator("base_topic")
@@ -106,7 +133,10 @@ class MqttConfig(_Strict):
 
 
 class DaemonConfig(_Strict):
+    # A name (or index) from [cameras]; without a [cameras] table, the camera itself (index, device or URL).
     default_camera: str = "0"
+    # Let requests name raw devices, paths inside the media dir and URLs (off: only declared cameras).
+    allow_request_cameras: bool = False
     flush_every_s: float = Field(2.0, gt=0)
     progress_hz: float = Field(2.0, gt=0, le=2.0)
     snapshot_hz: float = Field(1.0, ge=0, le=1.0)
@@ -134,6 +164,28 @@ class Config(_Strict):
     mqtt: MqttConfig = MqttConfig()
     daemon: DaemonConfig = DaemonConfig()
     enrollment: EnrollmentConfig = EnrollmentConfig()
+    # name -> index, /dev path or stream URL (credentials allowed: they are never published).
+    cameras: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("cameras")
+    @classmethod
+    def _camera_names(cls, value: dict[str, str]) -> dict[str, str]:
+        from .names import ID_RULE, is_safe_id
+
+        for name, spec in value.items():
+            if not is_safe_id(name):
+                raise ValueError(f"camera name '{name[:64]}' {ID_RULE}")
+            if not spec.strip():
+                raise ValueError(f"camera '{name}': empty spec")
+        return value
+
+    @model_validator(mode="after")
+    def _default_camera_declared(self) -> Config:
+        want, names = self.daemon.default_camera, list(self.cameras)
+        if names and want not in self.cameras and not (want.isdigit() and int(want) < len(names)):
+            raise ValueError(f"daemon.default_camera: '{want}' is not a name or index in [cameras] "
+                             f"({', '.join(names)})")
+        return self
 
     def ensure_dirs(self) -> None:
         for d in (
@@ -152,7 +204,7 @@ def format_validation_error(err: ValidationError, prefix: str = "") -> str:
     parts = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "(root)"
-        parts.append(f"{prefix}{key}: {e['msg']}")
+        parts.append(f"{prefix}{key}: {e['msg'].removeprefix('Value error, ')}")
     return "; ".join(parts)
 
 

@@ -62,9 +62,9 @@ class Enroller:
 
     def __init__(self, store: Store, encoder: FaceEncoder | None = None, duplicate_warn_distance: float = 0.4,
                  max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
-        import face_recognition
+        import dlib
 
-        self._locate = face_recognition.face_locations
+        self._hog = dlib.get_frontal_face_detector()  # not face_recognition: that would load all four dlib models
         self.store = store
         self.encoder: FaceEncoder = encoder or Encoder()
         self.dup_distance = duplicate_warn_distance
@@ -85,14 +85,14 @@ class Enroller:
         scale = min(1.0, _MAX_SIDE / max(bgr.shape[:2]))
         if scale < 1.0:
             bgr = cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        rgb = np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-        locations = self._locate(rgb, 1, "hog")
+        locations = self._hog(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), 1)
         if not locations:
             return "no face found"
         if len(locations) > 1:
             return f"{len(locations)} faces found; an enrollment image must show exactly one"
-        top, right, bottom, left = locations[0]
-        return self.encoder.encode(rgb, [Box(left, top, right, bottom)])[0]
+        r = locations[0]
+        box = Box(float(r.left()), float(r.top()), float(r.right()), float(r.bottom())).clipped(*bgr.shape[1::-1])
+        return self.encoder.encode(bgr, [box])[0]
 
     def enroll(self, section: str, student_id: str, name: str, images: Iterable[Path]) -> EnrollOutcome:
         out = EnrollOutcome(student_id)

@@ -1,5 +1,11 @@
 """Errors that carry an HTTP-like code, so the CLI and the MQTT API report them the same way."""
 
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
 
 class AttendanceError(Exception):
     """Base error: `code` follows HTTP (400 bad input, 403 forbidden path, 404 missing, 409 busy,
@@ -33,6 +39,36 @@ class MediaError(AttendanceError):
     """A video or camera that cannot be opened or read: bad input, not a daemon fault."""
 
     code = 400
+
+
+class MediaNotFound(MediaError):
+    """A video file that does not exist: 404 as the contract says (still a MediaError for callers)."""
+
+    code = 404
+
+
+MAX_ERROR_CHARS = 300
+_ABS_PATH = re.compile(r"(?<![\w.:/~>-])/(?:[^\s'\"/]+/)*[^\s'\"]*")
+_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s'\"]+@")
+
+
+def redact_credentials(text: str) -> str:
+    """`scheme://user:pass@host` -> `scheme://***@host`, wherever it appears in `text`."""
+    return _CREDENTIALS.sub(r"\1***@", text)
+
+
+def public_error(text: str, roots: Iterable[tuple[Path, str]] = ()) -> str:
+    """An error text fit to publish: credentials redacted, the box's directories shown as `<media>`-style
+    names, any other absolute path as `<path>`, and at most MAX_ERROR_CHARS characters."""
+    text = redact_credentials(text)
+    for root, label in sorted(roots, key=lambda r: -len(str(r[0]))):
+        for form in {str(root), str(root.resolve())}:
+            if form not in ("", "/"):
+                text = text.replace(form, label)
+    text = _ABS_PATH.sub("<path>", text)
+    if len(text) > MAX_ERROR_CHARS:
+        text = text[: MAX_ERROR_CHARS - 1] + "…"
+    return text
 
 
 class InsufficientStorage(AttendanceError):

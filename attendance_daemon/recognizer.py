@@ -1,10 +1,16 @@
-"""One analysed frame in, labelled faces out: detect, track, encode a track only when it needs a vote, match."""
+"""One analysed frame in, labelled faces out: detect, track, encode a track only when it needs a vote, match.
+
+Encodings are the cost (~80 ms a face), so they run beside the frame loop: a batch of faces is handed to the
+encoder and its votes are counted when it is done, a frame or a few later, while detection and tracking go on.
+A live camera's loop never waits for the encoder; a file read faster than real time waits once a batch is
+`_MAX_LAG_S` of video old and other faces wait, so the encoder is never left a video's length behind."""
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
 from .attendance import AttendanceBook
@@ -12,21 +18,43 @@ from .config import RecognitionConfig
 from .export import Label
 from .sources import Frame
 from .vision.detect import Detector
-from .vision.encode import FaceEncoder
+from .vision.encode import Crop, FaceEncoder, crops_for
 from .vision.match import Matcher
 from .vision.track import IouTracker, Track
+
+_MAX_BATCH = 6  # faces per encoder job: ~0.5 s of encoding, so new faces are not queued behind a long batch
+_MAX_LAG_S = 1.0  # video seconds a batch may be under way while other faces wait for the encoder
+_MEAN_AFTER = 3  # encodings of a track before its mean is matched too
+
+
+@dataclass
+class UnknownFace:
+    """An unknown visitor, first seen: the face crop is the evidence kept."""
+
+    track_id: int
+    crop: Crop
+    t: float
 
 
 @dataclass
 class FrameOutcome:
     labels: list[Label]
-    new_unknowns: list[Track] = field(default_factory=list)
+    new_unknowns: list[UnknownFace] = field(default_factory=list)
+    retracted_unknowns: list[int] = field(default_factory=list)  # tracks kept as unknown that proved a student
+
+
+@dataclass
+class _Job:
+    future: Future[list[np.ndarray]]
+    tracks: list[Track]
+    crops: list[Crop]
+    t: float
 
 
 class Recognizer:
-    """Encodings are the cost (~80 ms a face), so a track is encoded at most `encodings_per_track` times
-    while undecided, spaced by `encode_every_s`, then only every `reencode_every_s` while it is undecided or
-    unknown (a student first seen turned away can still be recognised); a known track is never re-encoded."""
+    """A track is encoded at most `encodings_per_track` times while undecided, spaced by `encode_every_s`, then
+    only every `reencode_every_s` while it is undecided or unknown (a student first seen turned away can still be
+    recognised); a known track is never re-encoded."""
 
     def __init__(
         self, detector: Detector, encoder: FaceEncoder, matcher: Matcher, book: AttendanceBook, cfg: RecognitionConfig
@@ -34,10 +62,12 @@ class Recognizer:
         self.detector, self.encoder, self.matcher, self.book, self.cfg = detector, encoder, matcher, book, cfg
         self.tracker = IouTracker(cfg.track_iou, cfg.track_max_age_s)
         self._unknown_people: list[np.ndarray] = []
-        self._unknown_reported: set[int] = set()
+        self._unknown_saved: set[int] = set()
+        self._jobs: list[_Job] = []
+        self.encodings = 0  # how many faces were encoded (for benchmarks and progress)
 
     def _needs_encoding(self, tr: Track, t: float) -> bool:
-        if self.book.identity(tr.id) is not None:
+        if tr.pending or self.book.identity(tr.id) is not None:
             return False
         if tr.last_encoded_t is None:
             return True
@@ -46,34 +76,73 @@ class Recognizer:
         return t - tr.last_encoded_t >= wait
 
     def process(self, frame: Frame) -> FrameOutcome:
-        rgb = cv2.cvtColor(frame.bgr, cv2.COLOR_BGR2RGB)
-        boxes = self.detector.detect(rgb)
-        seen, expired = self.tracker.update(boxes, frame.t)
+        outcome = FrameOutcome(labels=[])
+        self._collect(outcome, wait=False)
+        seen, expired = self.tracker.update(self.detector.detect(frame.bgr), frame.t)
         for tr in expired:
             self.book.forget(tr.id)
-            self._unknown_reported.discard(tr.id)
-        todo = [tr for tr in seen if self._needs_encoding(tr, frame.t)]
-        outcome = FrameOutcome(labels=[])
-        if todo:
-            encodings = self.encoder.encode(rgb, [tr.box for tr in todo])
-            for tr, enc, match in zip(todo, encodings, self.matcher.match_many(np.array(encodings)), strict=True):
-                tr.encodings += 1
-                tr.last_encoded_t = frame.t
-                self.book.vote(tr.id, match, tr.observed)
-                if self.book.is_unknown(tr.id) and tr.id not in self._unknown_reported:
-                    self._unknown_reported.add(tr.id)
-                    if self._is_new_person(enc):
-                        outcome.new_unknowns.append(tr)
+        if self._jobs and frame.t - self._jobs[0].t >= _MAX_LAG_S and \
+                any(self._needs_encoding(tr, frame.t) for tr in seen):
+            self._collect(outcome, wait=True)  # a file read faster than real time waits for its encodings
+        if not self._jobs:  # one batch at a time: the newest faces go next, none queue up behind a backlog
+            todo = sorted((tr for tr in seen if self._needs_encoding(tr, frame.t)),
+                          key=lambda tr: (tr.encodings, -tr.box.width))[:_MAX_BATCH]
+            if todo:
+                crops = crops_for(frame.bgr, [tr.box for tr in todo])
+                for tr in todo:
+                    tr.pending, tr.last_encoded_t = True, frame.t
+                self._jobs.append(_Job(self.encoder.submit(crops), todo, crops, frame.t))
+                self._collect(outcome, wait=False)  # an in-process encoder is already done
         for tr in seen:
             self.book.observe(tr.id, frame.t)
-            outcome.labels.append(self._label(tr))
+        max_gap = self.cfg.full_scan_s + 1.0 / self.cfg.analysis_fps  # a face is looked for once a sweep
+        outcome.labels = [self._label(tr) for tr in self.tracker.tracks.values() if frame.t - tr.last_t <= max_gap]
         return outcome
 
+    def finish(self) -> FrameOutcome:
+        """Waits for the encodings still under way and counts their votes (end of a session)."""
+        outcome = FrameOutcome(labels=[])
+        self._collect(outcome, wait=True)
+        return outcome
+
+    def _collect(self, outcome: FrameOutcome, wait: bool) -> None:
+        for job in [j for j in self._jobs if wait or j.future.done()]:
+            self._jobs.remove(job)
+            try:
+                encodings = job.future.result()
+            except BrokenProcessPool:  # the encoder child died: these faces are encoded again later
+                for tr in job.tracks:
+                    tr.pending, tr.last_encoded_t = False, None
+                continue
+            self.encodings += len(encodings)
+            matches = self.matcher.match_many(np.array(encodings))
+            for tr, crop, enc, match in zip(job.tracks, job.crops, encodings, matches, strict=True):
+                tr.pending = False
+                tr.encodings += 1
+                tr.encoding_sum = enc if tr.encoding_sum is None else tr.encoding_sum + enc
+                was_unknown = self.book.is_unknown(tr.id)
+                self.book.vote(tr.id, match, tr.observed, clear_view=self._clear_view(crop))
+                if self.book.identity(tr.id) is None and tr.encodings >= _MEAN_AFTER:
+                    mean = self.matcher.match_many(tr.encoding_sum[None, :] / tr.encodings)[0]
+                    self.book.confirm_by_mean(tr.id, mean, tr.observed)
+                if self.book.is_unknown(tr.id) and tr.id not in self._unknown_saved:
+                    self._unknown_saved.add(tr.id)
+                    if self._is_new_person(tr.encoding_sum / tr.encodings):
+                        outcome.new_unknowns.append(UnknownFace(tr.id, crop, job.t))
+                elif was_unknown and self.book.identity(tr.id) is not None and tr.id in self._unknown_saved:
+                    outcome.retracted_unknowns.append(tr.id)
+
+    def _clear_view(self, crop: Crop) -> bool:
+        """Big enough to judge someone a stranger; smaller faces wait for a better view."""
+        box = crop.face_box()
+        return min(box.width, box.height) >= self.cfg.unknown_min_face_px
+
     def _is_new_person(self, enc: np.ndarray) -> bool:
-        """One unknown person seen in several tracks is kept once as evidence."""
+        """One unknown person seen in several tracks is kept once as evidence (compared by the tracks' mean
+        encodings, with the looser distance that also separates visitors from students)."""
         if self._unknown_people:
             d = np.linalg.norm(np.stack(self._unknown_people) - enc[None, :], axis=1)
-            if float(d.min()) <= self.cfg.match_tolerance:
+            if float(d.min()) <= self.cfg.unknown_distance:
                 return False
         self._unknown_people.append(enc)
         return True

@@ -6,11 +6,17 @@ import csv
 from pathlib import Path
 
 from .api import Results
+from .names import safe_file_stem
+from .paths import ensure_inside
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def write_report(results: Results, folder: Path, fmt: str) -> Path:
+    """`<folder>/<session name>.<fmt>`; a name from before the naming rule gets a safe file name instead."""
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{results.name}.{fmt}"
+    path = ensure_inside(folder, folder / f"{safe_file_stem(results.name, results.session_id)}.{fmt}",
+                         "reports directory")
     tmp = path.with_suffix(path.suffix + ".tmp")
     if fmt == "csv":
         _csv(results, tmp)
@@ -32,14 +38,21 @@ def _rows(results: Results) -> list[list[str]]:
 HEADER = ["student_id", "name", "status", "first_seen_s", "last_seen_s", "seen_s"]
 
 
+def text_cell(value: str) -> str:
+    """OWASP's CSV-injection advice: a text cell that a spreadsheet would read as a formula gets a leading
+    `'`, so `=HYPERLINK(...)` in a student's name is shown, never evaluated."""
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
 def _csv(results: Results, path: Path) -> None:
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(["# session", results.name, results.section, results.status, results.started_at,
-                    results.ended_at or "", f"present {results.present_count}/{results.total}",
+        w.writerow(["# session", *map(text_cell, (results.name, results.section)), results.status,
+                    results.started_at, results.ended_at or "", f"present {results.present_count}/{results.total}",
                     f"unknowns {results.unknowns}"])
         w.writerow(HEADER)
-        w.writerows(_rows(results))
+        # the first two columns are the ids and names clients chose; the rest are our numbers
+        w.writerows([[text_cell(row[0]), text_cell(row[1]), *row[2:]] for row in _rows(results)])
 
 
 def _pdf(results: Results, path: Path) -> None:

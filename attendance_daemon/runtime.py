@@ -8,13 +8,15 @@ from pathlib import Path
 from .config import Config, load_config
 from .store import Store
 from .vision.detect import Detector, make_detector
-from .vision.encode import Encoder, FaceEncoder
+from .vision.encode import Encoder, FaceEncoder, ProcessEncoder
 
 
 def configured_detector(cfg: Config) -> Detector:
     """The detector the config asks for (tflite falls back to HOG when no TFLite runtime is installed)."""
     rc = cfg.recognition
-    return make_detector(rc.detector, rc.detector_min_score, rc.min_face_px)
+    return make_detector(rc.detector, rc.detector_min_score, rc.min_face_px, rc.smallest_face_px,
+                         sweep_frames=max(1, round(rc.full_scan_s * rc.analysis_fps)),
+                         verify_score=rc.detector_verify_score)
 
 
 @dataclass
@@ -38,9 +40,12 @@ class Runtime:
 
     @property
     def encoder(self) -> FaceEncoder:
+        """In a child process by default (the frame loop goes on while faces are encoded), as in the daemon."""
         if self._encoder is None:
-            self._encoder = Encoder()
+            self._encoder = ProcessEncoder() if self.cfg.recognition.encoder_process else Encoder()
         return self._encoder
 
     def close(self) -> None:
+        if self._encoder is not None:
+            self._encoder.close()
         self.store.close()

@@ -10,8 +10,9 @@ import sqlite3
 import threading
 import time
 import uuid
+from pathlib import Path
 
-import numpy as np
+import cv2
 
 from .api import Progress
 from .attendance import AttendanceBook
@@ -19,11 +20,10 @@ from .config import Config
 from .errors import AttendanceError, InsufficientStorage, InvalidRequest
 from .export import VideoExporter, annotate, jpeg, save_crop
 from .planning import SessionPlan
-from .recognizer import Recognizer
+from .recognizer import FrameOutcome, Recognizer, UnknownFace
 from .sources import CameraSource, FrameSource, VideoFileSource
 from .store import SessionRow, Store
 from .timeutil import now_iso
-from .vision.boxes import Box
 from .vision.detect import Detector
 from .vision.encode import FaceEncoder
 from .vision.match import Matcher
@@ -117,7 +117,8 @@ class SessionRunner:
             assert plan.camera is not None  # plan_webcam fills in the configured default
             self.source = CameraSource(plan.camera, rc.analysis_fps, cfg.daemon.camera_retry_s, timeout)
         self.book = AttendanceBook(roster, 1.0 / self.source.fps, rc.presence_gap_s, rc.votes_to_confirm,
-                                   rc.vote_ratio, rc.min_presence_s)
+                                   rc.vote_ratio, rc.min_presence_s, rc.unknown_votes, rc.unknown_distance,
+                                   rc.confident_distance)
         self.recognizer = Recognizer(detector, encoder, Matcher(encodings, owners, len(roster), rc.match_tolerance),
                                      self.book, rc)
         self.row = SessionRow(
@@ -127,6 +128,7 @@ class SessionRunner:
         )
         self._committed = False
         self._faces = 0
+        self._last_t = 0.0
         self._exporter: VideoExporter | None = None
         self._started = time.monotonic()
         self._paused_s = 0.0
@@ -206,15 +208,12 @@ class SessionRunner:
                 continue
             frame = next(frames, None)
             if frame is None:
+                self._settle(self.recognizer.finish(), self._last_t)
                 return
+            self._last_t = frame.t
             outcome = self.recognizer.process(frame)
             self._faces = len(outcome.labels)
-            for tr in outcome.new_unknowns:
-                self._save_unknown(frame.bgr, tr.id, tr.box, frame.t)
-            for idx in self.book.newly_present():
-                s = self.book.roster[idx]
-                self.hooks.event("student_present", session_id=self.row.id, student_id=s.student_id,
-                                 name=s.name, at_s=round(frame.t, 2))
+            self._settle(outcome, frame.t)
             now = time.monotonic()
             annotated = None
             if self.plan.export:
@@ -238,7 +237,19 @@ class SessionRunner:
                 self.hooks.heartbeat()
                 next_beat = now + 0.5
             if self.plan.duration_s is not None and frame.t >= self.plan.duration_s:
+                self._settle(self.recognizer.finish(), frame.t)
                 return
+
+    def _settle(self, outcome: FrameOutcome, t: float) -> None:
+        """What the encodings decided: unknown visitors kept or retracted, students who just became present."""
+        for face in outcome.new_unknowns:
+            self._save_unknown(face)
+        for track_id in outcome.retracted_unknowns:
+            self._retract_unknown(track_id)
+        for idx in self.book.newly_present():
+            s = self.book.roster[idx]
+            self.hooks.event("student_present", session_id=self.row.id, student_id=s.student_id,
+                             name=s.name, at_s=round(t, 2))
 
     def _wait_paused(self) -> None:
         """Holds the decoder where it is; the file resumes at the very next frame."""
@@ -275,12 +286,17 @@ class SessionRunner:
             raise InsufficientStorage(f"disk almost full: {free:.1f} MB free on the data directory, below "
                                       f"{floor:g} MB (half of daemon.min_free_mb); recording stopped")
 
-    def _save_unknown(self, bgr: np.ndarray, track_id: int, box: Box, t: float) -> None:
-        path = self.cfg.paths.unknowns / self.row.name / f"track-{track_id:05d}-{t:08.2f}s.jpg"
-        save_crop(bgr, box, path)
-        self.store.add_unknown(self.row.id, track_id, str(path), round(t, 2))
-        self.hooks.event("unknown_face", session_id=self.row.id, track_id=track_id, crop_path=str(path),
-                         at_s=round(t, 2))
+    def _save_unknown(self, face: UnknownFace) -> None:
+        path = self.cfg.paths.unknowns / self.row.name / f"track-{face.track_id:05d}-{face.t:08.2f}s.jpg"
+        save_crop(cv2.cvtColor(face.crop.rgb, cv2.COLOR_RGB2BGR), face.crop.face_box(), path)
+        self.store.add_unknown(self.row.id, face.track_id, str(path), round(face.t, 2))
+        self.hooks.event("unknown_face", session_id=self.row.id, track_id=face.track_id, crop_path=str(path),
+                         at_s=round(face.t, 2))
+
+    def _retract_unknown(self, track_id: int) -> None:
+        """A track kept as an unknown visitor later proved to be a student: the visitor was never there."""
+        for path in self.store.remove_unknown(self.row.id, track_id):
+            Path(path).unlink(missing_ok=True)
 
     def _finish(self, status: str, error: str | None) -> None:
         try:

@@ -20,7 +20,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from .errors import MediaError
+from .cameras import CameraChoice
+from .errors import MediaError, MediaNotFound, redact_credentials
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +36,18 @@ def check_openable(path: Path, field: str, allow_devices: bool = False) -> None:
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError as exc:
-        raise MediaError(f"{field}: no such file: {path.name}") from exc
+        raise MediaNotFound(f"{field}: no such video file: {path.name}") from exc
     if stat.S_ISREG(mode) or (allow_devices and stat.S_ISCHR(mode)):
         return
     kind = "a FIFO" if stat.S_ISFIFO(mode) else "a directory" if stat.S_ISDIR(mode) else "not a regular file"
     raise MediaError(f"{field}: '{path.name}' is {kind}; only regular video files can be read")
 
 
-def open_capture(spec: int | str, timeout_s: float, field: str) -> cv2.VideoCapture:
+def open_capture(spec: int | str, timeout_s: float, field: str, label: str | None = None) -> cv2.VideoCapture:
     """An opened VideoCapture, or MediaError after `timeout_s` (the helper thread is then abandoned and
-    releases whatever it opens late). FFmpeg streams also get OpenCV's own open/read time-outs."""
+    releases whatever it opens late). FFmpeg streams also get OpenCV's own open/read time-outs. Messages
+    show `label` (default: the spec without credentials)."""
+    shown = label if label is not None else redact_credentials(str(spec))
     if isinstance(spec, str) and not _STREAM.match(spec):
         check_openable(Path(spec), field, allow_devices=spec.startswith("/dev/"))
     ms = int(timeout_s * 1000)
@@ -76,11 +79,11 @@ def open_capture(spec: int | str, timeout_s: float, field: str) -> cv2.VideoCapt
             box["abandoned"] = True
             late = box.get("cap")
         if not isinstance(late, cv2.VideoCapture):
-            raise MediaError(f"{field}: '{spec}' did not open within {timeout_s:g} s")
+            raise MediaError(f"{field}: '{shown}' did not open within {timeout_s:g} s")
     with lock:
         result = box.get("cap", box.get("error"))
     if isinstance(result, BaseException):
-        raise MediaError(f"{field}: cannot open '{spec}': {result}") from result
+        raise MediaError(f"{field}: cannot open '{shown}': {redact_credentials(str(result))}") from result
     assert isinstance(result, cv2.VideoCapture)
     return result
 
@@ -119,7 +122,7 @@ class VideoFileSource:
     frame count (a truncated file)."""
 
     def __init__(self, path: Path, analysis_fps: float, open_timeout_s: float = DEFAULT_OPEN_TIMEOUT_S) -> None:
-        self._cap = open_capture(str(path), open_timeout_s, "path")
+        self._cap = open_capture(str(path), open_timeout_s, "path", path.name)
         if not self._cap.isOpened():
             raise MediaError(f"path: cannot open video (corrupt or unsupported): {path.name}")
         meta_fps = float(self._cap.get(cv2.CAP_PROP_FPS))
@@ -226,14 +229,20 @@ def parse_camera(spec: str | int) -> int | str:
     return int(text) if text.isdigit() else text
 
 
+def camera_label(spec: str | int | CameraChoice) -> str:
+    """What may be shown of a camera: its declared name, or its spec without `user:pass@`."""
+    return spec.label if isinstance(spec, CameraChoice) else redact_credentials(str(spec))
+
+
 class CameraSource:
     """A live camera sampled at the analysis rate; a camera that stops delivering is retried, then fails."""
 
     total: int | None = None
 
-    def __init__(self, spec: str | int, analysis_fps: float, retry_s: float = 5.0,
+    def __init__(self, spec: str | int | CameraChoice, analysis_fps: float, retry_s: float = 5.0,
                  open_timeout_s: float = DEFAULT_OPEN_TIMEOUT_S) -> None:
-        self._spec = parse_camera(spec)
+        self._spec = parse_camera(spec.spec if isinstance(spec, CameraChoice) else spec)
+        self._label = camera_label(spec)  # the spec may hold credentials: never in messages or logs
         self._retry_s = retry_s
         self._open_timeout_s = open_timeout_s
         self.fps = analysis_fps
@@ -243,9 +252,9 @@ class CameraSource:
         self._paused_at: float | None = None
 
     def _open(self) -> cv2.VideoCapture:
-        cap = open_capture(self._spec, self._open_timeout_s, "camera")
+        cap = open_capture(self._spec, self._open_timeout_s, "camera", self._label)
         if not cap.isOpened():
-            raise MediaError(f"camera: cannot open camera '{self._spec}'")
+            raise MediaError(f"camera: cannot open camera '{self._label}'")
         return cap
 
     def position(self) -> int:
@@ -271,7 +280,7 @@ class CameraSource:
             return bgr
         deadline = time.monotonic() + self._retry_s
         while time.monotonic() < deadline:
-            log.warning("camera '%s' delivered no frame; reopening", self._spec)
+            log.warning("camera '%s' delivered no frame; reopening", self._label)
             self._cap.release()
             time.sleep(0.5)
             try:
@@ -281,7 +290,7 @@ class CameraSource:
             ok, bgr = self._cap.read()
             if ok:
                 return bgr
-        raise MediaError(f"camera: camera '{self._spec}' stopped delivering frames")
+        raise MediaError(f"camera: camera '{self._label}' stopped delivering frames")
 
     def frames(self) -> Iterator[Frame]:
         period = 1.0 / self.fps

@@ -38,9 +38,9 @@ def people() -> list[Any]:
 
 
 def make_config(tmp: Path, media: Path | None = None, **recognition: Any) -> Config:
+    """In-process encodings unless a test asks for the child process (the daemon's tests use it)."""
     cfg = Config(paths=PathsConfig(data_dir=tmp / "data", media_dir=media or tmp / "media"))
-    if recognition:
-        cfg.recognition = cfg.recognition.model_copy(update=recognition)
+    cfg.recognition = cfg.recognition.model_copy(update={"encoder_process": False, **recognition})
     cfg.ensure_dirs()
     return cfg
 

@@ -131,7 +131,7 @@ def test_bad_requests_each_get_one_clear_answer(broker: Broker, daemon_factory: 
         assert r["code"] == 403 and "outside the media directory" in r["error"]
         r = raw("start_mp4", b'{"path": "../long.json/../../../../etc/passwd", "section": "demo"}')
         assert r["code"] == 403
-        assert raw("start_mp4", b'{"path": "nope.mp4", "section": "demo"}')["code"] == 400
+        assert raw("start_mp4", b'{"path": "nope.mp4", "section": "demo"}')["code"] == 404
         assert raw("start_mp4", b'{"path": "classroom.mp4", "section": "nope"}')["code"] == 404
         assert raw("start_webcam", b'{"section": "demo", "camera": "/etc/passwd"}')["code"] == 403
         r = raw("status", b"{}", retain=True)
@@ -158,10 +158,11 @@ def test_mqtt5_response_topic_and_correlation(broker: Broker, daemon_factory: An
     client.connect("127.0.0.1", broker.port)
     client.loop_start()
     try:
-        client.subscribe("replies/me", qos=1)
+        reply = f"attendance/{d.device}/reply/me"  # allowed under R/ (mqtt.reply_prefixes)
+        client.subscribe(reply, qos=1)
         assert ready.wait(5)
         props = Properties(PacketTypes.PUBLISH)
-        props.ResponseTopic = "replies/me"
+        props.ResponseTopic = reply
         props.CorrelationData = b"corr-42"
         client.publish(f"attendance/{d.device}/request/status", b'{"transaction": "t5"}', qos=1, properties=props)
         deadline = time.monotonic() + 10
@@ -169,7 +170,7 @@ def test_mqtt5_response_topic_and_correlation(broker: Broker, daemon_factory: An
             time.sleep(0.02)
         assert got, "no reply on the response topic"
         topic, payload, corr = got[0]
-        assert topic == "replies/me" and corr == b"corr-42"
+        assert topic == reply and corr == b"corr-42"
         assert json.loads(payload)["transaction"] == "t5"
     finally:
         client.disconnect()

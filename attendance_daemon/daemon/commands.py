@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import ValidationError
 
 from .. import api
+from ..cameras import resolve_camera
 from ..config import format_validation_error
 from ..enrollment import too_large
-from ..errors import AttendanceError, InvalidRequest, NotFound
+from ..errors import AttendanceError, InvalidRequest, NotFound, public_error
 from ..paths import resolve_inside
 from ..planning import plan_mp4, plan_webcam
 from ..reports import write_report
@@ -44,6 +45,17 @@ def command(name: str, model: type[R], background: bool = False,
     return register
 
 
+MAX_TRANSACTION_CHARS = 1024
+
+
+class _Refused(InvalidRequest):
+    """A refusal that could still read the request's transaction, to echo it."""
+
+    def __init__(self, message: str, transaction: Any) -> None:
+        super().__init__(message)
+        self.transaction = transaction
+
+
 def runs_in_background(name: str | None) -> bool:
     return name in BACKGROUND
 
@@ -53,6 +65,8 @@ def refuse(daemon: Daemon, incoming: Incoming, error: AttendanceError) -> tuple[
     name = daemon.topics.command_of(incoming.topic) or "?"
     try:
         transaction, _ = parse(incoming)
+    except _Refused as exc:
+        transaction = exc.transaction
     except AttendanceError:
         transaction = None
     if not _json_scalar(transaction):
@@ -62,10 +76,11 @@ def refuse(daemon: Daemon, incoming: Incoming, error: AttendanceError) -> tuple[
 
 
 def parse(incoming: Incoming) -> tuple[Any, dict[str, Any]]:
-    """(transaction, request object); raises InvalidRequest with transaction attached when possible."""
-    if incoming.retain:
-        raise InvalidRequest("request must not be retained (it would replay on every reconnect)")
+    """(transaction, request object); raises InvalidRequest (a _Refused carrying the transaction when it could
+    be read)."""
     if not incoming.payload.strip():
+        if incoming.retain:
+            raise _Refused(_RETAINED, None)
         return None, {}
     try:
         obj = json.loads(incoming.payload.decode("utf-8"))
@@ -75,7 +90,17 @@ def parse(incoming: Incoming) -> tuple[Any, dict[str, Any]]:
         raise InvalidRequest(f"payload: invalid JSON ({exc.msg} at position {exc.pos})") from exc
     if not isinstance(obj, dict):
         raise InvalidRequest(f"payload: must be a JSON object, got {type(obj).__name__}")
-    return obj.get("transaction"), obj
+    transaction = obj.get("transaction")
+    if not _json_scalar(transaction):
+        raise InvalidRequest("transaction: must be a string, number, boolean or null")
+    if isinstance(transaction, str) and len(transaction) > MAX_TRANSACTION_CHARS:
+        raise InvalidRequest(f"transaction: must be at most {MAX_TRANSACTION_CHARS} characters")
+    if incoming.retain:
+        raise _Refused(_RETAINED, transaction)
+    return transaction, obj
+
+
+_RETAINED = "request must not be retained (it would replay on every reconnect)"
 
 
 def handle(daemon: Daemon, incoming: Incoming) -> tuple[str, api.Response]:
@@ -83,12 +108,13 @@ def handle(daemon: Daemon, incoming: Incoming) -> tuple[str, api.Response]:
     name = daemon.topics.command_of(incoming.topic) or "?"
     transaction: Any = None
     try:
-        transaction, obj = parse(incoming)
-        if not _json_scalar(transaction):
-            transaction = None
-            raise InvalidRequest("transaction: must be a string, number, boolean or null")
+        try:
+            transaction, obj = parse(incoming)
+        except _Refused as exc:
+            transaction = exc.transaction
+            raise
         if name not in COMMANDS:
-            raise NotFound(f"unknown command '{name}' (known: {', '.join(sorted(COMMANDS))})")
+            raise NotFound(f"unknown command '{name[:64]}' (known: {', '.join(sorted(COMMANDS))})")
         model, fn = COMMANDS[name]
         try:
             request = model.model_validate(obj)
@@ -97,12 +123,18 @@ def handle(daemon: Daemon, incoming: Incoming) -> tuple[str, api.Response]:
         data = fn(daemon, request)
         return name, api.Response(transaction=transaction, status="ok", code=200, data=_dump(data))
     except AttendanceError as exc:
-        return name, api.Response(transaction=transaction, status="error", code=exc.code, error=exc.message,
-                                  data=exc.data)
+        return name, api.Response(transaction=transaction, status="error", code=exc.code,
+                                  error=_public(daemon, exc.message), data=exc.data)
     except Exception as exc:
-        log.exception("internal error handling %s", name)
+        log.exception("internal error handling %s", name[:64])
         return name, api.Response(transaction=transaction, status="error", code=500,
-                                  error=f"internal error: {type(exc).__name__}: {exc}")
+                                  error=_public(daemon, f"internal error: {type(exc).__name__}: {exc}"))
+
+
+def _public(daemon: Daemon, message: str) -> str:
+    """Error texts leave the box: no absolute paths of it, no credentials, at most 300 characters."""
+    p = daemon.cfg.paths
+    return public_error(message, [(p.media, "<media>"), (p.enrollment, "<enrollment>"), (p.data_dir, "<data>")])
 
 
 def _json_scalar(value: Any) -> bool:
@@ -130,7 +162,7 @@ def start_mp4(d: Daemon, r: api.StartMp4) -> api.State:
 @command("start_webcam", api.StartWebcam)
 def start_webcam(d: Daemon, r: api.StartWebcam) -> api.State:
     d.sm.ensure_idle()
-    camera = d.check_camera(r.camera)
+    camera = resolve_camera(d.cfg, r.camera)
     plan = plan_webcam(d.cfg, d.store, r.section, r.session_name, r.export, camera, r.duration_s)
     return d.start_session(plan)
 

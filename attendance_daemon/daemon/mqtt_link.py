@@ -7,6 +7,7 @@ import logging
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,9 +20,12 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ..config import MqttConfig
-from .topics import RETAINED, Topics
+from .topics import MAX_CORRELATION, RETAINED, Topics
 
 log = logging.getLogger(__name__)
+
+SESSION_TAKEN_OVER = 142  # MQTT v5 DISCONNECT reason: another client connected with our client id
+SHORT_LIVED_S = 10.0  # connections lost sooner than this, twice in a row, are taken as a client-id takeover
 
 
 def disable_nagle(client: mqtt.Client) -> None:
@@ -60,18 +64,24 @@ class Incoming:
 class MqttLink:
     """Owns the client. `on_request` is called on paho's network thread: it must only enqueue."""
 
-    def __init__(self, cfg: MqttConfig, topics: Topics, on_request: Callable[[Incoming], None]) -> None:
+    def __init__(self, cfg: MqttConfig, topics: Topics, on_request: Callable[[Incoming], None],
+                 on_takeover: Callable[[str], None] | None = None) -> None:
         self.cfg, self.topics = cfg, topics
         self._on_request = on_request
+        self._on_takeover = on_takeover
+        self._stopping = False
+        self._drops = 0  # short-lived connections in a row: the reconnect delay doubles with each
+        self._takeover_notice: str | None = None
+        self._connected_at = 0.0
         self._retained: dict[str, bytes] = {}
         self._lock = threading.Lock()
         self.connected = threading.Event()
         self.last_error: str | None = None
         self.v5 = cfg.protocol == "5"
-        self.client = make_client(cfg, cfg.client_id or f"attendance-daemon-{cfg.device_id}")
+        self.client_id = cfg.client_id or f"attendance-daemon-{cfg.device_id}"
+        self.client = make_client(cfg, self.client_id)
         self.client.will_set(topics.of("availability"), b"offline", qos=1, retain=True)
-        self.client.reconnect_delay_set(min_delay=max(1, round(cfg.reconnect_min_s)),
-                                        max_delay=max(1, round(cfg.reconnect_max_s)))
+        self._normal_backoff()
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
@@ -82,8 +92,13 @@ class MqttLink:
         self.client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive)
         self.client.loop_start()
 
+    def _normal_backoff(self) -> None:
+        self.client.reconnect_delay_set(min_delay=max(1, round(self.cfg.reconnect_min_s)),
+                                        max_delay=max(1, round(self.cfg.reconnect_max_s)))
+
     def stop(self, timeout: float = 5.0) -> None:
         """Publishes `offline` (a clean disconnect does not fire the LWT), then disconnects."""
+        self._stopping = True
         with self._lock:
             self._retained["availability"] = b"offline"
         if self.connected.is_set():
@@ -116,12 +131,25 @@ class MqttLink:
         self.client.publish(topic, b"", qos=1, retain=True)
 
     def respond(self, command: str, payload: bytes, incoming: Incoming | None) -> None:
+        """The fixed response topic always; the request's v5 Response Topic too when it is allowed there
+        (see Topics.reply_refusal) and its Correlation Data is at most MAX_CORRELATION bytes."""
         self.publish(self.topics.response(command), payload)
-        if incoming is not None and incoming.response_topic:
-            props = Properties(PacketTypes.PUBLISH)
-            if incoming.correlation is not None:
-                props.CorrelationData = incoming.correlation
+        if incoming is None or incoming.response_topic is None:
+            return
+        refusal = self.topics.reply_refusal(incoming.response_topic, self.cfg.reply_prefixes)
+        if refusal is None and incoming.correlation is not None and len(incoming.correlation) > MAX_CORRELATION:
+            refusal = f"correlation data longer than {MAX_CORRELATION} bytes"
+        if refusal is not None:
+            log.info("answered on %s only: the request's response topic %r is %s", self.topics.response(command),
+                     incoming.response_topic[:80], refusal)
+            return
+        props = Properties(PacketTypes.PUBLISH)
+        if incoming.correlation is not None:
+            props.CorrelationData = incoming.correlation
+        try:
             self.publish(incoming.response_topic, payload, properties=props)
+        except (ValueError, TypeError) as exc:  # paho's own checks: still nothing may stop the dispatcher
+            log.warning("could not answer on response topic %r: %s", incoming.response_topic[:80], exc)
 
     # ---- callbacks (paho network thread) -----------------------------------------------------------
 
@@ -144,11 +172,49 @@ class MqttLink:
             for leaf, payload in self._retained.items():
                 client.publish(self.topics.of(leaf), payload, qos=1, retain=True)
             self.connected.set()
+        self._connected_at = time.monotonic()
+        notice, self._takeover_notice = self._takeover_notice, None
+        if notice is not None and self._on_takeover is not None:
+            self._on_takeover(notice)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: mqtt.DisconnectFlags, reason: ReasonCode,
                        properties: Properties | None) -> None:
+        was_connected = self.connected.is_set()
         self.connected.clear()
+        if self._stopping:
+            log.info("disconnected from MQTT broker (%s)", reason)
+            return
+        uptime = time.monotonic() - self._connected_at
+        if reason.value == SESSION_TAKEN_OVER or (was_connected and uptime < SHORT_LIVED_S):
+            self._short_lived(reason, uptime)
+            return
+        if self._drops:
+            self._drops = 0
+            self._normal_backoff()
         log.warning("disconnected from MQTT broker (%s); reconnecting with backoff", reason)
+
+    def _short_lived(self, reason: ReasonCode, uptime: float) -> None:
+        """Another client connected with our client id (a clone with the same device_id, or someone using it):
+        the broker drops us (v5 reason 142 on brokers that send it; mosquitto 2.0.11 just closes the socket
+        right after the other connects). Say so clearly and back off exponentially instead of knocking each
+        other off forever."""
+        self._drops += 1
+        taken = reason.value == SESSION_TAKEN_OVER
+        if not taken and self._drops < 2:
+            self._normal_backoff()
+            log.warning("disconnected from MQTT broker %.1f s after connecting (%s); reconnecting with backoff",
+                        uptime, reason)
+            return
+        delay = min(self.cfg.takeover_backoff_max_s, 2.0 ** (self._drops - 1))
+        self.client.reconnect_delay_set(min_delay=max(1, round(delay)),
+                                        max_delay=max(1, round(delay), round(self.cfg.reconnect_max_s)))
+        cause = ("MQTT session taken over" if taken else
+                 f"MQTT connection dropped {uptime:.1f} s after connecting, {self._drops} times in a row: "
+                 "probably taken over")
+        message = (f"{cause} by another client using this daemon's client id '{self.client_id}' (a second box "
+                   f"with device_id '{self.cfg.device_id}', or a client using that id); reconnecting in {delay:.0f} s")
+        log.error("%s", message)
+        self._takeover_notice = message
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         props = getattr(msg, "properties", None)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import queue
-import re
 import signal
 import sqlite3
 import threading
@@ -21,8 +20,7 @@ from typing import Any
 from .. import __version__, api
 from ..config import Config
 from ..enrollment import Enroller
-from ..errors import AttendanceError, Conflict, Forbidden, StoreError
-from ..paths import resolve_inside
+from ..errors import AttendanceError, Conflict, StoreError
 from ..planning import SessionPlan
 from ..results import build_results
 from ..runtime import configured_detector
@@ -44,7 +42,6 @@ DISPATCHER_STALL_S = 120.0
 WORKER_STALL_S = 60.0
 HOUSEKEEPING_S = 2.0  # how often the database file and the roster are checked (off the main loop)
 BACKGROUND_QUEUE = 8  # slow requests (enrollments) waiting beyond this are refused with 409
-_STREAM = re.compile(r"^(rtsp|rtsps|rtmp|http|https)://", re.IGNORECASE)
 
 
 def _json(payload: Any) -> bytes:
@@ -80,7 +77,7 @@ class Daemon:
         self.store = Store(cfg.paths.database, allow_init=init or cfg.daemon.allow_init)
         self.topics = Topics(cfg.mqtt.base_topic, cfg.mqtt.device_id)
         self.requests: queue.Queue[Incoming | None] = queue.Queue()
-        self.link = MqttLink(cfg.mqtt, self.topics, self.requests.put)
+        self.link = MqttLink(cfg.mqtt, self.topics, self.requests.put, on_takeover=self._report_takeover)
         self.sm = StateMachine(on_change=lambda s: self.link.set_retained("state", _json(s)))
         rc = cfg.recognition
         self.notifier.status("loading models")
@@ -117,6 +114,10 @@ class Daemon:
     def publish_event(self, kind: str, **fields: object) -> None:
         self.link.publish(self.topics.of("events"), _json({"type": kind, "at": now_iso(), **fields}))
 
+    def _report_takeover(self, message: str) -> None:
+        """Called after reconnecting from a client-id takeover: dashboards see it as an `error` event."""
+        self.publish_event("error", error=message)
+
     def _publish_results(self, session_id: str) -> api.Results:
         results = build_results(self.store, self.store.get_session(session_id), self.cfg.recognition.min_presence_s)
         self.link.set_retained("results", _json(results))
@@ -134,19 +135,6 @@ class Daemon:
                 self.publish_event("session_finished", session_id=results.session_id, status=results.status)
 
     # ---- sessions (called on the dispatcher thread) ----------------------------------------------------
-
-    def check_camera(self, camera: str | int | None) -> str | int | None:
-        """Camera index, /dev path or stream URL; a recorded file only from inside the media directory."""
-        if camera is None or isinstance(camera, int):
-            return camera
-        text = camera.strip()
-        if text.isdigit() or _STREAM.match(text) or (text.startswith("/dev/") and ".." not in text):
-            return text
-        try:
-            return str(resolve_inside(self.cfg.paths.media, text, "camera", "media directory"))
-        except Forbidden as exc:
-            raise Forbidden(f"camera: '{camera}' is neither a camera index, a /dev path, a stream URL, "
-                            "nor a file inside the media directory") from exc
 
     def start_session(self, plan: SessionPlan) -> api.State:
         """Prepare without the state lock (free space, roster, open the source with a time-out), then commit
@@ -173,11 +161,16 @@ class Daemon:
             raise
 
     def _run_worker(self, runner: SessionRunner) -> None:
-        sid = runner.row.id
+        sid, name = runner.row.id, runner.row.name
         try:
+            log.info("session %s started: %s, section %s, source %s%s", name, runner.row.mode, runner.row.section,
+                     runner.row.source, ", export" if runner.row.export else "")
             self.publish_event("session_started", session_id=sid, name=runner.row.name, mode=runner.row.mode)
             row = runner.run()
             results = self._publish_results(row.id)
+            log.info("session %s ended: %s, present %d/%d, unknown faces %d%s", name, results.status,
+                     results.present_count, results.total, results.unknowns,
+                     f" ({results.error})" if results.error else "")
             self.publish_event("session_finished", session_id=sid, status=results.status,
                                present_count=results.present_count, total=results.total)
         except Exception as exc:  # the session could not even record its end (e.g. disk full): say so, free the lock
@@ -232,14 +225,17 @@ class Daemon:
                 return
             if incoming.retain and not incoming.payload:
                 continue  # the deletion of a retained message, not a request
-            if not incoming.retain and commands.runs_in_background(self.topics.command_of(incoming.topic)):
-                try:
-                    self.background.put_nowait(incoming)
-                except queue.Full:
-                    self._answer(*commands.refuse(self, incoming, Conflict(
-                        f"busy: {BACKGROUND_QUEUE} enrollments are already waiting; retry later")), incoming)
-                continue
-            self._answer(*commands.handle(self, incoming), incoming)
+            try:  # nothing one request holds may end this thread: every later request would go unanswered
+                if not incoming.retain and commands.runs_in_background(self.topics.command_of(incoming.topic)):
+                    try:
+                        self.background.put_nowait(incoming)
+                    except queue.Full:
+                        self._answer(*commands.refuse(self, incoming, Conflict(
+                            f"busy: {BACKGROUND_QUEUE} enrollments are already waiting; retry later")), incoming)
+                    continue
+                self._answer(*commands.handle(self, incoming), incoming)
+            except Exception:
+                log.exception("could not answer a request on %.120s; carrying on", incoming.topic)
 
     def _answer(self, name: str, response: api.Response, incoming: Incoming) -> None:
         self.link.respond(name, _json(response), incoming)

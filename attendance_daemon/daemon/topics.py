@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 RETAINED = ("availability", "info", "state", "progress", "results", "snapshot")
+OWN_LEAVES = (*RETAINED, "events", "request", "response")
+MAX_REPLY_TOPIC = 256
+MAX_CORRELATION = 1024
 
 
 @dataclass(frozen=True)
@@ -33,3 +36,19 @@ class Topics:
     def command_of(self, topic: str) -> str | None:
         prefix = f"{self.root}/request/"
         return topic[len(prefix):] if topic.startswith(prefix) else None
+
+    def reply_refusal(self, topic: str, prefixes: list[str] | None) -> str | None:
+        """Why a v5 Response Topic must not be used, or None when it may: a plain topic name (no wildcards,
+        NUL or empty levels at the end, at most MAX_REPLY_TOPIC characters) under an allowed prefix (default
+        `R/`) and never one of the daemon's own topics (its retained truth, events, requests or responses)."""
+        if not topic or len(topic) > MAX_REPLY_TOPIC:
+            return f"empty or longer than {MAX_REPLY_TOPIC} characters"
+        if any(c in topic for c in "+#\x00"):
+            return "contains a wildcard or NUL"
+        allowed = prefixes if prefixes is not None else [f"{self.root}/"]
+        if not any(topic.startswith(p) for p in allowed):
+            return f"outside the allowed prefixes ({', '.join(allowed)})"
+        root = f"{self.root}/"
+        if topic.startswith(root) and topic[len(root):].split("/", 1)[0] in OWN_LEAVES:
+            return "one of the daemon's own topics"
+        return None

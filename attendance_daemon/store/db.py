@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import Conflict, NotFound, StoreError
+from ..names import check_display_name, check_id
 from ..timeutil import now_iso
 from .records import AttendanceRow, SessionRow, StudentRow
 from .schema import MIGRATIONS, SCHEMA_VERSION
@@ -150,6 +151,9 @@ class Store:
             db.execute("DELETE FROM sections WHERE name=?", (section,))
 
     def upsert_student(self, section: str, student_id: str, name: str) -> int:
+        check_id(section, "section")  # new writes only: older rows with other names stay readable
+        check_id(student_id, "student_id")
+        check_display_name(name)
         now = now_iso()
         with self._tx() as db:
             db.execute("INSERT OR IGNORE INTO sections(name, created_at) VALUES (?, ?)", (section, now))
@@ -210,6 +214,7 @@ class Store:
     # ---- sessions -----------------------------------------------------------------------------
 
     def create_session(self, row: SessionRow) -> None:
+        check_id(row.name, "session_name")
         with self._tx() as db:
             if db.execute("SELECT 1 FROM sessions WHERE name=?", (row.name,)).fetchone():
                 raise Conflict(f"session_name: a session named '{row.name}' already exists")
@@ -323,6 +328,14 @@ class Store:
                 "INSERT INTO unknown_faces(session_id, track_id, crop_path, at_s, created_at) VALUES (?, ?, ?, ?, ?)",
                 (session_id, track_id, crop_path, at_s, now_iso()),
             )
+
+    def remove_unknown(self, session_id: str, track_id: int) -> list[str]:
+        """Forgets a track's unknown-face record; returns the crop paths it had (for the caller to delete)."""
+        with self._tx() as db:
+            rows = db.execute("SELECT crop_path FROM unknown_faces WHERE session_id=? AND track_id=?",
+                              (session_id, track_id)).fetchall()
+            db.execute("DELETE FROM unknown_faces WHERE session_id=? AND track_id=?", (session_id, track_id))
+        return [str(r[0]) for r in rows]
 
     def unknowns(self, session_id: str) -> list[tuple[int, str, float]]:
         with self._lock:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import cv2
 import numpy as np
 
-from .boxes import Box, nms
+from .boxes import Box, iou_matrix, nms
 
 log = logging.getLogger(__name__)
 
@@ -20,9 +21,11 @@ _GRID = 48  # full-range model: stride 4 over 192 px, one anchor per cell -> 230
 
 
 class Detector(Protocol):
+    """Finds faces in a BGR frame as decoded (a detector converts only what it looks at)."""
+
     name: str
 
-    def detect(self, rgb: np.ndarray) -> list[Box]: ...
+    def detect(self, bgr: np.ndarray) -> list[Box]: ...
 
 
 def blazeface_model_path() -> Path:
@@ -53,51 +56,173 @@ def _anchors() -> np.ndarray:
     return np.stack([xs.ravel(), ys.ravel()], axis=1)
 
 
+@dataclass(frozen=True)
+class Tile:
+    level: int  # index into ScanPlan.scales
+    x: int  # top-left corner in the level's resized frame
+    y: int
+
+
+@dataclass(frozen=True)
+class ScanPlan:
+    """Where BlazeFace looks in a frame of one size: a pyramid of resized frames cut into overlapping 192 px tiles.
+
+    Level 0 is scaled so that the smallest face we target lands at `face_in_input` px, the size from which the
+    full-range model scores reliably; a face up to `overlap` px lies wholly inside some tile of a level, and each
+    next level is `overlap / face_in_input` times smaller, so the levels' face ranges join up. The last level is
+    the whole frame in one tile (large faces close to the camera)."""
+
+    width: int
+    height: int
+    face_in_input: float
+    scales: tuple[float, ...]
+    sizes: tuple[tuple[int, int], ...]  # (w, h) of each level
+    tiles: tuple[Tile, ...]
+
+    @classmethod
+    def for_frame(cls, width: int, height: int, smallest_face_px: float, face_in_input: float = 18.0,
+                  overlap: int = 48) -> ScanPlan:
+        scale = min(1.0, face_in_input / smallest_face_px)
+        whole = _INPUT / max(width, height)
+        scales: list[float] = []
+        sizes: list[tuple[int, int]] = []
+        tiles: list[Tile] = []
+        while True:
+            scale = max(scale, whole)
+            w, h = max(1, round(width * scale)), max(1, round(height * scale))
+            level = len(scales)
+            scales.append(scale)
+            sizes.append((w, h))
+            tiles += [Tile(level, x, y) for y in _starts(h, overlap) for x in _starts(w, overlap)]
+            if scale <= whole:
+                break
+            scale /= overlap / face_in_input
+        return cls(width, height, face_in_input, tuple(scales), tuple(sizes), tuple(tiles))
+
+
+def _starts(length: int, overlap: int) -> list[int]:
+    """Tile offsets along one side: evenly spread, adjacent tiles overlapping by at least `overlap`."""
+    if length <= _INPUT:
+        return [0]
+    count = int(np.ceil((length - _INPUT) / (_INPUT - overlap))) + 1
+    return [round(i * (length - _INPUT) / (count - 1)) for i in range(count)]
+
+
 class BlazeFaceDetector:
-    """MediaPipe BlazeFace full-range: finds small (30-100 px) faces in a 720p frame in a few ms."""
+    """MediaPipe BlazeFace full-range over a ScanPlan, spread over `sweep_frames` calls.
+
+    Each call looks at the next 1/`sweep_frames` of the plan's tiles (round robin), so a whole 1080p frame is
+    searched down to ~30 px faces every `sweep_frames` analysed frames at a fraction of the cost per frame;
+    students sit still, and the tracker keeps a face between its sweeps. Each level is resized once per frame
+    and its tiles are cut from it. A box scoring between `verify_score` and `min_score` is kept only if dlib's
+    HOG finds a face there too (some people score low with BlazeFace in every frame; HOG finds them)."""
 
     name = "tflite"
 
-    def __init__(self, min_score: float = 0.5, nms_iou: float = 0.3, min_face_px: int = 24) -> None:
+    def __init__(self, min_score: float = 0.5, nms_iou: float = 0.3, min_face_px: int = 24,
+                 smallest_face_px: float = 28.0, sweep_frames: int = 1, verify_score: float = 0.15) -> None:
         self._interp = _load_interpreter(blazeface_model_path())
         self._input = self._interp.get_input_details()[0]["index"]
         outs = self._interp.get_output_details()
         self._regressors = next(o["index"] for o in outs if o["shape"][-1] == 16)
         self._scores = next(o["index"] for o in outs if o["shape"][-1] == 1)
         self._anchors = _anchors()
-        self._min_logit = float(np.log(min_score / (1 - min_score)))
+        self._min_score = min_score
+        floor = min(verify_score, min_score)
+        self._min_logit = float(np.log(floor / (1 - floor)))
         self._nms_iou = nms_iou
         self._min_face_px = min_face_px
+        self._smallest = smallest_face_px
+        self._sweep = max(1, sweep_frames)
+        self._plan: ScanPlan | None = None
+        self._next_tile = 0
+        self._verifier = HogVerifier() if verify_score < min_score else None
+        self._confirmed: list[tuple[Box, int]] = []  # low-scoring boxes HOG confirmed, with the call number
+        self._calls = 0
 
-    def detect(self, rgb: np.ndarray) -> list[Box]:
-        """Square tiles across the long side (two for 16:9): a whole 720p frame squeezed into 192 px makes
-        classroom faces too small to score, a 720 px tile keeps them at ~20 px in the model input."""
-        h, w = rgb.shape[:2]
-        all_boxes, all_scores = [], []
-        for x0, y0, side in square_tiles(w, h):
-            boxes, scores = self._detect_square(rgb[y0:y0 + side, x0:x0 + side])
+    def plan(self, width: int, height: int) -> ScanPlan:
+        if self._plan is None or (self._plan.width, self._plan.height) != (width, height):
+            self._plan = ScanPlan.for_frame(width, height, self._smallest)
+            self._next_tile = 0
+        return self._plan
+
+    def detect(self, bgr: np.ndarray) -> list[Box]:
+        """Faces in this call's share of the tiles (all of them when sweep_frames is 1)."""
+        plan = self.plan(bgr.shape[1], bgr.shape[0])
+        count = len(plan.tiles)
+        per_call = min(count, int(np.ceil(count / self._sweep)))
+        picked = [plan.tiles[(self._next_tile + i) % count] for i in range(per_call)]
+        self._next_tile = (self._next_tile + per_call) % count
+        return self.detect_tiles(bgr, picked)
+
+    def detect_all(self, bgr: np.ndarray) -> list[Box]:
+        return self.detect_tiles(bgr, list(self.plan(bgr.shape[1], bgr.shape[0]).tiles))
+
+    def detect_tiles(self, bgr: np.ndarray, tiles: list[Tile]) -> list[Box]:
+        plan = self.plan(bgr.shape[1], bgr.shape[0])
+        self._calls += 1
+        levels: dict[int, np.ndarray] = {}
+        found_boxes, found_scores = [], []
+        for tile in tiles:
+            if tile.level not in levels:
+                levels[tile.level] = self._level(bgr, plan, tile.level, levels)
+            img = levels[tile.level]
+            boxes, scores = self._detect_square(img[tile.y:tile.y + _INPUT, tile.x:tile.x + _INPUT])
+            if tile.level > 0 and len(boxes):  # a face this small here is the finer level's: its box is better
+                big = (boxes[:, 2] - boxes[:, 0]) >= 0.9 * plan.face_in_input
+                boxes, scores = boxes[big], scores[big]
             if len(boxes):
-                all_boxes.append(boxes + np.array([x0, y0, x0, y0], dtype=np.float32))
-                all_scores.append(scores)
-        if not all_boxes:
+                offset = np.array([tile.x, tile.y, tile.x, tile.y], np.float32)
+                found_boxes.append((boxes + offset) / plan.scales[tile.level])
+                found_scores.append(scores)
+        if not found_boxes:
             return []
-        boxes, scores = np.concatenate(all_boxes), np.concatenate(all_scores)
+        boxes, scores = np.concatenate(found_boxes), np.concatenate(found_scores)
         out = []
         for i in nms(boxes, scores, self._nms_iou):
             x1, y1, x2, y2 = (float(v) for v in boxes[i])
-            box = Box(x1, y1, x2, y2, float(scores[i])).clipped(w, h)
-            if min(box.width, box.height) >= self._min_face_px:
+            box = Box(x1, y1, x2, y2, float(scores[i])).clipped(plan.width, plan.height)
+            if min(box.width, box.height) >= self._min_face_px and (box.score >= self._min_score
+                                                                    or self._verified(bgr, box)):
                 out.append(box)
         return out
 
+    def _verified(self, bgr: np.ndarray, box: Box) -> bool:
+        """HOG's word on a low-scoring box; a box where HOG found a face in the last two sweeps is taken as is
+        (a student who scores low scores low all lesson: verify once, not at every frame)."""
+        if self._verifier is None:
+            return False
+        horizon = self._calls - 2 * self._sweep
+        self._confirmed = [(b, n) for b, n in self._confirmed if n >= horizon]
+        if self._confirmed:
+            known = np.array([b.as_array() for b, _ in self._confirmed])
+            if iou_matrix(box.as_array()[None, :], known).max() >= 0.5:
+                return True
+        if self._verifier.confirms(bgr, box):
+            self._confirmed.append((box, self._calls))
+            return True
+        return False
+
+    @staticmethod
+    def _level(bgr: np.ndarray, plan: ScanPlan, level: int, done: dict[int, np.ndarray]) -> np.ndarray:
+        """The frame at a level's scale, RGB. Level 0 by bilinear resizing (6x cheaper than area averaging at
+        1080p, and at >= 0.5x it aliases little); coarser levels by area averaging of level 0, which is small."""
+        size = plan.sizes[level]
+        if level == 0:
+            scaled = bgr if size == (plan.width, plan.height) else cv2.resize(bgr, size,
+                                                                               interpolation=cv2.INTER_LINEAR)
+            return cv2.cvtColor(scaled, cv2.COLOR_BGR2RGB)
+        base = done.get(0)
+        if base is None:
+            base = done[0] = BlazeFaceDetector._level(bgr, plan, 0, done)
+        return cv2.resize(base, size, interpolation=cv2.INTER_AREA)
+
     def _detect_square(self, tile: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Boxes (x1y1x2y2 px of the tile) and scores above the threshold; a non-square edge tile is padded."""
+        """Boxes (x1y1x2y2 px of the tile) and scores above the floor; a smaller edge tile is padded."""
         th, tw = tile.shape[:2]
-        side = max(th, tw)
-        if th != tw:
-            tile = cv2.copyMakeBorder(tile, 0, side - th, 0, side - tw, cv2.BORDER_CONSTANT)
-        tensor = cv2.resize(tile, (_INPUT, _INPUT), interpolation=cv2.INTER_AREA).astype(np.float32)
-        self._interp.set_tensor(self._input, tensor[None] / 127.5 - 1.0)
+        if (th, tw) != (_INPUT, _INPUT):
+            tile = cv2.copyMakeBorder(tile, 0, _INPUT - th, 0, _INPUT - tw, cv2.BORDER_CONSTANT)
+        self._interp.set_tensor(self._input, (tile.astype(np.float32) * (1 / 127.5) - 1.0)[None])
         self._interp.invoke()
         logits = self._interp.get_tensor(self._scores)[0, :, 0]
         hits = np.nonzero(logits > self._min_logit)[0]
@@ -107,43 +232,61 @@ class BlazeFaceDetector:
         anchors = self._anchors[hits]
         cx, cy = anchors[:, 0] + reg[:, 0], anchors[:, 1] + reg[:, 1]
         half_w, half_h = reg[:, 2] / 2, reg[:, 3] / 2
-        boxes = np.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=1) * side
+        boxes = np.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=1) * _INPUT
         scores = 1.0 / (1.0 + np.exp(-np.clip(logits[hits], -80, 80)))
         return boxes.astype(np.float32), scores.astype(np.float32)
 
 
-def square_tiles(width: int, height: int) -> list[tuple[int, int, int]]:
-    """(x, y, side) squares of the short side's size, evenly spread to cover the long side with overlap."""
-    side = min(width, height)
-    long = max(width, height)
-    count = 1 if long == side else int(np.ceil(long / side)) + (1 if long % side == 0 else 0)
-    starts = [round(i * (long - side) / (count - 1)) for i in range(count)] if count > 1 else [0]
-    return [(s, 0, side) if width >= height else (0, s, side) for s in starts]
+class HogVerifier:
+    """dlib's HOG on the region around a doubtful box, resized so the face is ~100 px (HOG finds >= 80 px)."""
+
+    def __init__(self) -> None:
+        import dlib
+
+        self._hog = dlib.get_frontal_face_detector()
+
+    def confirms(self, bgr: np.ndarray, box: Box) -> bool:
+        side = max(box.width, box.height)
+        x1, y1 = max(0, int(box.x1 - side * 0.6)), max(0, int(box.y1 - side * 0.6))
+        x2, y2 = min(bgr.shape[1], int(box.x2 + side * 0.6)), min(bgr.shape[0], int(box.y2 + side * 0.6))
+        scale = 100.0 / side
+        region = cv2.resize(bgr[y1:y2, x1:x2], None, fx=scale, fy=scale,
+                            interpolation=cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA)
+        found = self._hog(cv2.cvtColor(region, cv2.COLOR_BGR2RGB), 0)
+        if not found:
+            return False
+        cand = np.array([[(box.x1 - x1) * scale, (box.y1 - y1) * scale, (box.x2 - x1) * scale,
+                          (box.y2 - y1) * scale]])
+        hog = np.array([[r.left(), r.top(), r.right(), r.bottom()] for r in found], float)
+        return bool(iou_matrix(cand, hog).max() >= 0.3)
 
 
 class HogDetector:
-    """dlib HOG via face_recognition: slower, no TFLite runtime needed."""
+    """dlib HOG on the whole frame (faces from ~80 px): slower, no TFLite runtime needed."""
 
     name = "hog"
 
     def __init__(self, upsample: int = 0, min_face_px: int = 24) -> None:
-        import face_recognition
+        import dlib
 
-        self._locate = face_recognition.face_locations
+        self._hog = dlib.get_frontal_face_detector()
         self._upsample = upsample
         self._min_face_px = min_face_px
 
-    def detect(self, rgb: np.ndarray) -> list[Box]:
-        boxes = [Box(float(left), float(top), float(right), float(bottom))
-                 for top, right, bottom, left in self._locate(rgb, self._upsample, "hog")]
+    def detect(self, bgr: np.ndarray) -> list[Box]:
+        found = self._hog(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), self._upsample)
+        boxes = [Box(float(r.left()), float(r.top()), float(r.right()), float(r.bottom())).clipped(
+            bgr.shape[1], bgr.shape[0]) for r in found]
         return [b for b in boxes if min(b.width, b.height) >= self._min_face_px]
 
 
-def make_detector(backend: str, min_score: float = 0.6, min_face_px: int = 24) -> Detector:
+def make_detector(backend: str, min_score: float = 0.5, min_face_px: int = 24, smallest_face_px: float = 28.0,
+                  sweep_frames: int = 1, verify_score: float = 0.15) -> Detector:
     """The configured backend; `tflite` falls back to HOG (logged) where no TFLite runtime exists."""
     if backend == "tflite":
         try:
-            return BlazeFaceDetector(min_score=min_score, min_face_px=min_face_px)
+            return BlazeFaceDetector(min_score=min_score, min_face_px=min_face_px, smallest_face_px=smallest_face_px,
+                                     sweep_frames=sweep_frames, verify_score=verify_score)
         except (ImportError, RuntimeError, ValueError) as exc:
             log.warning("TFLite detector unavailable (%s); falling back to dlib HOG", exc)
     elif backend != "hog":

@@ -1,0 +1,190 @@
+"""Recognition accuracy on realistic classroom scenarios (small faces, full rooms, 480p-1080p, blur, dim light,
+heavy H.264, turned heads, covered mouths, a glimpse, a look-alike), with the real pipeline and the default
+config. Prints per scenario: recall of present students, who was missed, false presents, unknown-count error
+and the real-time factor (video seconds per processing second on this machine); then recall per person.
+
+    .venv/bin/python -m bench.accuracy [--quick] [--detector hog] [--only SUBSTRING] [--json OUT]
+
+Videos are rendered once into .cache/scenarios/ (keyed by the scenario) and reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from attendance_daemon.config import Config, PathsConfig
+from attendance_daemon.demo.faces import Person, build_people
+from attendance_daemon.demo.scenarios import Scenario, render_scenario, scenario_set
+from attendance_daemon.planning import plan_mp4
+from attendance_daemon.results import build_results
+from attendance_daemon.runtime import Runtime
+from attendance_daemon.session import SessionRunner
+from attendance_daemon.store import Store
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE = REPO / ".cache"
+
+
+@dataclass
+class Outcome:
+    scenario: str
+    expected: int
+    found: int
+    missed: list[str]
+    false_present: list[str]
+    unknowns_expected: int
+    unknowns_counted: int
+    video_s: float
+    seconds: float
+    cpu_s: float
+
+    @property
+    def recall(self) -> float:
+        return self.found / self.expected if self.expected else 1.0
+
+    @property
+    def realtime(self) -> float:
+        return self.video_s / self.seconds
+
+
+def scenario_video(sc: Scenario, people_key: str) -> Path:
+    """The rendered video of a scenario, cached by everything that shapes it."""
+    key = hashlib.sha256(repr((people_key, sc.name, sc.width, sc.height, sc.duration_s, sc.fps, sc.condition,
+                               [(s.person.key, s.x, s.y, s.face_px, s.start_s, s.end_s) for s in sc.seats]))
+                         .encode()).hexdigest()[:16]
+    path = CACHE / "scenarios" / f"{key}.mp4"
+    if not path.is_file():
+        tmp = path.with_suffix(".tmp.mp4")
+        render_scenario(sc, tmp)
+        tmp.rename(path)
+    return path
+
+
+def enrollment_vectors(people: list[Person], rt: Runtime) -> dict[str, np.ndarray]:
+    """Each person's enrollment encoding, through the project's own enrollment (one face per photo)."""
+    from attendance_daemon.enrollment import Enroller
+
+    enroller = Enroller(rt.store, rt.encoder)
+    for p in people:
+        outcome = enroller.enroll("all", p.student_id, p.name, [p.enroll])
+        if outcome.encodings_added != 1:
+            raise RuntimeError(f"cannot enroll {p.name}: {outcome.rejected}")
+    roster, matrix, owners = rt.store.section_encodings("all")
+    return {roster[int(o)].student_id: matrix[i] for i, o in enumerate(owners)}
+
+
+def run_scenario(rt: Runtime, sc: Scenario, video: Path, vectors: dict[str, np.ndarray]) -> Outcome:
+    section = f"s{abs(hash(sc.name)) % 10**8}"
+    for p in sc.enrolled:
+        rowid = rt.store.upsert_student(section, p.student_id, p.name)
+        rt.store.add_encoding(rowid, vectors[p.student_id], "bench")
+    plan = plan_mp4(rt.cfg, rt.store, str(video), section, None, False, allow_outside_media=True)
+    t0, c0 = time.perf_counter(), _cpu()
+    row = SessionRunner(rt.cfg, rt.store, rt.detector, rt.encoder, plan).run()
+    seconds, cpu = time.perf_counter() - t0, _cpu() - c0
+    results = build_results(rt.store, row, rt.cfg.recognition.min_presence_s)
+    want, unknowns = sc.truth(rt.cfg.recognition.min_presence_s)
+    got = {p.student_id for p in results.present}
+    names = {p.student_id: p.name for p in sc.enrolled}
+    return Outcome(sc.name, len(want), len(want & got), sorted(names[s] for s in want - got),
+                   sorted(names[s] for s in got - want), unknowns, results.unknowns, sc.duration_s, seconds, cpu)
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and its live children (the encoder child is reaped only at the end)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system + sum(map(_proc_cpu, _children()))
+
+
+def _children() -> set[int]:
+    out: set[int] = set()
+    for task in Path("/proc/self/task").iterdir():
+        text = (task / "children").read_text() if (task / "children").exists() else ""
+        out.update(int(p) for p in text.split())
+    return out
+
+
+def _proc_cpu(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run(quick: bool, detector: str | None, only: str | None) -> list[Outcome]:
+    people = build_people(CACHE / "faces")
+    people_key = ",".join(p.key for p in people)
+    scenarios = [s for s in scenario_set(people, full=not quick) if not only or only in s.name]
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = Config(paths=PathsConfig(data_dir=Path(tmp) / "data", media_dir=Path(tmp) / "media"))
+        if detector:
+            cfg.recognition = cfg.recognition.model_copy(update={"detector": detector})
+        cfg.ensure_dirs()
+        rt = Runtime(cfg, Store(cfg.paths.database))
+        vectors = enrollment_vectors(people, rt)
+        rt.detector.detect(np.zeros((1080, 1920, 3), np.uint8))  # models loaded before any clock starts
+        outcomes = []
+        for sc in scenarios:
+            video = scenario_video(sc, people_key)
+            out = run_scenario(rt, sc, video, vectors)
+            print(_line(out), flush=True)
+            outcomes.append(out)
+        rt.close()
+    return outcomes
+
+
+def _line(o: Outcome) -> str:
+    return (f"| {o.scenario} | {o.found}/{o.expected} ({100 * o.recall:.0f} %) | {', '.join(o.missed) or '-'} | "
+            f"{len(o.false_present)}{' ' + ', '.join(o.false_present) if o.false_present else ''} | "
+            f"{o.unknowns_counted - o.unknowns_expected:+d} ({o.unknowns_counted}/{o.unknowns_expected}) | "
+            f"{o.realtime:.1f}x |")
+
+
+def per_person(outcomes: list[Outcome], scenarios: dict[str, Scenario]) -> dict[str, tuple[int, int]]:
+    """(found, expected) per student name over all scenarios."""
+    tally: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for o in outcomes:
+        want, _ = scenarios[o.scenario].truth(3.0)
+        names = {p.student_id: p.name for p in scenarios[o.scenario].enrolled}
+        for sid in want:
+            tally[names[sid]][1] += 1
+            if names[sid] not in o.missed:
+                tally[names[sid]][0] += 1
+    return {k: (v[0], v[1]) for k, v in sorted(tally.items())}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="a small subset (what the tests run)")
+    ap.add_argument("--detector", choices=["tflite", "hog"], help="override the default detector")
+    ap.add_argument("--only", help="run scenarios whose name contains this")
+    ap.add_argument("--json", type=Path, help="also write the outcomes as JSON")
+    args = ap.parse_args()
+    print("| scenario | recall | missed | false presents | unknowns (counted/true) | real time |")
+    print("|---|---|---|---|---|---|")
+    outcomes = run(args.quick, args.detector, args.only)
+    people = build_people(CACHE / "faces")
+    scenarios = {s.name: s for s in scenario_set(people, full=not args.quick)}
+    found = sum(o.found for o in outcomes)
+    expected = sum(o.expected for o in outcomes)
+    print(f"\noverall recall {found}/{expected} ({100 * found / max(1, expected):.1f} %), "
+          f"false presents {sum(len(o.false_present) for o in outcomes)}")
+    print("per person: " + ", ".join(f"{k} {f}/{e}" for k, (f, e) in per_person(outcomes, scenarios).items()))
+    if args.json:
+        args.json.write_text(json.dumps([asdict(o) for o in outcomes], indent=2))
+
+
+if __name__ == "__main__":
+    main()
+
