@@ -189,9 +189,9 @@ def test_fifo_is_refused_as_video_or_camera_and_sigterm_still_works(broker: Brok
     fifo = daemon_media / f"fifo-{uuid.uuid4().hex[:6]}.mp4"
     os.mkfifo(fifo)
     try:
-        d = daemon_factory().start()
+        d = daemon_factory(f'[cameras]\nusb = "0"\nfifo = "{fifo}"\n').start()  # a declared camera that is a FIFO
         with broker.client(d.device) as c:
-            cam = c.request("start_webcam", {"section": "demo", "camera": fifo.name}, check=False, timeout=30)
+            cam = c.request("start_webcam", {"section": "demo", "camera": "fifo"}, check=False, timeout=30)
             assert cam["code"] == 400 and "FIFO" in cam["error"], cam
             mp4 = c.request("start_mp4", {"path": fifo.name, "section": "demo"}, check=False, timeout=30)
             assert mp4["code"] in (400, 404) and mp4["status"] == "error", mp4
