@@ -1,60 +1,129 @@
 #!/usr/bin/env bash
-# Installs attendance-daemon as a systemd service on a Debian/Raspberry Pi OS box, with a local mosquitto.
-# Usage (as root, from the checkout):  bash deploy/install.sh [--device-id ID] [--password PASS]
+# Installs or upgrades attendance-daemon as a systemd service on a Debian/Raspberry Pi OS box, with a local mosquitto.
+# Usage (as root, from the checkout):
+#   bash deploy/install.sh [--device-id ID] [--password PASS] [--offline] [--wheels DIR]
+# Re-running it upgrades in place: the configured device id and MQTT password are kept unless given; the new
+# release (source + venv) is built next to the running one and swapped in only once it is complete; then the
+# daemon is restarted. --offline never contacts a package index: the wheels come from the box's own wheel cache
+# (/opt/attendance-daemon/wheels, filled by every install) and from --wheels DIR (made with `pip wheel`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SRC=$(pwd)
-DEVICE_ID=$(hostname | tr '[:upper:]' '[:lower:]' | sed 's/[^a-z0-9_-]/-/g')
+PREFIX=/opt/attendance-daemon
+CONF_DIR=/etc/attendance-daemon
+CONF=$CONF_DIR/config.toml
+PASSWD=/etc/mosquitto/attendance.passwd
+DEVICE_ID=""
 PASSWORD=""
+OFFLINE=0
+EXTRA_WHEELS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --device-id) DEVICE_ID=$2; shift 2 ;;
     --password) PASSWORD=$2; shift 2 ;;
+    --offline) OFFLINE=1; shift ;;
+    --wheels) EXTRA_WHEELS+=(--find-links "$(realpath "$2")"); shift 2 ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
 done
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
-[ -n "$PASSWORD" ] || PASSWORD=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+cfg() { python3 "$SRC/deploy/mqtt_config.py" "$@"; }
 
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends python3-venv mosquitto mosquitto-clients >/dev/null
+# System packages, only when missing: a re-run needs no apt index.
+need=()
+for pkg in python3-venv mosquitto mosquitto-clients; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  [ "$OFFLINE" = 0 ] || { echo "--offline: missing Debian packages: ${need[*]}" >&2; exit 1; }
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# Identity: an existing config's device id, user and password are kept unless given (re-running the README's
+# command must not hand mosquitto a new password the daemon does not know).
+OLD_USER=""
+USERNAME=""
+if [ -f "$CONF" ]; then
+  OLD_USER=$(cfg get "$CONF" username)
+  [ -n "$DEVICE_ID" ] || { DEVICE_ID=$(cfg get "$CONF" device_id); USERNAME=$OLD_USER; }
+  [ -n "$PASSWORD" ] || PASSWORD=$(cfg get "$CONF" password)
+fi
+[ -n "$DEVICE_ID" ] || DEVICE_ID=$(hostname | tr '[:upper:]' '[:lower:]' | sed 's/[^a-z0-9_-]/-/g')
+[ -n "$USERNAME" ] || USERNAME=$DEVICE_ID
+[ -n "$PASSWORD" ] || PASSWORD=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
 
 id attendance >/dev/null 2>&1 || useradd --system --home /var/lib/attendance-daemon --shell /usr/sbin/nologin attendance
 usermod -aG video attendance
 
-install -d /opt/attendance-daemon
-rm -rf /opt/attendance-daemon/src && cp -r "$SRC" /opt/attendance-daemon/src
-rm -rf /opt/attendance-daemon/src/{.venv,.cache,.git,data}
-[ -x /opt/attendance-daemon/venv/bin/python ] || python3 -m venv /opt/attendance-daemon/venv
-V=/opt/attendance-daemon/venv/bin
-$V/pip install -q --upgrade pip
-$V/pip install -q -r "$SRC/requirements.txt"
-$V/pip install -q --no-deps -r "$SRC/requirements-nodeps.txt"
-$V/pip install -q --no-deps /opt/attendance-daemon/src
+# Build the new release completely before touching the running one.
+install -d "$PREFIX/releases" "$PREFIX/wheels"
+REL=$PREFIX/releases/$(date -u +%Y%m%dT%H%M%SZ)
+[ ! -e "$REL" ] || REL=$REL-$$
+SWAPPED=0
+cleanup() { [ "$SWAPPED" = 1 ] || { rm -rf "$REL"; echo "install failed; the installed release is unchanged" >&2; }; }
+trap cleanup EXIT
+install -d "$REL/src"
+tar -C "$SRC" --exclude=./.venv --exclude=./.cache --exclude=./.git --exclude=./data --exclude='*.egg-info' \
+    --exclude=./build --exclude=__pycache__ -cf - . | tar -C "$REL/src" -xf -
+python3 -m venv "$REL/venv"
+V=$REL/venv/bin
+W=$PREFIX/wheels
+INDEX=()
+[ "$OFFLINE" = 0 ] || INDEX=(--no-index)
+# Every wheel the release needs goes into the box's wheel cache first (what makes an offline reinstall work),
+# then the venv is installed from that cache alone.
+"$V"/pip wheel -q "${INDEX[@]}" --find-links "$W" "${EXTRA_WHEELS[@]}" -w "$W" setuptools wheel
+"$V"/pip wheel -q "${INDEX[@]}" --find-links "$W" "${EXTRA_WHEELS[@]}" -w "$W" -r "$REL/src/requirements.txt"
+"$V"/pip wheel -q "${INDEX[@]}" --find-links "$W" "${EXTRA_WHEELS[@]}" -w "$W" --no-deps \
+    -r "$REL/src/requirements-nodeps.txt"
+"$V"/pip wheel -q --no-index --find-links "$W" -w "$REL/dist" --no-deps "$REL/src"
+"$V"/pip install -q --no-index --find-links "$W" -r "$REL/src/requirements.txt"
+"$V"/pip install -q --no-index --find-links "$W" --no-deps -r "$REL/src/requirements-nodeps.txt"
+"$V"/pip install -q --no-index --no-deps "$REL"/dist/*.whl
+"$V"/python -c "import face_recognition, attendance_daemon.cli, attendance_daemon.vision.detect as d; d.blazeface_model_path()"
 
-install -d -m 0750 -o root -g attendance /etc/attendance-daemon
-if [ ! -f /etc/attendance-daemon/config.toml ]; then
-  sed -e "s/^# device_id = .*/device_id = \"$DEVICE_ID\"/" \
-      -e "s/^# username = .*/username = \"$DEVICE_ID\"/" \
-      -e "s/^# password = .*/password = \"$PASSWORD\"/" \
-      "$SRC/config/attendance-daemon.toml" > /etc/attendance-daemon/config.toml
-  chgrp attendance /etc/attendance-daemon/config.toml
-  chmod 0640 /etc/attendance-daemon/config.toml
+# Configuration (kept on upgrade; only the given identity is written into it).
+install -d -m 0750 -o root -g attendance "$CONF_DIR"
+if [ ! -f "$CONF" ]; then
+  install -m 0640 -o root -g attendance "$SRC/config/attendance-daemon.toml" "$CONF"
+  OLD_USER=""
 fi
+[ "$(cfg get "$CONF" device_id)" = "$DEVICE_ID" ] || cfg set "$CONF" device_id "$DEVICE_ID"
+[ "$(cfg get "$CONF" username)" = "$USERNAME" ] || cfg set "$CONF" username "$USERNAME"
+[ "$(cfg get "$CONF" password)" = "$PASSWORD" ] || cfg set "$CONF" password "$PASSWORD"
 
 install -m 0644 "$SRC/deploy/mosquitto-attendance.conf" /etc/mosquitto/conf.d/attendance.conf
 install -m 0644 "$SRC/deploy/mosquitto-attendance.acl" /etc/mosquitto/attendance.acl
-touch /etc/mosquitto/attendance.passwd
-chmod 0640 /etc/mosquitto/attendance.passwd
-chgrp mosquitto /etc/mosquitto/attendance.passwd 2>/dev/null || true
-mosquitto_passwd -b /etc/mosquitto/attendance.passwd "$DEVICE_ID" "$PASSWORD"
+touch "$PASSWD"
+chmod 0640 "$PASSWD"
+chgrp mosquitto "$PASSWD" 2>/dev/null || true
+mosquitto_passwd -b "$PASSWD" "$USERNAME" "$PASSWORD"
+if [ -n "$OLD_USER" ] && [ "$OLD_USER" != "$USERNAME" ]; then
+  mosquitto_passwd -D "$PASSWD" "$OLD_USER" || true
+fi
+
+# Swap: the `current` symlink moves atomically to the new release; venv/ and src/ point through it.
+ln -sfn "releases/$(basename "$REL")" "$PREFIX/current.new"
+mv -Tf "$PREFIX/current.new" "$PREFIX/current"
+SWAPPED=1
+for d in venv src; do
+  if [ -d "$PREFIX/$d" ] && [ ! -L "$PREFIX/$d" ]; then rm -rf "${PREFIX:?}/$d"; fi  # layout before releases/
+  ln -sfn "current/$d" "$PREFIX/$d"
+done
+# Keep the new and the previous release (to roll back: point `current` at it and restart).
+others=()
+for r in "$PREFIX"/releases/*; do [ "$r" = "$REL" ] || others+=("$r"); done  # sorted: oldest first
+[ ${#others[@]} -le 1 ] || rm -rf "${others[@]:0:${#others[@]}-1}"
 
 install -m 0644 "$SRC/systemd/attendance-daemon.service" /etc/systemd/system/attendance-daemon.service
 systemctl daemon-reload
 systemctl restart mosquitto
-systemctl enable --now attendance-daemon
-echo "installed: device id '$DEVICE_ID', MQTT user '$DEVICE_ID' (password in /etc/attendance-daemon/config.toml)"
-runuser -u attendance -- $V/attendance-daemon --config /etc/attendance-daemon/config.toml check --camera \
+systemctl enable attendance-daemon
+# A running daemon is restarted, so an upgrade runs the new code (a running session ends as `stopped`).
+systemctl restart attendance-daemon
+echo "installed $(basename "$REL"): device id '$DEVICE_ID', MQTT user '$USERNAME' (password in $CONF)"
+runuser -u attendance -- "$PREFIX/venv/bin/attendance-daemon" --config "$CONF" check --camera \
   || echo "warning: some checks failed (see above); the service is installed and will retry" >&2
-echo "check:     systemctl status attendance-daemon; mosquitto_sub -u $DEVICE_ID -P '<password>' -t 'attendance/$DEVICE_ID/#' -v"
+echo "check:     systemctl status attendance-daemon; mosquitto_sub -u $USERNAME -P '<password>' -t 'attendance/$DEVICE_ID/#' -v"

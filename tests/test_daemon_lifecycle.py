@@ -75,15 +75,37 @@ def test_broker_restart_mid_session(broker: Broker, daemon_factory: Any, long_tr
         assert c.wait_for("state", lambda s: s["mode"] == "idle")["busy"] is False
 
 
+def _children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def _state(pid: int) -> str:
+    try:
+        return next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                    if line.startswith("State:")).lower()
+    except (OSError, StopIteration):
+        return "zombie"
+
+
 def test_kill9_marks_session_interrupted(broker: Broker, daemon_factory: Any) -> None:
     d = daemon_factory().start()
     with broker.client(d.device) as c:
         sid = _start_long(c)
         c.wait_for("progress", lambda p: p["session_id"] == sid and p["present"] >= 3)
         time.sleep(1.0)  # at least one attendance flush (every 0.5 s in the test config)
+        assert d.proc is not None
+        children = _children(d.proc.pid)
+        assert children, "the daemon encodes in a child process"
         d.signal(signal.SIGKILL)
         d.wait(10)
         assert c.wait_for("availability", lambda v: v == "offline", timeout=30) == "offline"  # the LWT
+        deadline = time.monotonic() + 15  # the encoder child notices its parent is gone and exits
+        while any(Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid) for pid in children):
+            assert time.monotonic() < deadline, f"orphaned children left running: {children}"
+            time.sleep(0.2)
     db = sqlite3.connect(d.data / "attendance.sqlite3")
     assert db.execute("SELECT status FROM sessions WHERE id=?", (sid,)).fetchone()[0] == "running"
     db.close()

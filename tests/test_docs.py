@@ -1,6 +1,19 @@
+import ast
+import importlib
+import inspect
+import re
+import textwrap
+import typing
 from pathlib import Path
+from typing import Any, Literal
 
+from pydantic import BaseModel
+
+from attendance_daemon import api
 from attendance_daemon.asyncapi import build, render
+from attendance_daemon.config import Config
+from attendance_daemon.daemon import topics
+from attendance_daemon.daemon.commands import COMMANDS
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -17,3 +30,226 @@ def test_asyncapi_covers_the_contract() -> None:
     for command in ("start_webcam", "start_mp4", "pause", "resume", "stop", "status", "sections", "students",
                     "enroll", "remove_student", "sessions", "session", "report"):
         assert f"{{base}}/{{device}}/request/{command}" in channels
+
+
+# ---- docs/mqtt-api.md is kept true to the code ------------------------------------------------------------
+# The tables of docs/mqtt-api.md are parsed simply (one row per line, cells split on '|', names in backticks)
+# and compared with the pydantic models, the command registry, the events the code publishes, the response
+# codes it can produce and the limits it enforces. Adding a command, a field, an event or a limit without
+# documenting it fails here.
+
+API_DOC = DOCS / "mqtt-api.md"
+ROOT = DOCS.parent
+PACKAGE = ROOT / "attendance_daemon"
+TICKED = re.compile(r"`([^`]+)`")
+
+
+def _doc() -> str:
+    return API_DOC.read_text(encoding="utf-8")
+
+
+def _section(heading: str) -> str:
+    """The text under `heading` (an exact heading line) up to the next heading of the same or a higher level."""
+    lines = _doc().splitlines()
+    assert heading in lines, f"docs/mqtt-api.md has no heading {heading!r}"
+    level = len(heading.split(" ", 1)[0])
+    out: list[str] = []
+    for line in lines[lines.index(heading) + 1:]:
+        m = re.match(r"(#+) ", line)
+        if m and len(m.group(1)) <= level:
+            break
+        out.append(line)
+    return "\n".join(out)
+
+
+def _table(heading: str) -> list[list[str]]:
+    """The body rows (cells stripped) of the first Markdown table under `heading`."""
+    block: list[str] = []
+    for line in _section(heading).splitlines():
+        if line.startswith("|"):
+            block.append(line)
+        elif block:
+            break
+    assert len(block) > 2, f"no table under {heading!r}"
+    return [[cell.strip() for cell in row.strip().strip("|").split("|")] for row in block[2:]]
+
+
+def _items(cell: str) -> dict[str, str]:
+    """`a` (x, y), `b` -> {"a": "`a` (x, y)", "b": "`b`"}: the cell's items, split on commas outside brackets."""
+    if cell in ("–", "-", ""):
+        return {}
+    items, depth, current = [], 0, ""
+    for ch in cell:
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        if ch == "," and depth == 0:
+            items.append(current.strip())
+            current = ""
+        else:
+            current += ch
+    items.append(current.strip())
+    out = {}
+    for item in items:
+        m = re.match(r"`(\w+)`", item)
+        assert m, f"request field item must start with a `field`: {item!r} in {cell!r}"
+        out[m.group(1)] = item
+    return out
+
+
+def _command_rows() -> dict[str, list[str]]:
+    rows = {}
+    for row in _table("## Commands"):
+        for name in TICKED.findall(row[0]):
+            rows[name] = row
+    return rows
+
+
+def test_every_command_has_a_row_and_every_row_a_command() -> None:
+    assert set(_command_rows()) == set(COMMANDS)
+
+
+def test_request_fields_of_each_command_are_documented() -> None:
+    rows = _command_rows()
+    assert "`transaction`" in _section("## Requests")
+    for name, (model, _fn) in COMMANDS.items():
+        documented = _items(rows[name][1])
+        fields = {f: info for f, info in model.model_fields.items() if f != "transaction"}
+        assert set(documented) == set(fields), f"{name}: request fields in the doc vs {model.__name__}"
+        for field, info in fields.items():
+            marked = "(required" in documented[field]
+            assert marked == info.is_required(), f"{name}.{field}: '(required' must match the model"
+
+
+def _handler_data_keys(fn: object) -> set[str]:
+    """String keys of dict literals and of `x["key"] = ...` in a handler: the keys of its ok `data`."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))  # type: ignore[arg-type]
+    keys: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            keys |= {k.value for k in node.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)}
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Subscript) and isinstance(target.slice, ast.Constant):
+                    keys.add(str(target.slice.value))
+    return keys
+
+
+def test_ok_data_of_each_command_is_documented() -> None:
+    rows = _command_rows()
+    for name, (_model, fn) in COMMANDS.items():
+        cell = rows[name][2]
+        returned = str(fn.__annotations__["return"])
+        for model_name in re.findall(r"api\.(\w+)", returned):
+            assert model_name in cell, f"{name}: ok data is {model_name}"
+        keys = _handler_data_keys(fn)
+        shapes = [t for t in TICKED.findall(cell) if t.startswith("{")]
+        documented = {w for shape in shapes for w in re.findall(r"[a-z_]+", shape)} - {"true", "false"}
+        assert documented == keys, f"{name}: keys of its ok data in the doc vs the handler"
+
+
+def _payload_models() -> list[type[api.Payload]]:
+    """Every daemon -> client payload model of api.py (request models are covered by the command table)."""
+    return [obj for obj in vars(api).values()
+            if isinstance(obj, type) and issubclass(obj, api.Payload) and obj is not api.Payload
+            and not issubclass(obj, api.Request)]
+
+
+def test_every_payload_model_has_a_field_table() -> None:
+    for model in _payload_models():
+        heading = f"### `{model.__name__}`"
+        parent = model.__mro__[1]
+        fields = dict(model.model_fields)
+        if parent is not api.Payload:
+            assert issubclass(parent, api.Payload)
+            assert parent.__name__ in _section(heading), f"{model.__name__} must say it extends {parent.__name__}"
+            fields = {f: i for f, i in fields.items() if f not in parent.model_fields}
+        rows = {TICKED.findall(row[0])[0]: row for row in _table(heading)}
+        assert set(rows) == set(fields), f"{model.__name__}: documented fields vs the model"
+        for field, info in fields.items():
+            kind = rows[field][1]
+            ann = info.annotation
+            if ann is Any:
+                continue
+            args = typing.get_args(ann)
+            nullable = type(None) in args
+            assert ("null" in kind) == nullable, f"{model.__name__}.{field}: 'null' in its type must match the model"
+            for arg in (ann, *args):
+                if typing.get_origin(arg) is Literal:
+                    for value in typing.get_args(arg):
+                        assert f"`{value}`" in kind, f"{model.__name__}.{field}: value {value!r} undocumented"
+
+
+def _published_events() -> dict[str, set[str]]:
+    """type -> field names of every `.event("type", ...)` / `.publish_event("type", ...)` call in the code."""
+    events: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("event", "publish_event") and node.args
+                    and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+                events.setdefault(node.args[0].value, set()).update(k.arg for k in node.keywords if k.arg)
+    return events
+
+
+def test_every_event_type_and_field_is_documented() -> None:
+    code = _published_events()
+    assert code, "no event publication found in the code"
+    doc = {TICKED.findall(row[0])[0]: set(TICKED.findall(row[1])) for row in _table("## Events")}
+    assert set(doc) == set(code), "event types in the doc vs published by the code"
+    for kind, fields in code.items():
+        assert doc[kind] == fields, f"event {kind}: fields in the doc vs the code"
+    envelope = _section("## Events")
+    assert '"type"' in envelope and "`at`" in envelope
+
+
+def test_every_response_code_is_documented() -> None:
+    codes = {int(c) for c in re.findall(r"^\s+code = (\d+)", (PACKAGE / "errors.py").read_text(), re.M)}
+    codes |= {int(c) for c in re.findall(r"code=(\d+)", (PACKAGE / "daemon" / "commands.py").read_text())}
+    assert {200, 400, 500} <= codes
+    documented = {int(row[0]) for row in _table("### Response codes")}
+    assert documented == codes
+
+
+def test_every_topic_is_documented_with_its_retain_flag() -> None:
+    rows = {row[0].strip("`").removeprefix("R/").removesuffix("/<command>"): row for row in _table("## Topics")}
+    assert set(rows) == set(topics.OWN_LEAVES)
+    for leaf in topics.RETAINED:
+        assert rows[leaf][2].startswith("yes"), leaf
+    assert rows["events"][2] == rows["response"][2] == "no"
+    assert rows["request"][2] == "must not be"
+
+
+def test_every_limit_is_documented_with_its_value() -> None:
+    where = {}
+    for row in _table("## Limits"):
+        for ref in TICKED.findall(row[2]):
+            module, _, attr = ref.rpartition(".")
+            value = getattr(importlib.import_module(f"attendance_daemon.{module}"), attr)
+            if isinstance(value, int | str):
+                assert str(value) in row[1], f"{ref} is {value!r}, the doc says {row[1]!r}"
+            where[ref] = row
+    for module in ("names", "errors", "daemon.topics", "daemon.commands"):
+        mod = importlib.import_module(f"attendance_daemon.{module}")
+        for attr in vars(mod):
+            if attr.startswith("MAX_") or attr.endswith("_PATTERN"):
+                assert f"{module}.{attr}" in where, f"limit {module}.{attr} is not in the doc's Limits table"
+    limit = api.SessionsRequest.model_fields["limit"]
+    bounds = {type(m).__name__: m for m in limit.metadata}
+    assert f"{bounds['Ge'].ge} to {bounds['Le'].le}" in _section("## Limits")
+    assert f"(default {limit.default})" in _command_rows()["sessions"][1]
+
+
+def test_config_keys_named_in_the_doc_exist() -> None:
+    tables = {name: info.annotation for name, info in Config.model_fields.items()}
+    named = set(re.findall(r"`(paths|recognition|mqtt|daemon)\.(\w+)`", _doc()))
+    assert named
+    for table, key in named:
+        model = tables[table]
+        assert isinstance(model, type) and issubclass(model, BaseModel)
+        assert key in model.model_fields, f"`{table}.{key}` is not a config key"
+
+
+def test_readme_points_at_the_shipped_doc() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "../shared" not in readme
+    assert "docs/mqtt-api.md" in readme

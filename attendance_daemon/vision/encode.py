@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -108,6 +111,16 @@ class Encoder:
 
 
 def _warm() -> None:
+    """Initialiser of the encoder child: models loaded, and an exit when the daemon dies (a kill -9 of the daemon
+    outside systemd's cgroup would otherwise leave the child running forever)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
     _load()
 
 
