@@ -106,6 +106,9 @@ class Results(SessionSummary):
     end_s: float | None
     late_after_s: float
     left_early_before_s: float
+    # Compatible extension: what the daemon noticed about the source, e.g. a file that ended before the frame
+    # count its container announces (truncated), or a frame rate replaced by the frames' timestamps.
+    warnings: list[str] = Field(default_factory=list)
 
 
 class Info(Payload):
@@ -114,12 +117,18 @@ class Info(Payload):
     detector: str
     sections: list[dict[str, Any]]
     started_at: str
+    # Compatible extension: what keeps the daemon from working normally (e.g. its database file was deleted);
+    # empty when all is well. Availability stays `online` while the daemon answers requests.
+    problems: list[str] = Field(default_factory=list)
 
 
 class Response(Payload):
     transaction: Any = None
     status: Literal["ok", "error"]
-    code: int
+    code: int = Field(description=(
+        "HTTP-like: 200 ok, 400 invalid request (field named), 403 path outside the allowed directories, "
+        "404 unknown command/section/session/file, 409 busy or wrong state, 500 internal error, "
+        "507 insufficient storage (a start refused: free space on the data directory below daemon.min_free_mb)"))
     data: Any = Field(default_factory=dict)
     error: str | None = None
 

@@ -71,7 +71,8 @@ def enroll(ctx: click.Context, section: str, student_id: str, name: str, images:
     check_id(student_id, "student_id")
     check_display_name(name)
     rt = _rt(ctx)
-    outcome = Enroller(rt.store, rt.encoder, rt.cfg.recognition.duplicate_warn_distance).enroll(
+    outcome = Enroller(rt.store, rt.encoder, rt.cfg.recognition.duplicate_warn_distance,
+                             rt.cfg.enrollment.max_image_pixels).enroll(
         section, student_id, name, images)
     _print_outcome(section, name, outcome)
     if outcome.encodings_added == 0:
@@ -94,7 +95,8 @@ def enroll_bulk(ctx: click.Context, folder: Path) -> None:
             jobs.append(job)
     if not jobs:
         raise AttendanceError(f"no usable <section>/<student_id>__<name>/ folders under {folder}")
-    enroller = Enroller(rt.store, rt.encoder, rt.cfg.recognition.duplicate_warn_distance)
+    enroller = Enroller(rt.store, rt.encoder, rt.cfg.recognition.duplicate_warn_distance,
+                        rt.cfg.enrollment.max_image_pixels)
     failed = 0
     with click.progressbar(jobs, label="Enrolling", item_show_func=lambda j: j and j[1]) as bar:
         outcomes = []
@@ -176,6 +178,7 @@ def process(ctx: click.Context, video: Path, section: str, session_name: str | N
     plan = plan_mp4(rt.cfg, rt.store, str(video), section, session_name, export, allow_outside_media=True)
     control = SessionControl()
     runner = SessionRunner(rt.cfg, rt.store, rt.detector, rt.encoder, plan, control)
+    runner.commit()  # before the progress bar: a taken name is refused without one
     hooks = _BarHooks(runner.source.total, quiet=as_json)
     runner.hooks = hooks
     previous = signal.signal(signal.SIGINT, lambda *_: control.stop())
@@ -235,12 +238,27 @@ def report(ctx: click.Context, session_id: str, fmt: str) -> None:
 
 
 @cli.command()
+@click.option("--init", is_flag=True,
+              help="Create a new, empty database even though the data directory shows earlier use.")
 @click.pass_context
-def run(ctx: click.Context) -> None:
+def run(ctx: click.Context, init: bool) -> None:
     """Run the MQTT daemon (foreground; systemd runs it as Type=notify)."""
     from .daemon.service import run_daemon
 
-    sys.exit(run_daemon(ctx.obj["config"]))
+    sys.exit(run_daemon(ctx.obj["config"], init=init))
+
+
+@cli.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def backup(ctx: click.Context, path: Path) -> None:
+    """Copy the database to PATH (SQLite online backup: consistent, safe while the daemon runs)."""
+    from .config import load_config
+    from .store.db import backup_file
+
+    cfg = load_config(ctx.obj["config"])
+    backup_file(cfg.paths.database, path)
+    click.echo(f"backed up {cfg.paths.database} to {path}")
 
 
 @cli.command()

@@ -143,6 +143,20 @@ class DaemonConfig(_Strict):
     snapshot_hz: float = Field(1.0, ge=0, le=1.0)
     watchdog_margin: float = Field(0.5, gt=0, lt=1)
     camera_retry_s: float = Field(5.0, ge=0)
+    # Opening a camera or video can hang (a stream that never answers): give up well under WatchdogSec.
+    open_timeout_s: float = Field(10.0, gt=0, le=60)
+    # A start is refused (507) below this much free space on the data directory; a running session ends
+    # `failed` when free space drops below half of it, leaving room to store its outcome.
+    min_free_mb: float = Field(100.0, ge=0)
+    # Create a new database although the data directory shows earlier use (same as `run --init`).
+    allow_init: bool = False
+
+
+class EnrollmentConfig(_Strict):
+    """Limits that keep one enrollment request from exhausting the box (checked before decoding)."""
+
+    max_images: int = Field(20, ge=1)
+    max_image_pixels: int = Field(40_000_000, ge=1)
 
 
 class AttendanceConfig(_Strict):
@@ -182,6 +196,7 @@ class Config(_Strict):
     mqtt: MqttConfig = MqttConfig()
     daemon: DaemonConfig = DaemonConfig()
     attendance: AttendanceConfig = AttendanceConfig()
+    enrollment: EnrollmentConfig = EnrollmentConfig()
     # name -> index, /dev path or stream URL (credentials allowed: they are never published).
     cameras: dict[str, str] = Field(default_factory=dict)
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from .store import Store
 from .vision.boxes import Box
@@ -18,6 +20,33 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 _MAX_SIDE = 1600  # enrollment photos from phones are large; HOG on a downscaled copy is enough
+DEFAULT_MAX_PIXELS = 40_000_000
+
+
+def header_size(image: Path) -> tuple[int, int] | None:
+    """(width, height) from the header alone (Pillow's open reads no pixel data); None if unreadable.
+
+    Beyond Pillow's own bomb limit (about 179 MP) its open refuses even to say the size: taken as
+    (pixels, 1) from the refusal, which is all the check below needs."""
+    try:
+        with Image.open(image) as im:
+            return im.size
+    except Image.DecompressionBombError as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        return (int(found.group(1)) if found else 2**31), 1
+    except (UnidentifiedImageError, OSError, ValueError):
+        return None
+
+
+def too_large(image: Path, max_pixels: int) -> str | None:
+    """Why `image` must not be decoded: a 30000x30000 PNG is 876 KB on disk but 2.7 GB decoded."""
+    size = header_size(image)
+    if size is None or size[0] * size[1] <= max_pixels:
+        return None
+    width, height = size
+    shape = f"{width}x{height} " if height > 1 else ""
+    return (f"image is {shape}({width * height / 1e6:.0f} MP); at most {max_pixels / 1e6:g} MP "
+            "(enrollment.max_image_pixels)")
 
 
 @dataclass
@@ -31,18 +60,25 @@ class EnrollOutcome:
 class Enroller:
     """Locates faces with dlib HOG (upsampled once: enrollment favours recall over speed)."""
 
-    def __init__(self, store: Store, encoder: FaceEncoder | None = None, duplicate_warn_distance: float = 0.4) -> None:
+    def __init__(self, store: Store, encoder: FaceEncoder | None = None, duplicate_warn_distance: float = 0.4,
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         import dlib
 
         self._hog = dlib.get_frontal_face_detector()  # not face_recognition: that would load all four dlib models
         self.store = store
         self.encoder: FaceEncoder = encoder or Encoder()
         self.dup_distance = duplicate_warn_distance
+        self.max_pixels = max_pixels
 
     def _encode_one(self, image: Path) -> np.ndarray | str:
         """The image's single face encoding, or the reason it is rejected."""
         if not image.is_file():
             return "file not found"
+        if header_size(image) is None:
+            return "not a readable image"
+        problem = too_large(image, self.max_pixels)
+        if problem:
+            return problem
         bgr = cv2.imread(str(image), cv2.IMREAD_COLOR)
         if bgr is None:
             return "not a readable image"

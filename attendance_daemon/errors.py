@@ -8,7 +8,8 @@ from pathlib import Path
 
 
 class AttendanceError(Exception):
-    """Base error: `code` follows HTTP (400 bad input, 403 forbidden path, 404 missing, 409 busy)."""
+    """Base error: `code` follows HTTP (400 bad input, 403 forbidden path, 404 missing, 409 busy,
+    507 not enough free space)."""
 
     code = 500
 
@@ -68,3 +69,15 @@ def public_error(text: str, roots: Iterable[tuple[Path, str]] = ()) -> str:
     if len(text) > MAX_ERROR_CHARS:
         text = text[: MAX_ERROR_CHARS - 1] + "…"
     return text
+
+
+class InsufficientStorage(AttendanceError):
+    """Too little free space on the data directory to start recording (HTTP 507)."""
+
+    code = 507
+
+
+class StoreError(AttendanceError):
+    """The database cannot be opened or used as it is (missing after earlier use, corrupt, read-only)."""
+
+    code = 500

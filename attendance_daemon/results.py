@@ -43,6 +43,7 @@ def build_results(store: Store, session: SessionRow, cfg: Config) -> Results:
         end_s=session.video_s,
         late_after_s=rule.late_after_s,
         left_early_before_s=rule.left_early_before_s,
+        warnings=session.warnings,
     )
 
 

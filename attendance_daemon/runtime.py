@@ -30,7 +30,7 @@ class Runtime:
     def open(cls, config_path: Path | None) -> Runtime:
         cfg = load_config(config_path)
         cfg.ensure_dirs()
-        return cls(cfg, Store(cfg.paths.database))
+        return cls(cfg, Store(cfg.paths.database, allow_init=cfg.daemon.allow_init))
 
     @property
     def detector(self) -> Detector:

@@ -5,6 +5,8 @@ Shared by the CLI (`process`) and the daemon's worker thread, so both behave ide
 from __future__ import annotations
 
 import logging
+import shutil
+import sqlite3
 import threading
 import time
 import uuid
@@ -15,7 +17,7 @@ import cv2
 from .api import Progress
 from .attendance import AttendanceBook
 from .config import Config
-from .errors import AttendanceError, InvalidRequest
+from .errors import AttendanceError, InsufficientStorage, InvalidRequest
 from .export import VideoExporter, annotate, jpeg, save_crop
 from .planning import SessionPlan
 from .recognizer import FrameOutcome, Recognizer, UnknownFace
@@ -75,8 +77,24 @@ class SessionHooks:
         """Called at least once a second, also while paused (the daemon feeds its watchdog from it)."""
 
 
+def free_mb(cfg: Config) -> float:
+    return shutil.disk_usage(cfg.paths.data_dir).free / 1e6
+
+
+def require_free_space(cfg: Config) -> None:
+    """507 when the data directory has less free space than `daemon.min_free_mb`."""
+    free, need = free_mb(cfg), cfg.daemon.min_free_mb
+    if free < need:
+        raise InsufficientStorage(f"insufficient storage: {free:.0f} MB free on the data directory, "
+                                  f"{need:g} MB required (daemon.min_free_mb)")
+
+
 class SessionRunner:
-    """Owns the open source, the recognizer and the exporter of one session until it ends."""
+    """Owns the open source, the recognizer and the exporter of one session until it ends.
+
+    Construction prepares (free space, roster, source opened with a time-out) without touching shared
+    state; `commit()` creates the session's row. The daemon commits under its state lock, so the slow part
+    never holds it."""
 
     def __init__(
         self, cfg: Config, store: Store, detector: Detector, encoder: FaceEncoder, plan: SessionPlan,
@@ -86,16 +104,18 @@ class SessionRunner:
         self.control = control or SessionControl()
         self.hooks = hooks or SessionHooks()
         rc = cfg.recognition
+        require_free_space(cfg)
         roster, encodings, owners = store.section_encodings(plan.section)  # NotFound for an unknown section
         if len(encodings) == 0:
             raise InvalidRequest(f"section: section '{plan.section}' has no enrolled faces")
         self.source: FrameSource
+        timeout = cfg.daemon.open_timeout_s
         if plan.mode == "mp4":
             assert plan.video_path is not None
-            self.source = VideoFileSource(plan.video_path, rc.analysis_fps)
+            self.source = VideoFileSource(plan.video_path, rc.analysis_fps, timeout)
         else:
             assert plan.camera is not None  # plan_webcam fills in the configured default
-            self.source = CameraSource(plan.camera, rc.analysis_fps, cfg.daemon.camera_retry_s)
+            self.source = CameraSource(plan.camera, rc.analysis_fps, cfg.daemon.camera_retry_s, timeout)
         self.book = AttendanceBook(roster, 1.0 / self.source.fps, rc.presence_gap_s, rc.votes_to_confirm,
                                    rc.vote_ratio, rc.min_presence_s, rc.unknown_votes, rc.unknown_distance,
                                    rc.confident_distance)
@@ -106,16 +126,27 @@ class SessionRunner:
             export=plan.export, status="running", started_at=now_iso(), total_frames=self.source.total,
             roster_total=len(roster),
         )
-        try:
-            store.create_session(self.row)  # Conflict when the session name is taken
-        except BaseException:
-            self.source.close()  # the session never started: do not hold the camera or file
-            raise
+        self._committed = False
         self._faces = 0
         self._last_t = 0.0
         self._exporter: VideoExporter | None = None
         self._started = time.monotonic()
         self._paused_s = 0.0
+
+    def commit(self) -> None:
+        """Creates the session's row (Conflict when the name is taken); the source is closed on failure."""
+        if self._committed:
+            return
+        try:
+            self.store.create_session(self.row)
+        except BaseException:
+            self.discard()
+            raise
+        self._committed = True
+
+    def discard(self) -> None:
+        """The session never started: do not hold the camera or file."""
+        self.source.close()
 
     # ---- progress ---------------------------------------------------------------------------------
 
@@ -138,6 +169,7 @@ class SessionRunner:
 
     def run(self) -> SessionRow:
         """Runs to the end of the file, the duration, a stop request or an error; always stores the outcome."""
+        self.commit()  # a no-op when the caller committed already (the daemon does, under its state lock)
         status, error = "completed", None
         try:
             self._loop()
@@ -147,6 +179,9 @@ class SessionRunner:
             status, error = "failed", exc.message
         except OSError as exc:  # a full disk or an unwritable export: the session fails, the daemon lives
             status, error = "failed", f"{type(exc).__name__}: {exc}"
+        except sqlite3.Error as exc:  # e.g. "database or disk is full": what was flushed before is kept
+            log.error("session %s: database error: %s", self.row.name, exc)
+            status, error = "failed", f"database error: {exc}"
         except Exception as exc:
             log.exception("session %s failed", self.row.name)
             status, error = "failed", f"internal error: {type(exc).__name__}: {exc}"
@@ -154,6 +189,9 @@ class SessionRunner:
             self.source.close()
             if self._exporter is not None:
                 self._exporter.close()
+        self.row.warnings = self.source.warnings()
+        for warning in self.row.warnings:
+            log.warning("session %s: %s", self.row.name, warning)
         if error:
             self.hooks.event("error", session_id=self.row.id, error=error)
         self._finish(status, error)
@@ -238,6 +276,16 @@ class SessionRunner:
         self.row.frames_processed = self.source.position()
         self.row.video_s = round(self._last_t, 2)
         self.store.save_attendance(self.row.id, self.book.rows(), self.row.frames_processed, self.row.video_s)
+        self._check_space()
+
+    def _check_space(self) -> None:
+        """End the session while there is still room to store its outcome: OpenCV's VideoWriter drops
+        frames silently on a full disk, and SQLite then fails mid-write."""
+        floor = self.cfg.daemon.min_free_mb / 2
+        free = free_mb(self.cfg)
+        if free < floor:
+            raise InsufficientStorage(f"disk almost full: {free:.1f} MB free on the data directory, below "
+                                      f"{floor:g} MB (half of daemon.min_free_mb); recording stopped")
 
     def _save_unknown(self, face: UnknownFace) -> None:
         path = self.cfg.paths.unknowns / self.row.name / f"track-{face.track_id:05d}-{face.t:08.2f}s.jpg"
@@ -253,11 +301,12 @@ class SessionRunner:
 
     def _finish(self, status: str, error: str | None) -> None:
         try:
-            self._flush()
+            self.row.frames_processed = self.source.position()
+            self.store.save_attendance(self.row.id, self.book.rows(), self.row.frames_processed)
         except Exception as exc:  # noqa: BLE001 -- the status below must be stored even if this flush fails
             log.error("final attendance flush of %s failed: %s", self.row.name, exc)
             status, error = "failed", error or f"could not save attendance: {exc}"
         self.row.status, self.row.error, self.row.ended_at = status, error, now_iso()
         self.store.update_session(self.row.id, status=status, error=error, ended_at=self.row.ended_at,
-                                  frames_processed=self.row.frames_processed)
+                                  frames_processed=self.row.frames_processed, warnings=self.row.warnings)
         self.hooks.progress(self.progress())

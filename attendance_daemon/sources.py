@@ -1,8 +1,16 @@
-"""Frame sources: a video file read at a stride (skipped frames only grabbed) and a live camera."""
+"""Frame sources: a video file read at a stride (skipped frames only grabbed) and a live camera.
+
+Opening goes through `open_capture`: OpenCV's open can block forever (a stream that accepts and never
+answers, a FIFO without a writer), so it runs on a helper thread and is given up after a time-out."""
 
 from __future__ import annotations
 
 import logging
+import math
+import os
+import re
+import stat
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,9 +21,75 @@ import cv2
 import numpy as np
 
 from .cameras import CameraChoice
-from .errors import MediaError, redact_credentials
+from .errors import MediaError, MediaNotFound, redact_credentials
 
 log = logging.getLogger(__name__)
+
+MAX_SANE_FPS = 240.0  # above this (or 0 / NaN) the container's frame rate is taken as a lie
+_STREAM = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+DEFAULT_OPEN_TIMEOUT_S = 10.0
+
+
+def check_openable(path: Path, field: str, allow_devices: bool = False) -> None:
+    """A regular file (or, for cameras, a character device): never a FIFO, socket or directory, on which
+    OpenCV's open would block or fail obscurely."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError as exc:
+        raise MediaNotFound(f"{field}: no such video file: {path.name}") from exc
+    if stat.S_ISREG(mode) or (allow_devices and stat.S_ISCHR(mode)):
+        return
+    kind = "a FIFO" if stat.S_ISFIFO(mode) else "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+    raise MediaError(f"{field}: '{path.name}' is {kind}; only regular video files can be read")
+
+
+def open_capture(spec: int | str, timeout_s: float, field: str, label: str | None = None) -> cv2.VideoCapture:
+    """An opened VideoCapture, or MediaError after `timeout_s` (the helper thread is then abandoned and
+    releases whatever it opens late). FFmpeg streams also get OpenCV's own open/read time-outs. Messages
+    show `label` (default: the spec without credentials)."""
+    shown = label if label is not None else redact_credentials(str(spec))
+    if isinstance(spec, str) and not _STREAM.match(spec):
+        check_openable(Path(spec), field, allow_devices=spec.startswith("/dev/"))
+    ms = int(timeout_s * 1000)
+    # FFmpeg (streams, files) honours these; other backends (V4L2 for /dev/video*) may refuse unknown params
+    ffmpeg_like = isinstance(spec, str) and not spec.startswith("/dev/")
+    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms] if ffmpeg_like else []
+    lock = threading.Lock()
+    box: dict[str, cv2.VideoCapture | BaseException | bool] = {}
+    done = threading.Event()
+
+    def opener() -> None:
+        try:
+            cap = cv2.VideoCapture(spec, cv2.CAP_ANY, params) if params else cv2.VideoCapture(spec)
+        except BaseException as exc:  # noqa: BLE001 -- handed to the waiting thread, which raises it
+            with lock:
+                box["error"] = exc
+            done.set()
+            return
+        with lock:
+            if box.get("abandoned"):
+                cap.release()  # opened after the caller gave up
+                return
+            box["cap"] = cap
+        done.set()
+
+    threading.Thread(target=opener, name="open-source", daemon=True).start()
+    if not done.wait(timeout_s):
+        with lock:
+            box["abandoned"] = True
+            late = box.get("cap")
+        if not isinstance(late, cv2.VideoCapture):
+            raise MediaError(f"{field}: '{shown}' did not open within {timeout_s:g} s")
+    with lock:
+        result = box.get("cap", box.get("error"))
+    if isinstance(result, BaseException):
+        raise MediaError(f"{field}: cannot open '{shown}': {redact_credentials(str(result))}") from result
+    assert isinstance(result, cv2.VideoCapture)
+    return result
+
+
+def sane_fps(fps: float) -> bool:
+    return not math.isnan(fps) and 0 < fps <= MAX_SANE_FPS
 
 
 @dataclass(frozen=True)
@@ -35,51 +109,110 @@ class FrameSource(Protocol):
 
     def resumed(self) -> None: ...
 
+    def warnings(self) -> list[str]: ...
+
     def close(self) -> None: ...
 
 
 class VideoFileSource:
-    """Decodes only every `stride`-th frame; pausing between frames keeps the exact position."""
+    """Decodes only every `stride`-th frame; pausing between frames keeps the exact position.
 
-    def __init__(self, path: Path, analysis_fps: float) -> None:
-        if not path.is_file():
-            raise MediaError(f"path: no such video file: {path}")
-        self._cap = cv2.VideoCapture(str(path))
+    When the container's frame rate is absent or absurd, time comes from each frame's timestamp and frames
+    are picked at the analysis rate by time. `warnings()` says when decoding ended before the container's
+    frame count (a truncated file)."""
+
+    def __init__(self, path: Path, analysis_fps: float, open_timeout_s: float = DEFAULT_OPEN_TIMEOUT_S) -> None:
+        self._cap = open_capture(str(path), open_timeout_s, "path", path.name)
         if not self._cap.isOpened():
-            raise MediaError(f"path: cannot open video (corrupt or unsupported): {path}")
-        self.source_fps = float(self._cap.get(cv2.CAP_PROP_FPS)) or 25.0
-        if not 0 < self.source_fps < 1000:
-            self.source_fps = 25.0
+            raise MediaError(f"path: cannot open video (corrupt or unsupported): {path.name}")
+        meta_fps = float(self._cap.get(cv2.CAP_PROP_FPS))
+        self.timed = not sane_fps(meta_fps)  # frame timestamps, not the metadata, give the time
         count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
         ok, first = self._cap.read()
         if not ok or first is None:
             self._cap.release()
-            raise MediaError(f"path: video has no readable frames (corrupt or empty): {path}")
+            raise MediaError(f"path: video has no readable frames (corrupt or empty): {path.name}")
         self._first: np.ndarray | None = first
-        self.total = count if count > 0 else None
-        self.stride = max(1, round(self.source_fps / analysis_fps))
-        self.fps = self.source_fps / self.stride
+        self._first_t = self._timestamp()
+        self._warnings: list[str] = []
+        if self.timed:
+            log.warning("%s: frame rate metadata %r is unusable; timing frames by their timestamps", path.name,
+                        meta_fps)
+            self._warnings.append(f"frame rate metadata ({meta_fps:g} fps) is unusable; "
+                                  "times come from the frames' timestamps")
+            self.source_fps = analysis_fps
+            self.stride = 1
+            self.fps = analysis_fps
+            self.total = None  # a count derived from a lying frame rate is a lie too
+        else:
+            self.source_fps = meta_fps
+            self.stride = max(1, round(self.source_fps / analysis_fps))
+            self.fps = self.source_fps / self.stride
+            self.total = count if count > 0 else None
         self.size = (first.shape[1], first.shape[0])
         self._pos = 0
+        self._exhausted = False  # the decoder ran out (not a stop or a duration)
+
+    def _timestamp(self) -> float:
+        return float(self._cap.get(cv2.CAP_PROP_POS_MSEC)) / 1000.0
 
     def position(self) -> int:
         return self._pos
 
+    def warnings(self) -> list[str]:
+        """What the caller should know about the file after reading it (e.g. it ended early)."""
+        out = list(self._warnings)
+        ended_early = self._exhausted and self.total and self._pos < self.total - max(2, 0.01 * self.total)
+        if ended_early:
+            out.append(f"decoding ended at frame {self._pos} of {self.total} the container announces "
+                       "(truncated or damaged file); results cover only the decoded part")
+        return out
+
     def frames(self) -> Iterator[Frame]:
+        if self.timed:
+            yield from self._timed_frames()
+            return
         while True:
             if self._first is not None:
                 bgr, self._first = self._first, None
             else:
                 ok, bgr = self._cap.read()
                 if not ok:
+                    self._exhausted = True
                     return
             index = self._pos
             self._pos += 1
             yield Frame(index, index / self.source_fps, bgr)
             for _ in range(self.stride - 1):
                 if not self._cap.grab():
+                    self._exhausted = True
                     return
                 self._pos += 1
+
+    def _timed_frames(self) -> Iterator[Frame]:
+        """Every frame is grabbed; one is decoded whenever its timestamp reaches the next analysis time."""
+        period = 1.0 / self.fps
+        next_t = 0.0
+        t0 = self._first_t
+        while True:
+            if self._first is not None:
+                bgr: np.ndarray | None = self._first
+                self._first, t = None, 0.0
+            else:
+                if not self._cap.grab():
+                    self._exhausted = True
+                    return
+                t, bgr = max(0.0, self._timestamp() - t0), None
+            index = self._pos
+            self._pos += 1
+            if t + 1e-3 < next_t:
+                continue
+            if bgr is None:
+                ok, bgr = self._cap.retrieve()
+                if not ok or bgr is None:
+                    return
+            next_t = max(next_t + period, t)
+            yield Frame(index, t, bgr)
 
     def resumed(self) -> None:
         """Nothing to do: the decoder sits on the next frame."""
@@ -106,10 +239,12 @@ class CameraSource:
 
     total: int | None = None
 
-    def __init__(self, spec: str | int | CameraChoice, analysis_fps: float, retry_s: float = 5.0) -> None:
+    def __init__(self, spec: str | int | CameraChoice, analysis_fps: float, retry_s: float = 5.0,
+                 open_timeout_s: float = DEFAULT_OPEN_TIMEOUT_S) -> None:
         self._spec = parse_camera(spec.spec if isinstance(spec, CameraChoice) else spec)
         self._label = camera_label(spec)  # the spec may hold credentials: never in messages or logs
         self._retry_s = retry_s
+        self._open_timeout_s = open_timeout_s
         self.fps = analysis_fps
         self._cap = self._open()
         self._pos = 0
@@ -117,13 +252,16 @@ class CameraSource:
         self._paused_at: float | None = None
 
     def _open(self) -> cv2.VideoCapture:
-        cap = cv2.VideoCapture(self._spec)
+        cap = open_capture(self._spec, self._open_timeout_s, "camera", self._label)
         if not cap.isOpened():
             raise MediaError(f"camera: cannot open camera '{self._label}'")
         return cap
 
     def position(self) -> int:
         return self._pos
+
+    def warnings(self) -> list[str]:
+        return []
 
     def pause_clock(self) -> None:
         self._paused_at = time.monotonic()

@@ -45,7 +45,10 @@ def test_notify_ready_watchdog_status_and_stopping(broker: Broker, daemon_factor
                 continue
 
     d.start(wait=False, env_extra={"NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "2000000"})
-    drain(6.0)
+    deadline = time.monotonic() + 90  # loading the models takes seconds, more on a loaded machine
+    while not any("READY=1" in m for m in messages) and time.monotonic() < deadline:
+        drain(0.5)
+    drain(4.0)
     text = "\n".join(messages)
     ready = next(i for i, m in enumerate(messages) if "READY=1" in m)
     assert any("STATUS=loading models" in m for m in messages[:ready])

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from .. import api
 from ..cameras import resolve_camera
 from ..config import format_validation_error
+from ..enrollment import too_large
 from ..errors import AttendanceError, InvalidRequest, NotFound, public_error
 from ..paths import resolve_inside
 from ..planning import plan_mp4, plan_webcam
@@ -28,11 +29,17 @@ log = logging.getLogger(__name__)
 R = TypeVar("R", bound=api.Request)
 Handler = Callable[["Daemon", Any], Any]
 COMMANDS: dict[str, tuple[type[api.Request], Handler]] = {}
+# Commands that take seconds (enrollment decodes and encodes photos): the dispatcher hands them to a
+# background worker and keeps answering everything else meanwhile.
+BACKGROUND: set[str] = set()
 
 
-def command(name: str, model: type[R]) -> Callable[[Callable[[Daemon, R], Any]], Callable[[Daemon, R], Any]]:
+def command(name: str, model: type[R], background: bool = False,
+            ) -> Callable[[Callable[[Daemon, R], Any]], Callable[[Daemon, R], Any]]:
     def register(fn: Callable[[Daemon, R], Any]) -> Callable[[Daemon, R], Any]:
         COMMANDS[name] = (model, fn)
+        if background:
+            BACKGROUND.add(name)
         return fn
 
     return register
@@ -47,6 +54,25 @@ class _Refused(InvalidRequest):
     def __init__(self, message: str, transaction: Any) -> None:
         super().__init__(message)
         self.transaction = transaction
+
+
+def runs_in_background(name: str | None) -> bool:
+    return name in BACKGROUND
+
+
+def refuse(daemon: Daemon, incoming: Incoming, error: AttendanceError) -> tuple[str, api.Response]:
+    """An error answer without running the command (e.g. its queue is full); the transaction is echoed."""
+    name = daemon.topics.command_of(incoming.topic) or "?"
+    try:
+        transaction, _ = parse(incoming)
+    except _Refused as exc:
+        transaction = exc.transaction
+    except AttendanceError:
+        transaction = None
+    if not _json_scalar(transaction):
+        transaction = None
+    return name, api.Response(transaction=transaction, status="error", code=error.code, error=error.message,
+                              data=error.data)
 
 
 def parse(incoming: Incoming) -> tuple[Any, dict[str, Any]]:
@@ -175,9 +201,17 @@ def students(d: Daemon, r: api.SectionRequest) -> list[dict[str, Any]]:
             for s in d.store.students(r.section)]
 
 
-@command("enroll", api.EnrollRequest)
+@command("enroll", api.EnrollRequest, background=True)
 def enroll(d: Daemon, r: api.EnrollRequest) -> dict[str, Any]:
+    limit = d.cfg.enrollment.max_images
+    if len(r.images) > limit:
+        raise InvalidRequest(f"images: {len(r.images)} images in one request; at most {limit} "
+                             "(enrollment.max_images)")
     images = [resolve_inside(d.cfg.paths.enrollment, p, "images", "enrollment directory") for p in r.images]
+    for i, image in enumerate(images):  # refused as a whole before anything is decoded
+        problem = too_large(image, d.cfg.enrollment.max_image_pixels) if image.is_file() else None
+        if problem:
+            raise InvalidRequest(f"images[{i}]: '{r.images[i]}': {problem}")
     outcome = d.enroller.enroll(r.section, r.student_id, r.name, images)
     d.publish_info()
     result: dict[str, Any] = {"student_id": r.student_id, "encodings_added": outcome.encodings_added,

@@ -1,5 +1,9 @@
 """The daemon: wires store, models, state machine, session worker and MQTT; runs the main loop that feeds
-the systemd watchdog and turns SIGTERM into a clean stop."""
+the systemd watchdog and turns SIGTERM into a clean stop.
+
+Threads: the main loop (watchdog, STATUS; never waits on I/O), the request dispatcher (answers requests in
+order), the enrollment worker (slow requests, answered when done), the housekeeper (cheap periodic checks of
+the database file and the roster) and one session worker while a session runs."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import json
 import logging
 import queue
 import signal
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -15,6 +20,7 @@ from typing import Any
 from .. import __version__, api
 from ..config import Config
 from ..enrollment import Enroller
+from ..errors import AttendanceError, Conflict, StoreError
 from ..planning import SessionPlan
 from ..results import build_results
 from ..runtime import configured_detector
@@ -34,6 +40,8 @@ log = logging.getLogger(__name__)
 # enrolling many photos several seconds); only beyond this is it taken as hung and the watchdog starved.
 DISPATCHER_STALL_S = 120.0
 WORKER_STALL_S = 60.0
+HOUSEKEEPING_S = 2.0  # how often the database file and the roster are checked (off the main loop)
+BACKGROUND_QUEUE = 8  # slow requests (enrollments) waiting beyond this are refused with 409
 
 
 def _json(payload: Any) -> bytes:
@@ -62,11 +70,11 @@ class _PublishingHooks(SessionHooks):
 
 
 class Daemon:
-    def __init__(self, cfg: Config, notifier: SystemdNotifier | None = None) -> None:
+    def __init__(self, cfg: Config, notifier: SystemdNotifier | None = None, init: bool = False) -> None:
         self.cfg = cfg
         cfg.ensure_dirs()
         self.notifier = notifier or SystemdNotifier()
-        self.store = Store(cfg.paths.database)
+        self.store = Store(cfg.paths.database, allow_init=init or cfg.daemon.allow_init)
         self.topics = Topics(cfg.mqtt.base_topic, cfg.mqtt.device_id)
         self.requests: queue.Queue[Incoming | None] = queue.Queue()
         self.link = MqttLink(cfg.mqtt, self.topics, self.requests.put, on_takeover=self._report_takeover)
@@ -76,21 +84,33 @@ class Daemon:
         self.notifier.status("loading models")
         self.detector = configured_detector(cfg)
         self.encoder: FaceEncoder = ProcessEncoder() if rc.encoder_process else Encoder()
-        self.enroller = Enroller(self.store, self.encoder, rc.duplicate_warn_distance)
+        self.enroller = Enroller(self.store, self.encoder, rc.duplicate_warn_distance,
+                                 cfg.enrollment.max_image_pixels)
         self.started_at = now_iso()
         self.shutdown = threading.Event()
         self.dispatcher_beat = self.worker_beat = time.monotonic()
-        self._worker: threading.Thread | None = None
-        self._control: SessionControl | None = None
+        # (control, worker) of the running session, replaced as a whole (no lock needed to read it)
+        self._active: tuple[SessionControl, threading.Thread] | None = None
+        self.db_problem: str | None = None
+        self._info_payload = b""
+        self._info_lock = threading.Lock()
         self._dispatcher = threading.Thread(target=self._dispatch, name="dispatcher", daemon=True)
+        self.background: queue.Queue[Incoming | None] = queue.Queue(BACKGROUND_QUEUE)
+        self._background = threading.Thread(target=self._run_background, name="enrollment", daemon=True)
+        self._housekeeper = threading.Thread(target=self._housekeep, name="housekeeper", daemon=True)
 
     # ---- publishing --------------------------------------------------------------------------------
 
     def publish_info(self) -> None:
-        info = api.Info(version=__version__, device_id=self.cfg.mqtt.device_id, detector=self.detector.name,
-                        sections=[{"section": s, "students": n} for s, n in self.store.sections()],
-                        started_at=self.started_at)
-        self.link.set_retained("info", _json(info))
+        """Republishes the retained info when it changed (called after roster changes and by the housekeeper)."""
+        with self._info_lock:  # the dispatcher, the enrollment worker and the housekeeper all call this
+            info = api.Info(version=__version__, device_id=self.cfg.mqtt.device_id, detector=self.detector.name,
+                            sections=[{"section": s, "students": n} for s, n in self.store.sections()],
+                            started_at=self.started_at, problems=[self.db_problem] if self.db_problem else [])
+            payload = _json(info)
+            if payload != self._info_payload:
+                self._info_payload = payload
+                self.link.set_retained("info", payload)
 
     def publish_event(self, kind: str, **fields: object) -> None:
         self.link.publish(self.topics.of("events"), _json({"type": kind, "at": now_iso(), **fields,
@@ -119,20 +139,28 @@ class Daemon:
     # ---- sessions (called on the dispatcher thread) ----------------------------------------------------
 
     def start_session(self, plan: SessionPlan) -> api.State:
-        with self.sm.lock:
-            self.sm.ensure_idle()
-            control = SessionControl()
-            runner = SessionRunner(self.cfg, self.store, self.detector, self.encoder, plan, control,
-                                   _PublishingHooks(self))
+        """Prepare without the state lock (free space, roster, open the source with a time-out), then commit
+        under it (create the row, begin, start the worker). A refused commit closes the source again."""
+        if self.db_problem:
+            raise StoreError(f"database: {self.db_problem}; restore it (see README) and restart the daemon")
+        runner = SessionRunner(self.cfg, self.store, self.detector, self.encoder, plan, SessionControl(),
+                               _PublishingHooks(self))
+
+        def commit() -> api.SessionInfo:
+            runner.commit()
             row = runner.row
-            info = api.SessionInfo(id=row.id, name=row.name, section=row.section, source=row.source,
-                                   export=row.export, started_at=row.started_at)
-            state = self.sm.begin(plan.mode, info)
-            self._control = control
+            worker = threading.Thread(target=self._run_worker, args=(runner,), name=f"session-{row.name}")
+            self._active = (runner.control, worker)
             self.worker_beat = time.monotonic()
-            self._worker = threading.Thread(target=self._run_worker, args=(runner,), name=f"session-{row.name}")
-            self._worker.start()
-        return state
+            worker.start()
+            return api.SessionInfo(id=row.id, name=row.name, section=row.section, source=row.source,
+                                   export=row.export, started_at=row.started_at)
+
+        try:
+            return self.sm.begin(plan.mode, commit)
+        except Conflict:
+            runner.discard()  # busy (another start won the race): do not hold the camera or file
+            raise
 
     def _run_worker(self, runner: SessionRunner) -> None:
         sid, name = runner.row.id, runner.row.name
@@ -147,35 +175,42 @@ class Daemon:
                      f" ({results.error})" if results.error else "")
             self.publish_event("session_finished", session_id=sid, status=results.status,
                                present_count=results.present_count, total=results.total)
-        except Exception:  # the session could not even record its end (e.g. disk full): log, free the lock
+        except Exception as exc:  # the session could not even record its end (e.g. disk full): say so, free the lock
             log.exception("session %s could not be finalised", runner.row.name)
-            self.publish_event("error", session_id=sid, error="session could not be finalised; see the log")
+            error = f"session could not be stored: {type(exc).__name__}: {exc}"
+            self.publish_event("error", session_id=sid, error=error)
+            self._publish_unstored(runner, error)
         finally:
             self.sm.end(sid)
 
+    def _publish_unstored(self, runner: SessionRunner, error: str) -> None:
+        """Results from memory when the store refused the session's end: dashboards see `failed`, not `running`."""
+        row = runner.row
+        row.status, row.error = "failed", (row.error + "; " if row.error else "") + error
+        row.ended_at = row.ended_at or now_iso()
+        try:
+            results = build_results(self.store, row, self.cfg)
+        except Exception:  # reading failed too: the event above is all we can say
+            log.exception("could not build results of %s", row.name)
+            return
+        self.link.set_retained("results", _json(results))
+        self.publish_event("session_finished", session_id=row.id, status="failed",
+                           present_count=results.present_count, total=results.total)
+
     def pause(self, session_id: str | None) -> api.State:
-        with self.sm.lock:
-            state = self.sm.pause(session_id)
-            if self._control is not None:
-                self._control.pause()
-            return state
+        active = self._active
+        return self.sm.pause(session_id, then=active[0].pause if active else None)
 
     def resume(self, session_id: str | None) -> api.State:
-        with self.sm.lock:
-            state = self.sm.resume(session_id)
-            if self._control is not None:
-                self._control.resume()
-            return state
+        active = self._active
+        return self.sm.resume(session_id, then=active[0].resume if active else None)
 
     def stop(self, session_id: str | None, timeout: float = 30.0) -> api.State:
         """Stops and waits for the worker to store and publish the results, then answers the idle state."""
-        with self.sm.lock:
-            self.sm.check_stop(session_id)
-            control, worker = self._control, self._worker
-            if control is not None:
-                control.stop()
-        if worker is not None:
-            worker.join(timeout)
+        active = self._active
+        self.sm.check_stop(session_id, then=active[0].stop if active else None)
+        if active is not None:
+            active[1].join(timeout)
         return self.sm.state()
 
     # ---- loops -------------------------------------------------------------------------------------------
@@ -193,56 +228,112 @@ class Daemon:
             if incoming.retain and not incoming.payload:
                 continue  # the deletion of a retained message, not a request
             try:  # nothing one request holds may end this thread: every later request would go unanswered
-                name, response = commands.handle(self, incoming)
-                self.link.respond(name, _json(response), incoming)
-                if incoming.retain:  # refused above; delete it so it is not replayed at every reconnect
-                    self.link.clear_retained(incoming.topic)
+                if not incoming.retain and commands.runs_in_background(self.topics.command_of(incoming.topic)):
+                    try:
+                        self.background.put_nowait(incoming)
+                    except queue.Full:
+                        self._answer(*commands.refuse(self, incoming, Conflict(
+                            f"busy: {BACKGROUND_QUEUE} enrollments are already waiting; retry later")), incoming)
+                    continue
+                self._answer(*commands.handle(self, incoming), incoming)
             except Exception:
                 log.exception("could not answer a request on %.120s; carrying on", incoming.topic)
+
+    def _answer(self, name: str, response: api.Response, incoming: Incoming) -> None:
+        self.link.respond(name, _json(response), incoming)
+        if incoming.retain:  # refused above; delete it so it is not replayed at every reconnect
+            self.link.clear_retained(incoming.topic)
+
+    def _run_background(self) -> None:
+        """Slow requests (enrollment: seconds per photo) one at a time, so the dispatcher stays responsive."""
+        while True:
+            incoming = self.background.get()
+            if incoming is None:
+                return
+            try:
+                self._answer(*commands.handle(self, incoming), incoming)
+            except Exception:  # handle() never raises; answering can: one request must not end the worker
+                log.exception("could not answer %s", incoming.topic)
+
+    def _housekeep(self) -> None:
+        """Cheap periodic checks, off the main loop: is our database still the file at its path, and did
+        another process (a CLI `enroll-bulk`) change the roster that the retained info shows?"""
+        version = None
+        while not self.shutdown.wait(HOUSEKEEPING_S):
+            try:
+                self._check_database()
+                if self.db_problem:
+                    continue
+                now = self.store.data_version()
+                if now != version:
+                    version = now
+                    self.publish_info()
+            except (AttendanceError, OSError, sqlite3.Error) as exc:
+                log.error("housekeeping: %s: %s", type(exc).__name__, exc)
+
+    def _check_database(self) -> None:
+        problem = self.store.identity_problem()
+        if problem is None or problem == self.db_problem:
+            return
+        self.db_problem = problem
+        log.error("%s: nothing recorded from now on survives a restart; stop the daemon and restore the "
+                  "database from a backup (see README)", problem)
+        self.publish_event("error", error=f"database: {problem}")
+        self.publish_info()
 
     def _healthy(self) -> bool:
         now = time.monotonic()
         if now - self.dispatcher_beat > DISPATCHER_STALL_S:
             log.error("dispatcher thread stalled")
             return False
-        worker = self._worker
-        if worker is not None and worker.is_alive() and now - self.worker_beat > WORKER_STALL_S:
+        active = self._active
+        if active is not None and active[1].is_alive() and now - self.worker_beat > WORKER_STALL_S:
             log.error("session worker stalled")
             return False
+        for thread in (self._background, self._housekeeper):
+            if not thread.is_alive():
+                log.error("%s thread died", thread.name)
+                return False
         return True
 
     def _status_line(self) -> str:
         s = self.sm.state()
-        link = "connected" if self.link.connected.is_set() else (self.link.last_error or "broker unreachable")
+        if self.link.connected.is_set():
+            link = "connected"
+        else:
+            link = f"waiting for broker ({self.link.last_error or 'unreachable'})"
+        if self.db_problem:
+            link += f"; DATABASE PROBLEM: {self.db_problem}"
         if s.session is None:
             return f"idle, {link}"
         return f"{s.mode} session {s.session.name}{' (paused)' if s.paused else ''}, {link}"
 
     def run(self) -> int:
-        """Blocks until SIGTERM/SIGINT; returns the exit code."""
+        """Blocks until SIGTERM/SIGINT; returns the exit code.
+
+        READY is sent once the models are loaded and the store is open, whether or not the broker answers:
+        with the broker down the unit is up and STATUS says "waiting for broker", as after a broker loss
+        (otherwise systemd would fail the start after TimeoutStartSec and loop)."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.shutdown.set())
         self._recover()
         self.publish_info()
         self.link.set_retained("state", _json(self.sm.state()))
         self._dispatcher.start()
+        self._background.start()
+        self._housekeeper.start()
         self.notifier.status("connecting to the MQTT broker")
         self.link.start()
         wd = self.notifier.watchdog_s
         tick = min(1.0, wd * self.cfg.daemon.watchdog_margin / 2) if wd else 1.0
-        ready = False
-        last_status = ""
+        last_status = self._status_line()
+        self.notifier.ready(last_status)
+        log.info("ready: %s", last_status)
         while not self.shutdown.wait(tick):
-            if not ready and self.link.last_error:
-                self.notifier.status(self.link.last_error)
-            if not ready and self.link.connected.is_set():
-                ready = True
-                self.notifier.ready(self._status_line())
-                log.info("ready: %s", self._status_line())
             if self._healthy():
                 self.notifier.watchdog()
             line = self._status_line()
-            if ready and line != last_status:
+            if line != last_status:
                 self.notifier.status(line)
                 last_status = line
         return self._shutdown()
@@ -250,21 +341,35 @@ class Daemon:
     def _shutdown(self) -> int:
         log.info("stopping")
         self.notifier.stopping()
-        with self.sm.lock:
-            control, worker = self._control, self._worker
-        if control is not None and worker is not None and worker.is_alive():
-            control.stop()
-            worker.join(60)
+        active = self._active
+        if active is not None and active[1].is_alive():
+            active[0].stop()
+            active[1].join(60)
         self.requests.put(None)
         self._dispatcher.join(5)
+        self._drain_background()
+        self._housekeeper.join(5)
         self.link.stop()
         self.encoder.close()
         self.store.close()
         return 0
 
+    def _drain_background(self) -> None:
+        """Waiting enrollments are answered 409 (stopping); the running one may finish (60 s)."""
+        while True:
+            try:
+                waiting = self.background.get_nowait()
+            except queue.Empty:
+                break
+            if waiting is not None:
+                self._answer(*commands.refuse(self, waiting, Conflict("stopping: the daemon is shutting down; "
+                                                                      "retry when it is back")), waiting)
+        self.background.put(None)
+        self._background.join(60)
 
-def run_daemon(config_path: Path | None) -> int:
+
+def run_daemon(config_path: Path | None, init: bool = False) -> int:
     from ..config import load_config
 
     cfg = load_config(config_path)
-    return Daemon(cfg).run()
+    return Daemon(cfg, init=init).run()

@@ -1,7 +1,11 @@
 """The single active mode (idle / webcam / mp4) is the global lock: one session at a time.
 
 No MQTT here: transitions are plain method calls under one lock, each returning the new State or raising
-Conflict (409) with the current state attached, so any front end can report the refusal identically."""
+Conflict (409) with the current state attached, so any front end can report the refusal identically.
+
+The lock is private: callers pass the small step that must happen atomically with a transition (create the
+session's row, flip a pause switch) as a callable, and do their slow preparation (opening a camera) before.
+So nobody waits on I/O behind it: the main loop reads the state for its watchdog status line."""
 
 from __future__ import annotations
 
@@ -26,11 +30,6 @@ class StateMachine:
         self._updated_at = now_iso()
         self._on_change = on_change
 
-    @property
-    def lock(self) -> threading.RLock:
-        """Held by callers that must check and act atomically (e.g. validate, then begin)."""
-        return self._lock
-
     def state(self) -> State:
         with self._lock:
             return State(mode=self._mode, busy=self._mode != "idle", paused=self._paused, session=self._session,
@@ -44,10 +43,13 @@ class StateMachine:
             if self._session is not None:
                 raise self._refuse(f"busy: {self._mode} session '{self._session.name}' is running")
 
-    def begin(self, mode: ActiveMode, session: SessionInfo) -> State:
+    def begin(self, mode: ActiveMode, session: SessionInfo | Callable[[], SessionInfo]) -> State:
+        """Idle -> mode. `session` may be a commit step (e.g. create the row, start the worker) that runs
+        under the lock only once idleness is confirmed; if it raises, nothing changes."""
         with self._lock:
             self.ensure_idle()
-            self._mode, self._paused, self._session = mode, False, session
+            info = session() if callable(session) else session
+            self._mode, self._paused, self._session = mode, False, info
             return self._changed()
 
     def _guard(self, session_id: str | None, action: str) -> SessionInfo:
@@ -59,25 +61,33 @@ class StateMachine:
             )
         return self._session
 
-    def pause(self, session_id: str | None = None) -> State:
+    def pause(self, session_id: str | None = None, then: Callable[[], None] | None = None) -> State:
+        """`then` (e.g. flip the worker's pause switch) runs under the lock once the pause is allowed."""
         with self._lock:
             self._guard(session_id, "pause")
             if self._paused:
                 raise self._refuse("already paused")
+            if then is not None:
+                then()
             self._paused = True
             return self._changed()
 
-    def resume(self, session_id: str | None = None) -> State:
+    def resume(self, session_id: str | None = None, then: Callable[[], None] | None = None) -> State:
         with self._lock:
             self._guard(session_id, "resume")
             if not self._paused:
                 raise self._refuse("not paused: resume needs a paused session")
+            if then is not None:
+                then()
             self._paused = False
             return self._changed()
 
-    def check_stop(self, session_id: str | None = None) -> SessionInfo:
+    def check_stop(self, session_id: str | None = None, then: Callable[[], None] | None = None) -> SessionInfo:
         with self._lock:
-            return self._guard(session_id, "stop")
+            info = self._guard(session_id, "stop")
+            if then is not None:
+                then()
+            return info
 
     def end(self, session_id: str) -> State:
         """The worker finished: back to idle (only if that session is still the active one)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import Conflict, NotFound
+from ..errors import Conflict, NotFound, StoreError
 from ..names import check_display_name, check_id
 from ..timeutil import now_iso
 from .records import AttendanceRow, SessionRow, StudentRow
@@ -19,26 +20,77 @@ from .schema import MIGRATIONS, SCHEMA_VERSION
 
 ENCODING_DIM = 128
 ACTIVE_STATUSES = ("running", "paused")
+# Written beside the database when it is first created: its presence (or any export, unknown-face crop or
+# report) shows that this data directory was used, so a missing database there is a loss, not a fresh box.
+MARKER = ".attendance-daemon"
+_EVIDENCE = ("exports", "unknowns", "reports")
+
+
+def earlier_use(data_dir: Path) -> str | None:
+    """What shows that `data_dir` held data before (None for a fresh directory)."""
+    if (data_dir / MARKER).exists():
+        return f"{MARKER} marks earlier use"
+    for name in _EVIDENCE:
+        sub = data_dir / name
+        if sub.is_dir() and any(sub.iterdir()):
+            return f"{name}/ is not empty"
+    return None
 
 
 class Store:
     """Thread-safe: the daemon's MQTT dispatcher and the session worker share one instance."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, allow_init: bool = False) -> None:
+        """Opens (or, in a fresh data directory or with `allow_init`, creates) the database at `path`."""
         path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists() and not allow_init:
+            used = earlier_use(path.parent)
+            if used:
+                raise StoreError(
+                    f"database {path} is missing although the data directory was used before ({used}); "
+                    "restore a backup (see README) or pass --init (daemon.allow_init = true) to start empty"
+                )
         self.path = path
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._migrate()
+        try:
+            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._migrate()
+        except sqlite3.Error as exc:  # corrupt, read-only, not a database: one line for the admin
+            raise StoreError(f"database {path}: {exc}") from exc
+        self._identity = _file_identity(path)
+        marker = path.parent / MARKER
+        if not marker.exists():
+            marker.write_text("this data directory holds an attendance-daemon database\n", encoding="utf-8")
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def identity_problem(self) -> str | None:
+        """Why the file at our path is no longer the database we opened (deleted or replaced), else None.
+
+        A stat of the path: cheap enough for a periodic check, never on the frame path."""
+        now = _file_identity(self.path)
+        if now is None:
+            return f"database file {self.path.name} was deleted while the daemon had it open"
+        if now != self._identity:
+            return f"database file {self.path.name} was replaced while the daemon had it open"
+        return None
+
+    def data_version(self) -> int:
+        """Changes when another connection (e.g. a CLI `enroll-bulk`) committed; cheap to poll."""
+        with self._lock:
+            return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+
+    def backup(self, dest: Path) -> None:
+        """A consistent copy through SQLite's online backup API (safe while sessions write)."""
+        with self._lock:
+            copy_database(self._db, dest)
 
     def _migrate(self) -> None:
         with self._lock:
@@ -180,12 +232,14 @@ class Store:
             return self._db.execute("SELECT 1 FROM sessions WHERE name=?", (name,)).fetchone() is not None
 
     def update_session(self, session_id: str, **fields: object) -> None:
-        allowed = {"status", "ended_at", "frames_processed", "total_frames", "export_path", "error"}
+        allowed = {"status", "ended_at", "frames_processed", "total_frames", "export_path", "error", "warnings"}
         bad = set(fields) - allowed
         if bad:
             raise ValueError(f"cannot update session fields {sorted(bad)}")
         if not fields:
             return
+        if "warnings" in fields:
+            fields["warnings"] = json.dumps(fields["warnings"])
         cols = ", ".join(f"{k}=?" for k in fields)
         with self._tx() as db:
             db.execute(f"UPDATE sessions SET {cols} WHERE id=?", (*fields.values(), session_id))
@@ -221,7 +275,9 @@ class Store:
         return [_session_row(r) for r in rows]
 
     def mark_interrupted(self) -> list[str]:
-        """Sessions left running by a crash become `interrupted`; returns their ids, oldest first."""
+        """Sessions left running by a crash become `interrupted`; returns their ids, oldest first.
+
+        They ended at their last flush (the attendance recorded is up to then), not now."""
         with self._tx() as db:
             rows = db.execute(
                 "SELECT id FROM sessions WHERE status IN (?, ?) ORDER BY started_at, rowid", ACTIVE_STATUSES
@@ -229,9 +285,9 @@ class Store:
             ids = [r[0] for r in rows]
             for sid in ids:
                 db.execute(
-                    "UPDATE sessions SET status='interrupted', ended_at=?, "
+                    "UPDATE sessions SET status='interrupted', ended_at=COALESCE(flushed_at, started_at), "
                     "error='the daemon stopped during the session' WHERE id=?",
-                    (now_iso(), sid),
+                    (sid,),
                 )
         return ids
 
@@ -251,8 +307,8 @@ class Store:
                     for a in rows
                 ],
             )
-            db.execute("UPDATE sessions SET frames_processed=?, video_s=COALESCE(?, video_s) WHERE id=?",
-                       (frames_processed, video_s, session_id))
+            db.execute("UPDATE sessions SET frames_processed=?, flushed_at=?, video_s=COALESCE(?, video_s) "
+                       "WHERE id=?", (frames_processed, now_iso(), video_s, session_id))
 
     def attendance(self, session_id: str) -> list[AttendanceRow]:
         with self._lock:
@@ -309,4 +365,47 @@ def _session_row(r: sqlite3.Row) -> SessionRow:
         frames_processed=int(r["frames_processed"]), total_frames=r["total_frames"],
         roster_total=int(r["roster_total"]), export_path=r["export_path"], error=r["error"],
         video_s=r["video_s"],
+        warnings=list(json.loads(r["warnings"] or "[]")),
     )
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def copy_database(src: sqlite3.Connection, dest: Path) -> None:
+    """Online backup into `dest` (written beside it, checked, then renamed: never a half-written backup)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".partial")
+    tmp.unlink(missing_ok=True)
+    out = sqlite3.connect(str(tmp))
+    try:
+        src.backup(out)
+        verdict = out.execute("PRAGMA quick_check").fetchone()[0]
+        out.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal beside it
+    finally:
+        out.close()
+    if verdict != "ok":
+        tmp.unlink(missing_ok=True)
+        raise StoreError(f"backup: the copy failed its integrity check: {verdict}")
+    os.replace(tmp, dest)
+
+
+def backup_file(database: Path, dest: Path) -> None:
+    """`attendance-daemon backup`: copy the database at `database` without creating one if it is missing."""
+    if not database.is_file():
+        raise StoreError(f"backup: no database at {database}")
+    try:
+        src = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise StoreError(f"backup: cannot open {database}: {exc}") from exc
+    try:
+        copy_database(src, dest)
+    except sqlite3.Error as exc:
+        raise StoreError(f"backup: {exc}") from exc
+    finally:
+        src.close()

@@ -31,6 +31,7 @@ class SessionRow:
     export_path: str | None = None
     error: str | None = None
     video_s: float | None = None  # video position reached (flushed with the attendance); None before schema 2
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -58,8 +58,12 @@ MIGRATIONS: list[str] = [
         created_at  TEXT NOT NULL
     );
     """,
-    # 2: the video position a session reached (its end in video time, for `left_early`)
+    # 2: warnings about the source (e.g. a truncated file); the time of the last attendance flush, which is when
+    # a session that the daemon did not live to finish really ended; the video position a session reached (its
+    # end in video time, for `left_early`)
     """
+    ALTER TABLE sessions ADD COLUMN warnings TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE sessions ADD COLUMN flushed_at TEXT;
     ALTER TABLE sessions ADD COLUMN video_s REAL;
     """,
 ]
