@@ -302,7 +302,8 @@ class SessionRunner:
     def _finish(self, status: str, error: str | None) -> None:
         try:
             self.row.frames_processed = self.source.position()
-            self.store.save_attendance(self.row.id, self.book.rows(), self.row.frames_processed)
+            self.row.video_s = round(self._last_t, 2)
+            self.store.save_attendance(self.row.id, self.book.rows(), self.row.frames_processed, self.row.video_s)
         except Exception as exc:  # noqa: BLE001 -- the status below must be stored even if this flush fails
             log.error("final attendance flush of %s failed: %s", self.row.name, exc)
             status, error = "failed", error or f"could not save attendance: {exc}"

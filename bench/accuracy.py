@@ -148,7 +148,7 @@ def _line(o: Outcome) -> str:
     return (f"| {o.scenario} | {o.found}/{o.expected} ({100 * o.recall:.0f} %) | {', '.join(o.missed) or '-'} | "
             f"{len(o.false_present)}{' ' + ', '.join(o.false_present) if o.false_present else ''} | "
             f"{o.unknowns_counted - o.unknowns_expected:+d} ({o.unknowns_counted}/{o.unknowns_expected}) | "
-            f"{o.realtime:.1f}x |")
+            f"{o.realtime:.1f}x | {100 * o.cpu_s / o.video_s:.0f} % |")
 
 
 def per_person(outcomes: list[Outcome], scenarios: dict[str, Scenario]) -> dict[str, tuple[int, int]]:
@@ -171,8 +171,8 @@ def main() -> None:
     ap.add_argument("--only", help="run scenarios whose name contains this")
     ap.add_argument("--json", type=Path, help="also write the outcomes as JSON")
     args = ap.parse_args()
-    print("| scenario | recall | missed | false presents | unknowns (counted/true) | real time |")
-    print("|---|---|---|---|---|---|")
+    print("| scenario | recall | missed | false presents | unknowns (counted/true) | real time | CPU (1 core) |")
+    print("|---|---|---|---|---|---|---|")
     outcomes = run(args.quick, args.detector, args.only)
     people = build_people(CACHE / "faces")
     scenarios = {s.name: s for s in scenario_set(people, full=not args.quick)}

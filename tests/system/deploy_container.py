@@ -35,7 +35,9 @@ REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("ATTENDANCE_CI_CACHE", "/var/cache/attendance-daemon-ci"))
 SUITE = "bookworm"
 PACKAGES = ["systemd", "systemd-sysv", "dbus", "python3", "python3-venv", "mosquitto", "mosquitto-clients",
-            "ca-certificates", "procps"]
+            "ca-certificates", "procps",
+            # what install.sh installs when missing (the container has no network): report fonts
+            "fonts-dejavu-core", "fonts-noto-core", "fonts-droid-fallback"]
 ROOT_RECIPE = "1"  # bump when _customise_root changes
 DEVICE = "ci-box"
 PASSWORD = "ci-secret-1"
