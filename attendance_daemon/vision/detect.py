@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 BLAZEFACE_MODEL = "face_detection_full_range.tflite"
 _INPUT = 192
 _GRID = 48  # full-range model: stride 4 over 192 px, one anchor per cell -> 2304 anchors
+_COLD_SWEEPS = 3  # a tile without a face for this many sweeps is searched once per this many sweeps
 
 
 class Detector(Protocol):
@@ -138,6 +139,7 @@ class BlazeFaceDetector:
         self._sweep = max(1, sweep_frames)
         self._plan: ScanPlan | None = None
         self._next_tile = 0
+        self._last_hit: dict[Tile, int] = {}  # call number of each tile's latest face
         self._verifier = HogVerifier() if verify_score < min_score else None
         self._verdicts: list[tuple[Box, int, bool]] = []  # HOG on low-scoring boxes: box, call number, face?
         self._calls = 0
@@ -146,14 +148,25 @@ class BlazeFaceDetector:
         if self._plan is None or (self._plan.width, self._plan.height) != (width, height):
             self._plan = ScanPlan.for_frame(width, height, self._smallest)
             self._next_tile = 0
+            self._last_hit = {}
         return self._plan
 
     def detect(self, bgr: np.ndarray) -> list[Box]:
-        """Faces in this call's share of the tiles (all of them when sweep_frames is 1)."""
+        """Faces in this call's share of the tiles (all of them when sweep_frames is 1).
+
+        A tile of the finest level where no face was seen for `_COLD_SWEEPS` sweeps (the board, the ceiling, an
+        empty row) is looked at only every `_COLD_SWEEPS`-th sweep: someone arriving there is found within a
+        few seconds, and the cost follows where the people are."""
         plan = self.plan(bgr.shape[1], bgr.shape[0])
         count = len(plan.tiles)
         per_call = min(count, int(np.ceil(count / self._sweep)))
-        picked = [plan.tiles[(self._next_tile + i) % count] for i in range(per_call)]
+        sweep = self._calls // self._sweep
+        horizon = self._calls - _COLD_SWEEPS * self._sweep
+        picked = [
+            plan.tiles[j] for j in ((self._next_tile + i) % count for i in range(per_call))
+            if self._sweep == 1 or sweep % _COLD_SWEEPS == 0 or plan.tiles[j].level > 0
+            or self._last_hit.get(plan.tiles[j], -1) >= horizon
+        ]
         self._next_tile = (self._next_tile + per_call) % count
         return self.detect_tiles(bgr, picked)
 
@@ -174,6 +187,7 @@ class BlazeFaceDetector:
                 big = (boxes[:, 2] - boxes[:, 0]) >= 0.9 * plan.face_in_input
                 boxes, scores = boxes[big], scores[big]
             if len(boxes):
+                self._last_hit[tile] = self._calls
                 offset = np.array([tile.x, tile.y, tile.x, tile.y], np.float32)
                 found_boxes.append((boxes + offset) / plan.scales[tile.level])
                 found_scores.append(scores)
