@@ -84,7 +84,30 @@ class Results(SessionSummary):
     present: list[PresentStudent]
     absent: list[AbsentStudent]
     export_path: str | None
+    export_codec: str | None
     error: str | None
+
+
+class RosterStudent(Payload):
+    student_id: str
+    name: str
+    present: bool
+    seen_s: float
+    first_seen_s: float | None
+    last_seen_s: float | None
+    first_seen_at: str | None
+    last_seen_at: str | None
+
+
+class LiveRoster(Payload):
+    """Retained on R/attendance: every roster student of the running (or last) session."""
+
+    device_id: str
+    session_id: str
+    section: str
+    final: bool
+    updated_at: str
+    students: list[RosterStudent]
 
 
 class Info(Payload):

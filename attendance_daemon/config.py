@@ -144,11 +144,26 @@ class DaemonConfig(_Strict):
     camera_retry_s: float = Field(5.0, ge=0)
 
 
+class HomeAssistantConfig(_Strict):
+    # MQTT discovery: retained configs under <prefix>/<component>/<device_id>/<object_id>/config. Disabled:
+    # the same topics are cleared (empty retained), so the entities disappear from Home Assistant.
+    enabled: bool = True
+    prefix: str = "homeassistant"
+
+    @field_validator("prefix")
+    @classmethod
+    def _plain_prefix(cls, value: str) -> str:
+        if not value or any(c in value for c in "#+\x00") or value.startswith("/") or value.endswith("/"):
+            raise ValueError("must be a non-empty topic without wildcards or leading/trailing '/'")
+        return value
+
+
 class Config(_Strict):
     paths: PathsConfig = PathsConfig()
     recognition: RecognitionConfig = RecognitionConfig()
     mqtt: MqttConfig = MqttConfig()
     daemon: DaemonConfig = DaemonConfig()
+    homeassistant: HomeAssistantConfig = HomeAssistantConfig()
     # name -> index, /dev path or stream URL (credentials allowed: they are never published).
     cameras: dict[str, str] = Field(default_factory=dict)
 

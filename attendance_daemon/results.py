@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal, cast
 
 from .api import AbsentStudent, PresentStudent, Results, SessionStatus, SessionSummary
+from .export import video_codec
 from .store import SessionRow, Store
 
 
@@ -32,6 +33,7 @@ def build_results(store: Store, session: SessionRow, min_presence_s: float) -> R
         ],
         absent=absent,
         export_path=session.export_path,
+        export_codec=video_codec(session.export_path) if session.status not in ("running", "paused") else None,
         error=session.error,
     )
 

@@ -362,7 +362,7 @@ def test_csv_cells_cannot_be_formulas(tmp_path: Path) -> None:
         started_at="t", ended_at=None, frames_processed=1, present_count=1, total=len(evil), unknowns=0,
         present=[PresentStudent(student_id="S1", name=evil[0], first_seen_s=0, last_seen_s=1, seen_s=1)],
         absent=[AbsentStudent(student_id=f"S{i}", name=n) for i, n in enumerate(evil[1:], 2)],
-        export_path=None, error=None)
+        export_path=None, export_codec=None, error=None)
     with write_report(results, tmp_path, "csv").open(newline="", encoding="utf-8") as fh:
         rows = list(csv.reader(fh))
     names = [row[1] for row in rows[2:]]
