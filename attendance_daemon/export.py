@@ -136,7 +136,9 @@ def video_codec(path: str | Path | None) -> str | None:
     fourcc = "".join(chr((code >> (8 * i)) & 0xFF) for i in range(4)).strip("\x00 ").lower()
     if not fourcc:
         return None
-    return "h264" if fourcc in ("avc1", "h264", "x264") else fourcc
+    if fourcc in ("avc1", "h264", "x264"):
+        return "h264"
+    return "mp4v" if fourcc in ("mp4v", "fmp4") else fourcc  # OpenCV reads MPEG-4 part 2 back as FMP4
 
 
 def save_crop(bgr: np.ndarray, box: Box, path: Path, margin: float = 0.25) -> None:
