@@ -259,7 +259,7 @@ def test_daemon_export_is_h264_and_plays(broker: Broker, daemon_factory: Any) ->
             "session"]["id"]
         results = c.wait_for("results", lambda r: r["session_id"] == sid, timeout=120)
         assert not hasattr(c, "messages")
-        assert set(c.latest) <= {*RETAINED, "events", "response/start_mp4"}  # one entry per topic
+        assert set(c.latest) <= {*RETAINED, "events", "request/start_mp4", "response/start_mp4"}  # one per topic
     assert results["export_codec"] == "h264"
     path = Path(results["export_path"])
     stream = _ffprobe(path)
