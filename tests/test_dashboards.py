@@ -53,7 +53,7 @@ STATE_CLASSES = {"measurement", "total", "total_increasing"}
 BINARY_DEVICE_CLASSES = {"running", "occupancy", "problem", "connectivity"}
 TOPIC = re.compile(r"^(?P<prefix>[^/#+]+)/(?P<component>sensor|binary_sensor|button)/(?P<node>[a-zA-Z0-9_-]+)/"
                    r"(?P<object>[a-zA-Z0-9_-]+)/config$")
-MODEL_OF = {"state": api.State, "progress": api.Progress, "results": api.Results}
+MODEL_OF: dict[str, type[api.Payload]] = {"state": api.State, "progress": api.Progress, "results": api.Results}
 
 
 def test_discovery_payloads_follow_the_home_assistant_schema() -> None:
