@@ -32,6 +32,11 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
     raise TimeoutError(f"nothing listens on port {port}")
 
 
+def is_discovery_topic(topic: str) -> bool:
+    """A Home Assistant discovery config (the daemon's only topics outside R, on by default)."""
+    return topic.startswith("homeassistant/") and topic.endswith("/config")
+
+
 class RecordingClient(ApiClient):
     """An ApiClient that also keeps every message under R as (leaf, payload, retained), for the tests' eyes only
     (the product client keeps just the latest per topic)."""
