@@ -34,6 +34,7 @@ class State(Payload):
     paused: bool
     session: SessionInfo | None
     updated_at: str
+    device_id: str | None = None
 
 
 class Progress(Payload):
@@ -48,6 +49,16 @@ class Progress(Payload):
     paused: bool
     faces: int
     present: int
+    device_id: str | None = None
+
+
+class PresenceInterval(Payload):
+    """One stretch of presence: video seconds and the same as wall-clock times in the box's zone."""
+
+    start_s: float
+    end_s: float
+    start: str
+    end: str
 
 
 class PresentStudent(Payload):
@@ -56,6 +67,11 @@ class PresentStudent(Payload):
     first_seen_s: float
     last_seen_s: float
     seen_s: float
+    arrived_at: str
+    left_at: str
+    late: bool
+    left_early: bool
+    intervals: list[PresenceInterval]
 
 
 class AbsentStudent(Payload):
@@ -73,12 +89,13 @@ class SessionSummary(Payload):
     started_at: str
     ended_at: str | None
     frames_processed: int
+    present_count: int
+    device_id: str | None = None
 
 
 class Results(SessionSummary):
     """A session summary plus its attendance (the contract's field order is kept)."""
 
-    present_count: int
     total: int
     unknowns: int
     present: list[PresentStudent]
@@ -86,6 +103,10 @@ class Results(SessionSummary):
     export_path: str | None
     export_codec: str | None
     error: str | None
+    timezone: str
+    end_s: float | None
+    late_after_s: float
+    left_early_before_s: float
 
 
 class RosterStudent(Payload):

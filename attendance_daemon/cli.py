@@ -18,7 +18,7 @@ from .errors import AttendanceError
 from .names import check_display_name, check_id, id_problem
 from .planning import plan_mp4
 from .reports import write_report
-from .results import build_results, summary
+from .results import build_results, summaries
 from .runtime import Runtime
 from .session import SessionControl, SessionHooks, SessionRunner
 
@@ -184,14 +184,16 @@ def process(ctx: click.Context, video: Path, section: str, session_name: str | N
     finally:
         signal.signal(signal.SIGINT, previous)
         hooks.close()
-    results = build_results(rt.store, row, rt.cfg.recognition.min_presence_s)
+    results = build_results(rt.store, row, rt.cfg)
     if as_json:
         click.echo(results.model_dump_json(indent=2))
     else:
         click.echo(f"session {results.name} ({results.session_id}): {results.status}")
         click.echo(f"present {results.present_count}/{results.total}, unknown faces {results.unknowns}")
         for p in results.present:
-            click.echo(f"  present  {p.student_id}\t{p.name}\tseen {p.seen_s:.1f}s from {p.first_seen_s:.1f}s")
+            marks = "".join((" late" if p.late else "", " left-early" if p.left_early else ""))
+            click.echo(f"  present  {p.student_id}\t{p.name}\tseen {p.seen_s:.1f}s from {p.first_seen_s:.1f}s"
+                       f" ({p.arrived_at} to {p.left_at}){marks}")
         for a in results.absent:
             click.echo(f"  absent   {a.student_id}\t{a.name}")
         if results.export_path:
@@ -207,9 +209,9 @@ def process(ctx: click.Context, video: Path, section: str, session_name: str | N
 @click.pass_context
 def sessions(ctx: click.Context, section: str | None, status: str | None, limit: int) -> None:
     """Session history, newest first."""
-    for s in _rt(ctx).store.list_sessions(section=section, status=status, limit=limit):
-        row = summary(s)
-        click.echo(f"{row.session_id}\t{row.name}\t{row.status}\t{row.started_at}")
+    rt = _rt(ctx)
+    for row in summaries(rt.store, rt.store.list_sessions(section=section, status=status, limit=limit), rt.cfg):
+        click.echo(f"{row.session_id}\t{row.name}\t{row.status}\t{row.started_at}\tpresent {row.present_count}")
 
 
 @cli.command()
@@ -218,8 +220,7 @@ def sessions(ctx: click.Context, section: str | None, status: str | None, limit:
 def show(ctx: click.Context, session_id: str) -> None:
     """A stored session's Results as JSON."""
     rt = _rt(ctx)
-    click.echo(build_results(rt.store, rt.store.get_session(session_id),
-                             rt.cfg.recognition.min_presence_s).model_dump_json(indent=2))
+    click.echo(build_results(rt.store, rt.store.get_session(session_id), rt.cfg).model_dump_json(indent=2))
 
 
 @cli.command()
@@ -229,7 +230,7 @@ def show(ctx: click.Context, session_id: str) -> None:
 def report(ctx: click.Context, session_id: str, fmt: str) -> None:
     """Write a CSV or PDF attendance report under <data>/reports and print its path."""
     rt = _rt(ctx)
-    results = build_results(rt.store, rt.store.get_session(session_id), rt.cfg.recognition.min_presence_s)
+    results = build_results(rt.store, rt.store.get_session(session_id), rt.cfg)
     click.echo(str(write_report(results, rt.cfg.paths.reports, fmt)))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import socket
 import tomllib
+from datetime import tzinfo
 from pathlib import Path
 from typing import Literal
 
@@ -157,6 +158,36 @@ class HomeAssistantConfig(_Strict):
             raise ValueError("must be a non-empty topic without wildcards or leading/trailing '/'")
         return value
 
+class AttendanceConfig(_Strict):
+    """How results are read by people: the box's time zone, late arrivals and early leaves."""
+
+    # IANA zone name (e.g. "Europe/Warsaw") for the wall-clock times in results and reports;
+    # unset: the system's local zone.
+    timezone: str | None = None
+    # Late: first seen more than this many seconds after the session's start.
+    late_after_s: float = Field(300.0, ge=0)
+    # Left early: last seen more than this many seconds before the session's end.
+    left_early_before_s: float = Field(300.0, ge=0)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        from .timeutil import zone_named
+
+        if value is not None and zone_named(value) is None:
+            raise ValueError(f"'{value[:64]}' is not an IANA time zone name (e.g. Europe/Warsaw, UTC)")
+        return value
+
+    def zone(self) -> tuple[str, tzinfo]:
+        """(name, tzinfo) of the configured zone, or of the system's local zone when none is configured."""
+        from .timeutil import system_zone, zone_named
+
+        if self.timezone is not None:
+            zone = zone_named(self.timezone)
+            assert zone is not None  # validated above
+            return self.timezone, zone
+        return system_zone()
+
 
 class Config(_Strict):
     paths: PathsConfig = PathsConfig()
@@ -164,6 +195,7 @@ class Config(_Strict):
     mqtt: MqttConfig = MqttConfig()
     daemon: DaemonConfig = DaemonConfig()
     homeassistant: HomeAssistantConfig = HomeAssistantConfig()
+    attendance: AttendanceConfig = AttendanceConfig()
     # name -> index, /dev path or stream URL (credentials allowed: they are never published).
     cameras: dict[str, str] = Field(default_factory=dict)
 

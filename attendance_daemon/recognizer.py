@@ -25,6 +25,7 @@ from .vision.track import IouTracker, Track
 _MAX_BATCH = 6  # faces per encoder job: ~0.5 s of encoding, so new faces are not queued behind a long batch
 _MAX_LAG_S = 1.0  # video seconds a batch may be under way while other faces wait for the encoder
 _MEAN_AFTER = 3  # encodings of a track before its mean is matched too
+_MAX_RECHECK_S = 60.0  # an unknown or undecided track is re-encoded at most this rarely, once backed off
 
 
 @dataclass
@@ -53,8 +54,8 @@ class _Job:
 
 class Recognizer:
     """A track is encoded at most `encodings_per_track` times while undecided, spaced by `encode_every_s`, then
-    only every `reencode_every_s` while it is undecided or unknown (a student first seen turned away can still be
-    recognised); a known track is never re-encoded."""
+    re-checked while it is undecided or unknown (a student first seen turned away can still be recognised) after
+    `reencode_every_s`, doubling each time up to a minute; a known track is never re-encoded."""
 
     def __init__(
         self, detector: Detector, encoder: FaceEncoder, matcher: Matcher, book: AttendanceBook, cfg: RecognitionConfig
@@ -72,8 +73,10 @@ class Recognizer:
         if tr.last_encoded_t is None:
             return True
         eager = tr.encodings < self.cfg.encodings_per_track and not self.book.is_unknown(tr.id)
-        wait = self.cfg.encode_every_s if eager else self.cfg.reencode_every_s
-        return t - tr.last_encoded_t >= wait
+        if eager:
+            return t - tr.last_encoded_t >= self.cfg.encode_every_s
+        later = max(0, tr.encodings - self.cfg.encodings_per_track)  # re-checks so far: back off, up to a minute
+        return t - tr.last_encoded_t >= min(self.cfg.reencode_every_s * 2.0**later, _MAX_RECHECK_S)
 
     def process(self, frame: Frame) -> FrameOutcome:
         outcome = FrameOutcome(labels=[])

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import csv
+import logging
 from pathlib import Path
+from typing import Literal
 
 from .api import Results
 from .names import safe_file_stem
 from .paths import ensure_inside
+from .pdffonts import MISSING_FONT_NOTE, plan_fonts, text_shaping_available
+from .timeutil import local_iso, parse_iso, zone_or_system
+
+log = logging.getLogger(__name__)
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -28,14 +34,24 @@ def write_report(results: Results, folder: Path, fmt: str) -> Path:
     return path
 
 
+def _when(iso_time: str) -> str:
+    """`2026-11-26T09:05:00+01:00` -> `09:05:00` (the report's header gives the date and zone)."""
+    return iso_time[11:19]
+
+
 def _rows(results: Results) -> list[list[str]]:
-    rows = [[p.student_id, p.name, "present", f"{p.first_seen_s:.1f}", f"{p.last_seen_s:.1f}", f"{p.seen_s:.1f}"]
+    """One row per roster student: ids and names first (client text), then our facts."""
+    rows = [[p.student_id, p.name, "present", "yes" if p.late else "no", "yes" if p.left_early else "no",
+             p.arrived_at, p.left_at, f"{p.first_seen_s:.1f}", f"{p.last_seen_s:.1f}", f"{p.seen_s:.1f}",
+             "; ".join(f"{i.start}/{i.end}" for i in p.intervals),
+             "; ".join(f"{i.start_s:.1f}-{i.end_s:.1f}" for i in p.intervals)]
             for p in results.present]
-    rows += [[a.student_id, a.name, "absent", "", "", ""] for a in results.absent]
+    rows += [[a.student_id, a.name, "absent", "", "", "", "", "", "", "", "", ""] for a in results.absent]
     return rows
 
 
-HEADER = ["student_id", "name", "status", "first_seen_s", "last_seen_s", "seen_s"]
+HEADER = ["student_id", "name", "status", "late", "left_early", "arrived_at", "left_at", "first_seen_s",
+          "last_seen_s", "seen_s", "intervals", "intervals_s", "session", "section", "session_started_at"]
 
 
 def text_cell(value: str) -> str:
@@ -45,42 +61,122 @@ def text_cell(value: str) -> str:
 
 
 def _csv(results: Results, path: Path) -> None:
-    with path.open("w", newline="", encoding="utf-8") as fh:
+    """UTF-8 with a BOM (Excel then reads the names right) and the header as the first line (no metadata line
+    before it: Excel, LibreOffice and pandas take the first line as the header). The session is named in the
+    last columns of every row instead."""
+    session = [text_cell(results.name), text_cell(results.section), _session_start(results)]
+    with path.open("w", newline="", encoding="utf-8-sig") as fh:
         w = csv.writer(fh)
-        w.writerow(["# session", *map(text_cell, (results.name, results.section)), results.status,
-                    results.started_at, results.ended_at or "", f"present {results.present_count}/{results.total}",
-                    f"unknowns {results.unknowns}"])
         w.writerow(HEADER)
-        # the first two columns are the ids and names clients chose; the rest are our numbers
-        w.writerows([[text_cell(row[0]), text_cell(row[1]), *row[2:]] for row in _rows(results)])
+        # the first two columns are the ids and names clients chose; the rest are our numbers and times
+        w.writerows([[text_cell(row[0]), text_cell(row[1]), *row[2:], *session] for row in _rows(results)])
+
+
+def _local(results: Results, utc_time: str) -> str:
+    """A UTC time of the results in their zone (the zone of `arrived_at`), like `arrived_at`."""
+    return local_iso(parse_iso(utc_time), zone_or_system(results.timezone))
+
+
+def _session_start(results: Results) -> str:
+    return _local(results, results.started_at)
+
+
+PDF_HEADER = ["ID", "Name", "Status", "Arrived", "Left", "Seen s", "Presence (wall clock)"]
+PDF_WIDTHS = [24, 58, 44, 20, 20, 16, 95]  # A4 landscape: 277 mm between the margins
 
 
 def _pdf(results: Results, path: Path) -> None:
     from fpdf import FPDF
 
-    pdf = FPDF(orientation="P", unit="mm", format="A4")
+    started = _session_start(results)
+    lines = [
+        f"Attendance: {results.name}",
+        f"Section {results.section}   Status {results.status}   Source {results.source}   "
+        f"Box {results.device_id or '-'}",
+        f"Started {started.replace('T', ' ')} ({results.timezone})   Ended "
+        f"{_ended(results)}   Late after {results.late_after_s:g} s, left early "
+        f"{results.left_early_before_s:g} s before the end",
+        f"Present {results.present_count} of {results.total}   Late {sum(p.late for p in results.present)}   "
+        f"Left early {sum(p.left_early for p in results.present)}   Unknown faces {results.unknowns}",
+    ]
+    if results.mode == "mp4":
+        lines.append("Times are the session's start plus the position in the video file.")
+    rows = [[r[0], r[1], _status_text(r), _when(r[5]) if r[5] else "", _when(r[6]) if r[6] else "", r[9],
+             ", ".join(f"{_when(a)}-{_when(b)}" for a, b in (i.split("/") for i in r[10].split("; ") if i))]
+            for r in _rows(results)]
+    plan = plan_fonts("\n".join([*lines, *(c for row in rows for c in row)]))
+    pdf = FPDF(orientation="L", unit="mm", format="A4")
+    pdf.set_auto_page_break(True, margin=12)
     pdf.add_page()
-    pdf.set_font("Helvetica", "B", 14)
-    pdf.cell(0, 10, _latin1(f"Attendance: {results.name}"), new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("Helvetica", size=10)
-    for line in (
-        f"Section {results.section}   Status {results.status}   Source {results.source}",
-        f"Started {results.started_at}   Ended {results.ended_at or '-'}",
-        f"Present {results.present_count} of {results.total}   Unknown faces {results.unknowns}",
-    ):
-        pdf.cell(0, 6, _latin1(line), new_x="LMARGIN", new_y="NEXT")
-    pdf.ln(4)
-    widths = [25, 60, 20, 25, 25, 25]
-    pdf.set_font("Helvetica", "B", 9)
-    for w, h in zip(widths, HEADER, strict=True):
-        pdf.cell(w, 7, h, border=1)
+    if plan.main is not None:
+        pdf.add_font("main", fname=str(plan.main))
+        pdf.add_font("main", style="B", fname=str(plan.bold or plan.main))
+        names = []
+        for i, fallback in enumerate(plan.fallbacks):
+            pdf.add_font(f"fallback{i}", fname=str(fallback))
+            names.append(f"fallback{i}")
+        if names:
+            pdf.set_fallback_fonts(names, exact_match=False)
+        if text_shaping_available():
+            pdf.set_text_shaping(True)
+        family, clean = "main", _same
+        if plan.uncovered:
+            log.warning("report %s: no installed font has %r", results.name, plan.uncovered[:40])
+    else:
+        log.warning("report %s: %s", results.name, MISSING_FONT_NOTE)
+        family, clean = "Helvetica", _latin1
+        lines.append(MISSING_FONT_NOTE)
+
+    def cell(width: float, height: float, text: str, border: Literal[0, 1] = 0) -> None:
+        # fpdf2 2.8 forgets to re-select the main font after a cell that used a fallback font inside q/Q;
+        # asking it to select the font again for every cell keeps each cell's text in its own font.
+        pdf.current_font_is_set_on_page = False
+        pdf.cell(width, height, clean(text), border=border)
+
+    pdf.set_font(family, "B", 14)
+    cell(0, 10, lines[0])
     pdf.ln()
-    pdf.set_font("Helvetica", size=9)
-    for row in _rows(results):
-        for w, value in zip(widths, row, strict=True):
-            pdf.cell(w, 6, _latin1(value), border=1)
+    pdf.set_font(family, size=10)
+    for line in lines[1:]:
+        cell(0, 6, line)
+        pdf.ln()
+    pdf.ln(4)
+    pdf.set_font(family, "B", 9)
+    for w, h in zip(PDF_WIDTHS, PDF_HEADER, strict=True):
+        cell(w, 7, h, border=1)
+    pdf.ln()
+    pdf.set_font(family, size=9)
+    for row in rows:
+        for w, value in zip(PDF_WIDTHS, row, strict=True):
+            cell(w, 6, _fit(pdf, clean(value), w), border=1)
         pdf.ln()
     pdf.output(str(path))
+
+
+def _ended(results: Results) -> str:
+    return "-" if results.ended_at is None else _local(results, results.ended_at).replace("T", " ")
+
+
+def _status_text(row: list[str]) -> str:
+    if row[2] == "absent":
+        return "absent"
+    return ", ".join(["present", *(["late"] if row[3] == "yes" else []), *(["left early"] if row[4] == "yes" else [])])
+
+
+def _fit(pdf: object, text: str, width: float) -> str:
+    """Cut a cell's text with `…` so it stays inside its column (presence lists can be long)."""
+    from fpdf import FPDF
+
+    assert isinstance(pdf, FPDF)
+    if pdf.get_string_width(text) <= width - 2:
+        return text
+    while text and pdf.get_string_width(text + "…") > width - 2:
+        text = text[:-1]
+    return text + "…"
+
+
+def _same(text: str) -> str:
+    return text
 
 
 def _latin1(text: str) -> str:

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from typing import Literal, cast
 
-from .api import AbsentStudent, PresentStudent, Results, SessionStatus, SessionSummary
+from .api import AbsentStudent, PresenceInterval, PresentStudent, Results, SessionStatus, SessionSummary
+from .config import Config
 from .export import video_codec
-from .store import SessionRow, Store
+from .punctuality import PunctualityRule, WallClock, intervals
+from .store import AttendanceRow, SessionRow, Store
+from .timeutil import parse_iso
+
+ACTIVE = ("running", "paused")
 
 
-def build_results(store: Store, session: SessionRow, min_presence_s: float) -> Results:
-    """Present = seen at least `min_presence_s`; absent = the rest of the section's roster as it is now."""
+def build_results(store: Store, session: SessionRow, cfg: Config) -> Results:
+    """Present = seen at least `recognition.min_presence_s`; absent = the rest of the section's roster as it is
+    now. Late and left-early follow `[attendance]`; wall-clock times are in its time zone."""
+    min_presence_s = cfg.recognition.min_presence_s
     attendance = store.attendance(session.id)
     present = [a for a in attendance if a.seen_s >= min_presence_s]
     present_ids = {a.student_id for a in present}
@@ -21,27 +28,46 @@ def build_results(store: Store, session: SessionRow, min_presence_s: float) -> R
         total = len(present) + len(absent)
     else:  # the section was removed since: the roster size recorded at the start is all that is left
         absent, total = [], max(session.roster_total, len(present))
+    zone_name, zone = cfg.attendance.zone()
+    clock = WallClock(parse_iso(session.started_at), zone)
+    rule = PunctualityRule(cfg.attendance.late_after_s, cfg.attendance.left_early_before_s)
+    end_s = None if session.status in ACTIVE else session.video_s  # a running session has not ended yet
     return Results(
-        **summary(session).model_dump(),
-        present_count=len(present),
+        **summary(session, len(present), cfg.mqtt.device_id).model_dump(),
         total=total,
         unknowns=len(store.unknowns(session.id)),
-        present=[
-            PresentStudent(student_id=a.student_id, name=a.name, first_seen_s=a.first_seen_s,
-                           last_seen_s=a.last_seen_s, seen_s=a.seen_s)
-            for a in present
-        ],
+        present=[_present(a, clock, rule, end_s) for a in present],
         absent=absent,
         export_path=session.export_path,
-        export_codec=video_codec(session.export_path) if session.status not in ("running", "paused") else None,
+        export_codec=None if session.status in ACTIVE else video_codec(session.export_path),
         error=session.error,
+        timezone=zone_name,
+        end_s=session.video_s,
+        late_after_s=rule.late_after_s,
+        left_early_before_s=rule.left_early_before_s,
     )
 
 
-def summary(session: SessionRow) -> SessionSummary:
+def _present(a: AttendanceRow, clock: WallClock, rule: PunctualityRule, end_s: float | None) -> PresentStudent:
+    spans = intervals(a.intervals or [(a.first_seen_s, a.last_seen_s)], clock)
+    return PresentStudent(
+        student_id=a.student_id, name=a.name, first_seen_s=a.first_seen_s, last_seen_s=a.last_seen_s,
+        seen_s=a.seen_s, arrived_at=clock.at(a.first_seen_s), left_at=clock.at(a.last_seen_s),
+        late=rule.late(a.first_seen_s), left_early=rule.left_early(a.last_seen_s, end_s),
+        intervals=[PresenceInterval(start_s=i.start_s, end_s=i.end_s, start=i.start, end=i.end) for i in spans],
+    )
+
+
+def summary(session: SessionRow, present_count: int, device_id: str | None) -> SessionSummary:
     return SessionSummary(
         session_id=session.id, name=session.name, section=session.section,
         mode=cast(Literal["webcam", "mp4"], session.mode), source=session.source,
         status=cast(SessionStatus, session.status), started_at=session.started_at, ended_at=session.ended_at,
-        frames_processed=session.frames_processed,
+        frames_processed=session.frames_processed, present_count=present_count, device_id=device_id,
     )
+
+
+def summaries(store: Store, sessions: list[SessionRow], cfg: Config) -> list[SessionSummary]:
+    """`sessions` answers: each with its present count (as its Results would say)."""
+    counts = store.present_counts([s.id for s in sessions], cfg.recognition.min_presence_s)
+    return [summary(s, counts.get(s.id, 0), cfg.mqtt.device_id) for s in sessions]

@@ -252,7 +252,8 @@ class SessionRunner:
 
     def _flush(self) -> None:
         self.row.frames_processed = self.source.position()
-        self.store.save_attendance(self.row.id, self.book.rows(), self.row.frames_processed)
+        self.row.video_s = round(self._last_t, 2)
+        self.store.save_attendance(self.row.id, self.book.rows(), self.row.frames_processed, self.row.video_s)
 
     def _save_unknown(self, face: UnknownFace) -> None:
         path = self.cfg.paths.unknowns / self.row.name / f"track-{face.track_id:05d}-{face.t:08.2f}s.jpg"

@@ -136,10 +136,10 @@ class CameraSource:
         for _ in range(5):
             self._cap.grab()
 
-    def _read(self) -> np.ndarray:
-        ok, bgr = self._cap.read()
-        if ok:
-            return bgr
+    def _grab(self) -> None:
+        """Takes the next frame off the camera without decoding it (most frames are never analysed)."""
+        if self._cap.grab():
+            return
         deadline = time.monotonic() + self._retry_s
         while time.monotonic() < deadline:
             log.warning("camera '%s' delivered no frame; reopening", self._label)
@@ -149,19 +149,23 @@ class CameraSource:
                 self._cap = self._open()
             except MediaError:
                 continue
-            ok, bgr = self._cap.read()
-            if ok:
-                return bgr
+            if self._cap.grab():
+                return
         raise MediaError(f"camera: camera '{self._label}' stopped delivering frames")
 
     def frames(self) -> Iterator[Frame]:
+        """Every frame is taken off the camera (so none go stale in its buffer); only those due at the analysis
+        rate are decoded: at 1080p30 MJPEG that is 5 decodes a second instead of 30."""
         period = 1.0 / self.fps
         next_t = 0.0
         while True:
-            bgr = self._read()
+            self._grab()
             self._pos += 1
             t = time.monotonic() - self._t0
             if t + 1e-3 < next_t:
+                continue
+            ok, bgr = self._cap.retrieve()
+            if not ok:
                 continue
             next_t = max(next_t + period, t)
             yield Frame(self._pos - 1, t, bgr)

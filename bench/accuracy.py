@@ -92,7 +92,7 @@ def run_scenario(rt: Runtime, sc: Scenario, video: Path, vectors: dict[str, np.n
     t0, c0 = time.perf_counter(), _cpu()
     row = SessionRunner(rt.cfg, rt.store, rt.detector, rt.encoder, plan).run()
     seconds, cpu = time.perf_counter() - t0, _cpu() - c0
-    results = build_results(rt.store, row, rt.cfg.recognition.min_presence_s)
+    results = build_results(rt.store, row, rt.cfg)
     want, unknowns = sc.truth(rt.cfg.recognition.min_presence_s)
     got = {p.student_id for p in results.present}
     names = {p.student_id: p.name for p in sc.enrolled}

@@ -46,10 +46,11 @@ def _rss_mb(pid: int) -> float:
 
 
 def measure(code: Path, work: Path, media: Path, db: Path) -> dict[str, float]:
+    work.mkdir(parents=True)
     broker = Broker(work)
     daemon = DaemonProcess(work / "d", broker, media, work, db)
     t0 = time.perf_counter()
-    daemon.start(env_extra={"PYTHONPATH": str(code)})
+    daemon.start(env_extra={"PYTHONPATH": str(code), "PYTHONSAFEPATH": "1"})  # not the cwd: this tree
     startup = time.perf_counter() - t0
     assert daemon.proc is not None
     pid = daemon.proc.pid

@@ -79,7 +79,7 @@ def _run_pipeline(workdir: Path, section: str, video: str) -> dict[str, Any]:
     t0, c0 = time.perf_counter(), _cpu()
     row = SessionRunner(cfg, rt.store, rt.detector, rt.encoder, plan).run()
     elapsed, cpu = time.perf_counter() - t0, _cpu() - c0
-    results = build_results(rt.store, row, cfg.recognition.min_presence_s)
+    results = build_results(rt.store, row, cfg)
     rt.close()
     return {"frames": row.frames_processed, "seconds": elapsed, "cpu": cpu,
             "present": sorted(p.student_id for p in results.present), "unknowns": results.unknowns}

@@ -31,7 +31,7 @@ cfg() { python3 "$SRC/deploy/mqtt_config.py" "$@"; }
 
 # System packages, only when missing: a re-run needs no apt index.
 need=()
-for pkg in python3-venv mosquitto mosquitto-clients; do
+for pkg in python3-venv mosquitto mosquitto-clients fonts-dejavu-core fonts-noto-core fonts-droid-fallback; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   need=()
-  for pkg in mosquitto mosquitto-clients ffmpeg; do
+  # fonts: the PDF report embeds them so any student's name prints (see attendance_daemon/pdffonts.py)
+  for pkg in mosquitto mosquitto-clients ffmpeg fonts-dejavu-core fonts-noto-core fonts-droid-fallback; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
   if [ ${#need[@]} -gt 0 ]; then

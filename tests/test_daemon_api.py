@@ -39,7 +39,7 @@ def test_full_session_flow(broker: Broker, daemon_factory: Any, ground_truth: di
         assert busy["data"]["state"]["session"]["id"] == sid
 
         results = Results.model_validate(c.wait_for("results", lambda r: r["session_id"] == sid))
-        took = time.monotonic() - started
+        elapsed = time.monotonic() - started
         assert results.status == "completed"
         assert sorted(p.student_id for p in results.present) == ground_truth["present"]
         assert sorted(a.student_id for a in results.absent) == ground_truth["absent"]
@@ -55,8 +55,7 @@ def test_full_session_flow(broker: Broker, daemon_factory: Any, ground_truth: di
         assert kinds.count("unknown_face") == 1
         assert c.latest["snapshot"][:2] == b"\xff\xd8"  # a JPEG
         progress_times = [leaf for leaf, _, _ in c.messages if leaf == "progress"]
-        # throttled to 2/s over the session (a few seconds; the H.264 export shares the CPU), plus start and end
-        assert 2 <= len(progress_times) <= 2 * took + 3, took
+        assert 2 <= len(progress_times) <= 2 * elapsed + 4  # throttled to 2/s, plus start and end
 
     # a dashboard connecting later sees the whole truth from retained messages
     with broker.client(d.device) as late:

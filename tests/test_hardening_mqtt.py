@@ -359,15 +359,19 @@ def test_csv_cells_cannot_be_formulas(tmp_path: Path) -> None:
     evil = ['=HYPERLINK("http://x","y")', "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx"]
     results = Results(
         session_id="s", name="evil", section="sec", mode="mp4", source="a.mp4", status="completed",
-        started_at="t", ended_at=None, frames_processed=1, present_count=1, total=len(evil), unknowns=0,
-        present=[PresentStudent(student_id="S1", name=evil[0], first_seen_s=0, last_seen_s=1, seen_s=1)],
+        started_at="2026-11-26T08:00:00Z", ended_at=None, frames_processed=1, present_count=1, total=len(evil),
+        unknowns=0,
+        present=[PresentStudent(student_id="S1", name=evil[0], first_seen_s=0, last_seen_s=1, seen_s=1,
+                                arrived_at="2026-11-26T09:00:00+01:00", left_at="2026-11-26T09:00:01+01:00",
+                                late=False, left_early=False, intervals=[])],
         absent=[AbsentStudent(student_id=f"S{i}", name=n) for i, n in enumerate(evil[1:], 2)],
-        export_path=None, export_codec=None, error=None)
-    with write_report(results, tmp_path, "csv").open(newline="", encoding="utf-8") as fh:
+        export_path=None, export_codec=None, error=None, timezone="Europe/Warsaw", end_s=1.0, late_after_s=300,
+        left_early_before_s=300)
+    with write_report(results, tmp_path, "csv").open(newline="", encoding="utf-8-sig") as fh:
         rows = list(csv.reader(fh))
-    names = [row[1] for row in rows[2:]]
+    names = [row[1] for row in rows[1:]]
     assert names == ["'" + e for e in evil]
-    assert rows[2][3:] == ["0.0", "1.0", "1.0"]  # numbers stay numbers
+    assert rows[1][7:10] == ["0.0", "1.0", "1.0"]  # numbers stay numbers
 
 
 # ---- 12. logs -----------------------------------------------------------------------------------------

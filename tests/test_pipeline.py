@@ -21,7 +21,7 @@ def _run(rt: Runtime, export: bool = False, hooks: SessionHooks | None = None,
          control: SessionControl | None = None, name: str | None = None) -> Any:
     plan = plan_mp4(rt.cfg, rt.store, "classroom.mp4", "demo", name, export)
     row = SessionRunner(rt.cfg, rt.store, rt.detector, rt.encoder, plan, control, hooks).run()
-    return build_results(rt.store, row, rt.cfg.recognition.min_presence_s)
+    return build_results(rt.store, row, rt.cfg)
 
 
 def _assert_truth(results: Any, truth: dict[str, Any]) -> None:

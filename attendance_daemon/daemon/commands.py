@@ -16,7 +16,7 @@ from ..errors import AttendanceError, InvalidRequest, NotFound, public_error
 from ..paths import resolve_inside
 from ..planning import plan_mp4, plan_webcam
 from ..reports import write_report
-from ..results import build_results, summary
+from ..results import build_results, summaries
 from ..timeutil import iso, parse_iso
 from .mqtt_link import Incoming
 
@@ -210,15 +210,15 @@ def _iso_field(value: str | None, field: str) -> str | None:
 def sessions(d: Daemon, r: api.SessionsRequest) -> list[api.SessionSummary]:
     rows = d.store.list_sessions(section=r.section, since=_iso_field(r.since, "since"),
                                  until=_iso_field(r.until, "until"), status=r.status, limit=r.limit)
-    return [summary(s) for s in rows]
+    return summaries(d.store, rows, d.cfg)
 
 
 @command("session", api.SessionRequest)
 def session(d: Daemon, r: api.SessionRequest) -> api.Results:
-    return build_results(d.store, d.store.get_session(r.session_id), d.cfg.recognition.min_presence_s)
+    return build_results(d.store, d.store.get_session(r.session_id), d.cfg)
 
 
 @command("report", api.ReportRequest)
 def report(d: Daemon, r: api.ReportRequest) -> dict[str, str]:
-    results = build_results(d.store, d.store.get_session(r.session_id), d.cfg.recognition.min_presence_s)
+    results = build_results(d.store, d.store.get_session(r.session_id), d.cfg)
     return {"path": str(write_report(results, d.cfg.paths.reports, r.format))}

@@ -50,7 +50,7 @@ class _PublishingHooks(SessionHooks):
         self.d = daemon
 
     def progress(self, progress: api.Progress) -> None:
-        self.d.link.set_retained("progress", _json(progress))
+        self.d.link.set_retained("progress", _json(progress.model_copy(update={"device_id": self.d.device_id})))
 
     def event(self, kind: str, **fields: object) -> None:
         self.d.publish_event(kind, **fields)
@@ -75,7 +75,8 @@ class Daemon:
         self.topics = Topics(cfg.mqtt.base_topic, cfg.mqtt.device_id)
         self.requests: queue.Queue[Incoming | None] = queue.Queue()
         self.link = MqttLink(cfg.mqtt, self.topics, self.requests.put, on_takeover=self._report_takeover)
-        self.sm = StateMachine(on_change=lambda s: self.link.set_retained("state", _json(s)))
+        self.device_id = cfg.mqtt.device_id
+        self.sm = StateMachine(on_change=lambda s: self.link.set_retained("state", _json(s)), device_id=self.device_id)
         rc = cfg.recognition
         self.notifier.status("loading models")
         self.detector = configured_detector(cfg)
@@ -108,14 +109,15 @@ class Daemon:
             self.link.set_retained_topic(topic, payload)
 
     def publish_event(self, kind: str, **fields: object) -> None:
-        self.link.publish(self.topics.of("events"), _json({"type": kind, "at": now_iso(), **fields}))
+        self.link.publish(self.topics.of("events"), _json({"type": kind, "at": now_iso(), **fields,
+                                                            "device_id": self.device_id}))
 
     def _report_takeover(self, message: str) -> None:
         """Called after reconnecting from a client-id takeover: dashboards see it as an `error` event."""
         self.publish_event("error", error=message)
 
     def _publish_results(self, session_id: str) -> api.Results:
-        results = build_results(self.store, self.store.get_session(session_id), self.cfg.recognition.min_presence_s)
+        results = build_results(self.store, self.store.get_session(session_id), self.cfg)
         self.link.set_retained("results", _json(results))
         return results
 

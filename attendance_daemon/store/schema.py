@@ -58,6 +58,10 @@ MIGRATIONS: list[str] = [
         created_at  TEXT NOT NULL
     );
     """,
+    # 2: the video position a session reached (its end in video time, for `left_early`)
+    """
+    ALTER TABLE sessions ADD COLUMN video_s REAL;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
