@@ -101,6 +101,7 @@ class Results(SessionSummary):
     present: list[PresentStudent]
     absent: list[AbsentStudent]
     export_path: str | None
+    export_codec: str | None
     error: str | None
     timezone: str
     end_s: float | None
@@ -109,6 +110,28 @@ class Results(SessionSummary):
     # Compatible extension: what the daemon noticed about the source, e.g. a file that ended before the frame
     # count its container announces (truncated), or a frame rate replaced by the frames' timestamps.
     warnings: list[str] = Field(default_factory=list)
+
+
+class RosterStudent(Payload):
+    student_id: str
+    name: str
+    present: bool
+    seen_s: float
+    first_seen_s: float | None
+    last_seen_s: float | None
+    first_seen_at: str | None
+    last_seen_at: str | None
+
+
+class LiveRoster(Payload):
+    """Retained on R/attendance: every roster student of the running (or last) session."""
+
+    device_id: str
+    session_id: str
+    section: str
+    final: bool
+    updated_at: str
+    students: list[RosterStudent]
 
 
 class Info(Payload):

@@ -19,6 +19,8 @@ _OUT: dict[str, tuple[type[BaseModel] | None, bool, str]] = {
     "progress": (api.Progress, True, "at most 2 per second while running, and at pause, resume and end"),
     "results": (api.Results, True, "Results of the last finished session"),
     "snapshot": (None, True, "JPEG bytes: the latest annotated frame, at most 1 per second"),
+    "attendance": (api.LiveRoster, True, "live roster of the running session, at most 1 per second; kept with "
+                   "final true when it ends"),
 }
 
 

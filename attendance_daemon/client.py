@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import queue
+import ssl
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -23,15 +24,21 @@ class ApiError(Exception):
         self.response = response
 
 
+class DeviceUnavailable(Exception):
+    """The device's retained availability is `offline`, or there is none (no daemon with that id here)."""
+
+
 class ApiClient:
-    """Requests are matched to responses by a fresh `transaction` id; every message under R is recorded
-    so callers can wait for retained state, progress and results."""
+    """Requests are matched to responses by a fresh `transaction` id. Only the latest message of each topic
+    under R is kept (callers wait on retained state, progress and results); `received` is called for every
+    message, a hook for callers that want more (the tests keep a log with it)."""
 
     def __init__(self, host: str, port: int, device: str, base: str = "attendance", username: str | None = None,
-                 password: str | None = None, client_id: str | None = None, protocol: str = "5") -> None:
+                 password: str | None = None, client_id: str | None = None, protocol: str = "5",
+                 tls: bool = False, cafile: str | None = None, certfile: str | None = None,
+                 keyfile: str | None = None, insecure: bool = False) -> None:
         self.topics = Topics(base, device)
         self._lock = threading.Condition()
-        self.messages: list[tuple[str, bytes, bool]] = []
         self.latest: dict[str, bytes] = {}
         self._responses: dict[str, queue.Queue[dict[str, Any]]] = {}
         self._subscribed = threading.Event()
@@ -40,6 +47,10 @@ class ApiClient:
                                   protocol=mqtt.MQTTv5 if protocol == "5" else mqtt.MQTTv311)
         if username:
             self.client.username_pw_set(username, password)
+        if tls or cafile or certfile or insecure:
+            self.client.tls_set(ca_certs=cafile, certfile=certfile, keyfile=keyfile,
+                                cert_reqs=ssl.CERT_NONE if insecure else ssl.CERT_REQUIRED)
+            self.client.tls_insecure_set(insecure)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *a: self._subscribed.set()
@@ -56,7 +67,7 @@ class ApiClient:
         self.client.disconnect()
         self.client.loop_stop()
 
-    def __enter__(self) -> ApiClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -74,9 +85,9 @@ class ApiClient:
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         leaf = msg.topic[len(self.topics.root) + 1:]
         with self._lock:
-            self.messages.append((leaf, bytes(msg.payload), bool(msg.retain)))
             self.latest[leaf] = bytes(msg.payload)
             self._lock.notify_all()
+        self.received(leaf, bytes(msg.payload), bool(msg.retain))
         if leaf.startswith("response/"):
             try:
                 resp = json.loads(msg.payload)
@@ -85,6 +96,24 @@ class ApiClient:
             q = self._responses.get(str(resp.get("transaction")))
             if q is not None:
                 q.put(resp)
+
+    def received(self, leaf: str, payload: bytes, retain: bool) -> None:
+        """Called on paho's thread for every message under R (after `latest` is updated); nothing by default."""
+
+    def require_online(self, wait_s: float = 2.0) -> None:
+        """Raises DeviceUnavailable unless the device's retained availability (which arrives right after the
+        subscription) is `online` within `wait_s`."""
+        device = self.topics.device
+        try:
+            self.wait_for("availability", lambda v: True, timeout=wait_s)
+        except TimeoutError:
+            raise DeviceUnavailable(f"device '{device}' is unknown on this broker: no availability message "
+                                    f"under {self.topics.root}/ (wrong --device or --base-topic, or the daemon "
+                                    "never connected here)") from None
+        state = self.latest["availability"].decode(errors="replace")
+        if state != "online":
+            raise DeviceUnavailable(f"device '{device}' is {state[:40]}: its daemon is not running or lost "
+                                    "its broker connection")
 
     def request(self, command: str, payload: dict[str, Any] | None = None, timeout: float = 30.0,
                 check: bool = True) -> dict[str, Any]:

@@ -159,6 +159,19 @@ class EnrollmentConfig(_Strict):
     max_image_pixels: int = Field(40_000_000, ge=1)
 
 
+class HomeAssistantConfig(_Strict):
+    # MQTT discovery: retained configs under <prefix>/<component>/<device_id>/<object_id>/config. Disabled:
+    # the same topics are cleared (empty retained), so the entities disappear from Home Assistant.
+    enabled: bool = True
+    prefix: str = "homeassistant"
+
+    @field_validator("prefix")
+    @classmethod
+    def _plain_prefix(cls, value: str) -> str:
+        if not value or any(c in value for c in "#+\x00") or value.startswith("/") or value.endswith("/"):
+            raise ValueError("must be a non-empty topic without wildcards or leading/trailing '/'")
+        return value
+
 class AttendanceConfig(_Strict):
     """How results are read by people: the box's time zone, late arrivals and early leaves."""
 
@@ -195,6 +208,7 @@ class Config(_Strict):
     recognition: RecognitionConfig = RecognitionConfig()
     mqtt: MqttConfig = MqttConfig()
     daemon: DaemonConfig = DaemonConfig()
+    homeassistant: HomeAssistantConfig = HomeAssistantConfig()
     attendance: AttendanceConfig = AttendanceConfig()
     enrollment: EnrollmentConfig = EnrollmentConfig()
     # name -> index, /dev path or stream URL (credentials allowed: they are never published).

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .client import ApiClient, ApiError
+from .client import ApiClient, ApiError, DeviceUnavailable
 from .config import default_device_id
 
 
@@ -17,10 +17,15 @@ def _client(ctx: click.Context) -> ApiClient:
     if "client" not in o:
         try:
             o["client"] = ApiClient(o["host"], o["port"], o["device"], o["base"], o["username"], o["password"],
-                                    protocol=o["protocol"])
-        except (OSError, TimeoutError) as exc:  # ConnectionRefusedError (bad credentials) is an OSError
+                                    protocol=o["protocol"], tls=o["tls"], cafile=o["cafile"], certfile=o["cert"],
+                                    keyfile=o["key"], insecure=o["insecure"])
+        except (OSError, TimeoutError, ValueError) as exc:  # ConnectionRefusedError, ssl.SSLError are OSErrors
             raise click.ClickException(f"cannot reach the MQTT broker at {o['host']}:{o['port']}: {exc}") from exc
         ctx.call_on_close(o["client"].close)
+        try:  # the device's retained availability arrives at once: no need to wait out --timeout for nothing
+            o["client"].require_online()
+        except DeviceUnavailable as exc:
+            raise click.ClickException(str(exc)) from exc
     client: ApiClient = o["client"]
     return client
 
@@ -51,6 +56,14 @@ def _print(data: Any) -> None:
 @click.option("--protocol", type=click.Choice(["5", "3.1.1"]), default="5", show_default=True,
               envvar="ATTENDANCE_MQTT_PROTOCOL", help="MQTT protocol version.")
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for a response.")
+@click.option("--tls", is_flag=True, envvar="ATTENDANCE_MQTT_TLS", help="Connect with TLS (system CAs by default).")
+@click.option("--cafile", envvar="ATTENDANCE_MQTT_CAFILE", type=click.Path(exists=True, dir_okay=False),
+              help="CA certificate(s) to verify the broker with (implies --tls).")
+@click.option("--cert", envvar="ATTENDANCE_MQTT_CERT", type=click.Path(exists=True, dir_okay=False),
+              help="Client certificate (implies --tls).")
+@click.option("--key", envvar="ATTENDANCE_MQTT_KEY", type=click.Path(exists=True, dir_okay=False),
+              help="Client certificate's private key.")
+@click.option("--insecure", is_flag=True, help="TLS without verifying the broker's certificate (testing only).")
 @click.pass_context
 def cli(ctx: click.Context, /, **options: Any) -> None:
     """Control an attendance daemon over MQTT."""
@@ -172,6 +185,32 @@ def sections(ctx: click.Context) -> None:
 def students(ctx: click.Context, section: str) -> None:
     """Students of a section."""
     _print(_call(ctx, "students", {"section": section}))
+
+
+@cli.command()
+@click.option("--section", required=True)
+@click.option("--student-id", required=True)
+@click.option("--name", required=True, help="Display name.")
+@click.argument("images", nargs=-1, required=True)
+@click.pass_context
+def enroll(ctx: click.Context, section: str, student_id: str, name: str, images: tuple[str, ...]) -> None:
+    """Enroll (or add photos of) a student from images in the daemon's enrollment directory (paths on the box,
+    relative to that directory). Exits 1 when no image was accepted."""
+    data = _call(ctx, "enroll", {"section": section, "student_id": student_id, "name": name,
+                                 "images": list(images)})
+    _print(data)
+    if not data.get("encodings_added"):
+        raise click.ClickException("no image was accepted: " + "; ".join(
+            f"{r.get('image')}: {r.get('reason')}" for r in data.get("rejected", [])))
+
+
+@cli.command("remove-student")
+@click.option("--section", required=True)
+@click.option("--student-id", required=True)
+@click.pass_context
+def remove_student(ctx: click.Context, section: str, student_id: str) -> None:
+    """Remove a student (and their face encodings) from a section."""
+    _print(_call(ctx, "remove_student", {"section": section, "student_id": student_id}))
 
 
 @cli.command()

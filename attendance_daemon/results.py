@@ -6,6 +6,7 @@ from typing import Literal, cast
 
 from .api import AbsentStudent, PresenceInterval, PresentStudent, Results, SessionStatus, SessionSummary
 from .config import Config
+from .export import video_codec
 from .punctuality import PunctualityRule, WallClock, intervals
 from .store import AttendanceRow, SessionRow, Store
 from .timeutil import parse_iso
@@ -38,6 +39,7 @@ def build_results(store: Store, session: SessionRow, cfg: Config) -> Results:
         present=[_present(a, clock, rule, end_s) for a in present],
         absent=absent,
         export_path=session.export_path,
+        export_codec=None if session.status in ACTIVE else video_codec(session.export_path),
         error=session.error,
         timezone=zone_name,
         end_s=session.video_s,

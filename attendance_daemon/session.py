@@ -22,7 +22,7 @@ from .export import VideoExporter, annotate, jpeg, save_crop
 from .planning import SessionPlan
 from .recognizer import FrameOutcome, Recognizer, UnknownFace
 from .sources import CameraSource, FrameSource, VideoFileSource
-from .store import SessionRow, Store
+from .store import AttendanceRow, SessionRow, Store, StudentRow
 from .timeutil import now_iso
 from .vision.detect import Detector
 from .vision.encode import FaceEncoder
@@ -75,6 +75,11 @@ class SessionHooks:
 
     def heartbeat(self) -> None:
         """Called at least once a second, also while paused (the daemon feeds its watchdog from it)."""
+
+    def attendance(self, session: SessionRow, roster: list[StudentRow], rows: list[AttendanceRow],
+                   final: bool) -> None:
+        """Everything seen so far: at the start, at most once a second while it changes, and once with `final`
+        when the session has ended (its status and end stored)."""
 
 
 def free_mb(cfg: Config) -> float:
@@ -130,6 +135,7 @@ class SessionRunner:
         self._faces = 0
         self._last_t = 0.0
         self._exporter: VideoExporter | None = None
+        self._roster_sent: list[AttendanceRow] | None = None
         self._started = time.monotonic()
         self._paused_s = 0.0
 
@@ -200,7 +206,7 @@ class SessionRunner:
     def _loop(self) -> None:
         dcfg = self.cfg.daemon
         frames = self.source.frames()
-        next_progress = next_snapshot = next_flush = next_beat = 0.0
+        next_progress = next_snapshot = next_flush = next_beat = next_roster = 0.0
         min_progress, min_snap = 1.0 / dcfg.progress_hz, (1.0 / dcfg.snapshot_hz if dcfg.snapshot_hz else None)
         while not self.control.stopped:
             if self.control.paused:
@@ -233,6 +239,9 @@ class SessionRunner:
             if now >= next_flush:
                 self._flush()
                 next_flush = now + dcfg.flush_every_s
+            if now >= next_roster:
+                self._send_roster(final=False)
+                next_roster = now + 1.0
             if now >= next_beat:
                 self.hooks.heartbeat()
                 next_beat = now + 0.5
@@ -267,6 +276,13 @@ class SessionRunner:
         if not self.control.stopped:
             self._set_status("running")
             self.hooks.progress(self.progress())
+
+    def _send_roster(self, final: bool) -> None:
+        """The live roster, only when it changed (or is final)."""
+        rows = self.book.rows()
+        if final or rows != self._roster_sent:
+            self._roster_sent = rows
+            self.hooks.attendance(self.row, self.book.roster, rows, final)
 
     def _set_status(self, status: str) -> None:
         self.row.status = status
@@ -311,3 +327,4 @@ class SessionRunner:
         self.store.update_session(self.row.id, status=status, error=error, ended_at=self.row.ended_at,
                                   frames_processed=self.row.frames_processed, warnings=self.row.warnings)
         self.hooks.progress(self.progress())
+        self._send_roster(final=True)

@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from attendance_daemon.client import ApiClient
 
@@ -29,6 +30,23 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
                 return
         time.sleep(0.05)
     raise TimeoutError(f"nothing listens on port {port}")
+
+
+def is_discovery_topic(topic: str) -> bool:
+    """A Home Assistant discovery config (the daemon's only topics outside R, on by default)."""
+    return topic.startswith("homeassistant/") and topic.endswith("/config")
+
+
+class RecordingClient(ApiClient):
+    """An ApiClient that also keeps every message under R as (leaf, payload, retained), for the tests' eyes only
+    (the product client keeps just the latest per topic)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.messages: list[tuple[str, bytes, bool]] = []
+        super().__init__(*args, **kwargs)
+
+    def received(self, leaf: str, payload: bytes, retain: bool) -> None:
+        self.messages.append((leaf, payload, retain))
 
 
 class Broker:
@@ -56,8 +74,8 @@ class Broker:
             self.proc.wait(10)
             self.proc = None
 
-    def client(self, device: str) -> ApiClient:
-        return ApiClient("127.0.0.1", self.port, device)
+    def client(self, device: str) -> RecordingClient:
+        return RecordingClient("127.0.0.1", self.port, device)
 
 
 class DaemonProcess:

@@ -47,6 +47,38 @@ def test_attendancectl_session(broker: Broker, daemon_factory: Any, ground_truth
     assert proc.returncode == 1 and "403" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_ctl_fails_fast_when_the_device_is_offline_or_unknown(broker: Broker, daemon_factory: Any) -> None:
+    t0 = time.monotonic()
+    proc = ctl(broker, "no-such-device", "status")  # --timeout 20: must not be waited out
+    assert proc.returncode == 1 and "device 'no-such-device' is unknown on this broker" in proc.stderr
+    assert time.monotonic() - t0 < 12
+    d = daemon_factory().start()
+    d.stop()  # a clean stop publishes `offline` retained
+    t0 = time.monotonic()
+    proc = ctl(broker, d.device, "pause")
+    assert proc.returncode == 1 and f"device '{d.device}' is offline" in proc.stderr, proc.stderr
+    assert time.monotonic() - t0 < 12 and "Traceback" not in proc.stderr
+
+
+def test_ctl_enroll_and_remove_student(broker: Broker, daemon_factory: Any, sample: dict[str, Any]) -> None:
+    d = daemon_factory().start()
+    enrollment = Path(sample["enrollment"])
+    image = sorted(enrollment.rglob("*.jpg"))[0].relative_to(enrollment)
+    proc = ctl(broker, d.device, "enroll", "--section", "extra", "--student-id", "X1", "--name", "Zoë Ñandú",
+               str(image))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["encodings_added"] == 1
+    students = json.loads(ctl(broker, d.device, "students", "--section", "extra").stdout)
+    assert [(s["student_id"], s["name"]) for s in students] == [("X1", "Zoë Ñandú")]
+    proc = ctl(broker, d.device, "enroll", "--section", "extra", "--student-id", "X2", "--name", "Nobody",
+               "missing.jpg")
+    assert proc.returncode == 1 and "no image was accepted" in proc.stderr and "file not found" in proc.stderr
+    proc = ctl(broker, d.device, "remove-student", "--section", "extra", "--student-id", "X1")
+    assert proc.returncode == 0 and json.loads(proc.stdout) == {"removed": True}
+    proc = ctl(broker, d.device, "remove-student", "--section", "extra", "--student-id", "X1")
+    assert proc.returncode == 1 and "404" in proc.stderr
+
+
 def test_ctl_reports_an_unreachable_broker() -> None:
     proc = subprocess.run([sys.executable, "-c", "from attendance_daemon.ctl import main; main()",
                            "--port", str(free_port()), "status"], capture_output=True, text=True, timeout=60,
@@ -69,10 +101,27 @@ def secured_broker(tmp_path: Path) -> Iterator[Broker]:
     broker.stop()
 
 
+def _retained(port: int, user: str, password: str, pattern: str, wait_s: float = 2.0) -> dict[str, bytes]:
+    got: dict[str, bytes] = {}
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.username_pw_set(user, password)
+    client.on_connect = lambda c, *a: c.subscribe(pattern, qos=1)
+    client.on_message = lambda c, u, m: got.__setitem__(m.topic, bytes(m.payload))
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    time.sleep(wait_s)
+    client.disconnect()
+    client.loop_stop()
+    return got
+
+
 def test_password_and_acl_confine_each_device(secured_broker: Broker, daemon_factory: Any) -> None:
-    d = daemon_factory(device="room-1", mqtt_extra='username = "room-1"\npassword = "pw1"\n', on=secured_broker)
-    d.start(wait=False)
+    """The shipped ACL, enforced by mosquitto: devices confined to their own topics (and their own HA discovery
+    configs), the dashboard user reads and commands every device."""
     port = secured_broker.port
+    for room, pw in (("room-1", "pw1"), ("room-2", "pw2")):
+        daemon_factory(device=room, mqtt_extra=f'username = "{room}"\npassword = "{pw}"\n',
+                       on=secured_broker).start(wait=False)
     with ApiClient("127.0.0.1", port, "room-1", username="room-1", password="pw1") as owner:
         owner.wait_for("availability", lambda v: v == "online", timeout=60)
         assert owner.request("status")["data"]["mode"] == "idle"
@@ -80,12 +129,28 @@ def test_password_and_acl_confine_each_device(secured_broker: Broker, daemon_fac
     with ApiClient("127.0.0.1", port, "room-1", username="room-2", password="pw2") as other:
         with pytest.raises(TimeoutError):
             other.request("status", timeout=2)
-        assert "state" not in other.latest
-    # the fleet dashboard reads everything but cannot command
-    with ApiClient("127.0.0.1", port, "room-1", username="dashboard", password="dash") as dash:
-        assert dash.wait_for("state", lambda s: True)["mode"] == "idle"
-        with pytest.raises(TimeoutError):
-            dash.request("start_mp4", {"path": "classroom.mp4", "section": "demo"}, timeout=2)
+        assert "state" not in other.latest and "availability" not in other.latest
+    # ... nor overwrite room-1's Home Assistant discovery config, nor read any
+    evil = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    evil.username_pw_set("room-2", "pw2")
+    evil.connect("127.0.0.1", port)
+    evil.loop_start()
+    evil.publish("homeassistant/sensor/room-1/mode/config", b'{"name":"hijacked"}', qos=1, retain=True)
+    evil.publish("attendance/room-1/request/stop", b"{}", qos=1)
+    time.sleep(0.5)
+    evil.disconnect()
+    evil.loop_stop()
+    assert _retained(port, "room-2", "pw2", "homeassistant/#", wait_s=1.0) == {}
+    # the fleet dashboard reads and commands both devices (one connection at a time: one per user)
+    for room in ("room-1", "room-2"):
+        with ApiClient("127.0.0.1", port, room, username="dashboard", password="dash") as dash:
+            dash.wait_for("availability", lambda v: v == "online", timeout=60)
+            assert dash.wait_for("state", lambda s: True)["mode"] == "idle"
+            sid = dash.request("start_mp4", {"path": "long.mp4", "section": "demo"})["data"]["session"]["id"]
+            assert dash.request("stop", {"session_id": sid})["data"]["mode"] == "idle"
+    configs = _retained(port, "dashboard", "dash", "homeassistant/#")
+    assert {t.split("/")[2] for t in configs} == {"room-1", "room-2"}  # each device wrote its own
+    assert json.loads(configs["homeassistant/sensor/room-1/mode/config"])["name"] == "Mode"  # not hijacked
     with pytest.raises(ConnectionRefusedError, match="refused"):
         ApiClient("127.0.0.1", port, "room-1", username="room-1", password="wrong")
 
@@ -126,6 +191,14 @@ def test_tls_connection_to_the_broker(tmp_path: Path, daemon_factory: Any) -> No
         finally:
             client.disconnect()
             client.loop_stop()
+        # attendancectl over TLS: verified with the CA, refused without it, --insecure skips the check
+        proc = ctl(tls_broker, d.device, "--tls", "--cafile", str(ca_crt), "status")
+        assert proc.returncode == 0 and json.loads(proc.stdout)["mode"] == "idle", proc.stderr
+        proc = ctl(tls_broker, d.device, "--tls", "status")
+        assert proc.returncode == 1 and "cannot reach the MQTT broker" in proc.stderr
+        assert "CERTIFICATE_VERIFY_FAILED" in proc.stderr and "Traceback" not in proc.stderr
+        proc = ctl(tls_broker, d.device, "--tls", "--insecure", "status")
+        assert proc.returncode == 0 and json.loads(proc.stdout)["mode"] == "idle", proc.stderr
     finally:
         tls_broker.stop()
 

@@ -14,7 +14,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from attendance_daemon.api import Info, Progress, Response, Results, State
-from tests.mqtt_fixtures import Broker
+from tests.mqtt_fixtures import Broker, RecordingClient
 
 
 def test_full_session_flow(broker: Broker, daemon_factory: Any, ground_truth: dict[str, Any]) -> None:
@@ -214,10 +214,9 @@ def test_concurrent_start_storm(broker: Broker, daemon_factory: Any) -> None:
 
 def test_mqtt311_brokers_are_supported(broker: Broker, daemon_factory: Any) -> None:
     """For brokers without MQTT v5 (e.g. the embedded amqtt of the demo): same API, no response topics."""
-    from attendance_daemon.client import ApiClient
 
     d = daemon_factory(mqtt_extra='protocol = "3.1.1"\n').start()
-    with ApiClient("127.0.0.1", broker.port, d.device, protocol="3.1.1") as c:
+    with RecordingClient("127.0.0.1", broker.port, d.device, protocol="3.1.1") as c:
         assert c.request("status")["data"]["mode"] == "idle"
         assert c.request("pause", check=False)["code"] == 409
 

@@ -118,6 +118,9 @@ def test_kill9_marks_session_interrupted(broker: Broker, daemon_factory: Any) ->
         # the stale retained `mp4` state may arrive before the republished one: wait for the new one
         assert c.wait_for("state", lambda s: s["mode"] == "idle", timeout=10)["busy"] is False
         assert c.request("session", {"session_id": sid})["data"]["status"] == "interrupted"
+        # the live roster the crash left at final: false is replaced by the final one, up to the crash
+        roster = c.wait_for("attendance", lambda r: r["session_id"] == sid and r["final"], timeout=10)
+        assert sum(s["present"] for s in roster["students"]) == results["present_count"]
 
 
 def test_sigterm_stops_cleanly(broker: Broker, daemon_factory: Any) -> None:

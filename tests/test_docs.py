@@ -241,7 +241,7 @@ def test_every_limit_is_documented_with_its_value() -> None:
 
 def test_config_keys_named_in_the_doc_exist() -> None:
     tables = {name: info.annotation for name, info in Config.model_fields.items()}
-    named = set(re.findall(r"`(paths|recognition|mqtt|daemon|attendance)\.(\w+)`", _doc()))
+    named = set(re.findall(r"`(paths|recognition|mqtt|daemon|attendance|homeassistant)\.(\w+)`", _doc()))
     assert named
     for table, key in named:
         model = tables[table]

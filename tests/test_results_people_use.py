@@ -95,8 +95,8 @@ def _results(names: dict[str, str] = NAMES) -> Results:
         session_id="abc", name="cs101-morning", section="cs101", mode="webcam", source="camera:front",
         status="completed", started_at="2026-11-26T08:00:00Z", ended_at="2026-11-26T08:50:00Z",
         frames_processed=45000, present_count=len(present), device_id="room-101", total=len(names), unknowns=1,
-        present=present, absent=[AbsentStudent(student_id=sid, name=name)], export_path=None, error=None,
-        timezone="Europe/Warsaw", end_s=3000.0, late_after_s=300, left_early_before_s=300)
+        present=present, absent=[AbsentStudent(student_id=sid, name=name)], export_path=None, export_codec=None,
+        error=None, timezone="Europe/Warsaw", end_s=3000.0, late_after_s=300, left_early_before_s=300)
 
 
 def test_csv_has_a_bom_and_the_header_first_with_intervals_and_late_columns(tmp_path: Path) -> None:

@@ -100,7 +100,7 @@ class MqttLink:
         """Publishes `offline` (a clean disconnect does not fire the LWT), then disconnects."""
         self._stopping = True
         with self._lock:
-            self._retained["availability"] = b"offline"
+            self._retained[self.topics.of("availability")] = b"offline"
         if self.connected.is_set():
             info = self.client.publish(self.topics.of("availability"), b"offline", qos=1, retain=True)
             try:
@@ -117,10 +117,16 @@ class MqttLink:
 
         Under the same lock as the republish in _on_connect, so a value set during a reconnect is never lost."""
         assert leaf in RETAINED, leaf
+        self.set_retained_topic(self.topics.of(leaf), payload)
+
+    def set_retained_topic(self, topic: str, payload: bytes) -> None:
+        """The same for a topic outside R (Home Assistant discovery configs). An empty payload deletes the
+        broker's retained message, and is repeated after every reconnect (harmless, and it survives a broker
+        that was away when it was first sent)."""
         with self._lock:
-            self._retained[leaf] = payload
+            self._retained[topic] = payload
             if self.connected.is_set():
-                self.client.publish(self.topics.of(leaf), payload, qos=1, retain=True)
+                self.client.publish(topic, payload, qos=1, retain=True)
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, properties: Properties | None = None) -> None:
         """Non-retained; QoS 1 messages sent while the broker is away are queued by paho."""
@@ -169,8 +175,8 @@ class MqttLink:
         else:
             client.subscribe(self.topics.requests, qos=1)
         with self._lock:
-            for leaf, payload in self._retained.items():
-                client.publish(self.topics.of(leaf), payload, qos=1, retain=True)
+            for topic, payload in self._retained.items():
+                client.publish(topic, payload, qos=1, retain=True)
             self.connected.set()
         self._connected_at = time.monotonic()
         notice, self._takeover_notice = self._takeover_notice, None

@@ -23,12 +23,13 @@ from ..enrollment import Enroller
 from ..errors import AttendanceError, Conflict, StoreError
 from ..planning import SessionPlan
 from ..results import build_results
+from ..roster import live_roster
 from ..runtime import configured_detector
 from ..session import SessionControl, SessionHooks, SessionRunner
-from ..store import Store
+from ..store import AttendanceRow, SessionRow, Store, StudentRow
 from ..timeutil import now_iso
 from ..vision.encode import Encoder, FaceEncoder, ProcessEncoder
-from . import commands
+from . import commands, homeassistant
 from .mqtt_link import Incoming, MqttLink
 from .notify import SystemdNotifier
 from .state_machine import StateMachine
@@ -67,6 +68,10 @@ class _PublishingHooks(SessionHooks):
 
     def heartbeat(self) -> None:
         self.d.worker_beat = time.monotonic()
+
+    def attendance(self, session: SessionRow, roster: list[StudentRow], rows: list[AttendanceRow],
+                   final: bool) -> None:
+        self.d.publish_roster(session, roster, rows, final)
 
 
 class Daemon:
@@ -112,6 +117,17 @@ class Daemon:
                 self._info_payload = payload
                 self.link.set_retained("info", payload)
 
+    def publish_roster(self, session: SessionRow, roster: list[StudentRow], rows: list[AttendanceRow],
+                       final: bool) -> None:
+        payload = live_roster(self.cfg.mqtt.device_id, session, roster, rows, self.cfg.recognition.min_presence_s,
+                              final, now_iso())
+        self.link.set_retained("attendance", _json(payload))
+
+    def publish_discovery(self) -> None:
+        """Home Assistant discovery configs (retained), or their removal when disabled."""
+        for topic, payload in homeassistant.discovery_messages(self.cfg.homeassistant, self.topics, __version__):
+            self.link.set_retained_topic(topic, payload)
+
     def publish_event(self, kind: str, **fields: object) -> None:
         self.link.publish(self.topics.of("events"), _json({"type": kind, "at": now_iso(), **fields,
                                                             "device_id": self.device_id}))
@@ -135,6 +151,10 @@ class Daemon:
             results = self._publish_results(latest[0].id)
             if interrupted:
                 self.publish_event("session_finished", session_id=results.session_id, status=results.status)
+            if latest[0].id in interrupted:  # its live roster (retained on the broker) would say final: false
+                row = self.store.get_session(latest[0].id)
+                roster = self.store.students(row.section) if self.store.section_exists(row.section) else []
+                self.publish_roster(row, roster, self.store.attendance(row.id), final=True)
 
     # ---- sessions (called on the dispatcher thread) ----------------------------------------------------
 
@@ -318,6 +338,7 @@ class Daemon:
             signal.signal(sig, lambda *_: self.shutdown.set())
         self._recover()
         self.publish_info()
+        self.publish_discovery()
         self.link.set_retained("state", _json(self.sm.state()))
         self._dispatcher.start()
         self._background.start()

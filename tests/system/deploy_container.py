@@ -41,6 +41,9 @@ PACKAGES = ["systemd", "systemd-sysv", "dbus", "python3", "python3-venv", "mosqu
 ROOT_RECIPE = "1"  # bump when _customise_root changes
 DEVICE = "ci-box"
 PASSWORD = "ci-secret-1"
+# The shipped broker ties client ids to users (use_username_as_clientid): a tool logged in as the device's user
+# would take over the daemon's connection, so commands go through the dashboard user, as the README says.
+DASHBOARD_PASSWORD = "ci-dashboard-1"
 UNIT = "attendance-daemon.service"
 VENV = "/opt/attendance-daemon/venv/bin"
 CONF = "/etc/attendance-daemon/config.toml"
@@ -213,9 +216,9 @@ class Box:
         return self.sh(f"systemctl show -p {prop} --value {UNIT}").strip()
 
     def ctl(self, args: str, timeout: float = 120) -> Any:
-        """attendancectl with the deploy's credentials (read from the installed config), JSON output parsed."""
-        out = self.sh(f"""P=$(python3 /opt/attendance-daemon/src/deploy/mqtt_config.py get {CONF} password)
-            {VENV}/attendancectl --device {DEVICE} --username {DEVICE} --password "$P" {args}""", timeout)
+        """attendancectl as the deploy's dashboard user (the shipped ACL lets it command every device)."""
+        out = self.sh(f"{VENV}/attendancectl --device {DEVICE} --username dashboard --password "
+                      f"{DASHBOARD_PASSWORD} {args}", timeout)
         return json.loads(out[out.index("{"):])
 
     def cli(self, args: str, timeout: float = 120) -> str:
@@ -331,6 +334,8 @@ def test_install_then_reinstall_offline_without_password(box: Box) -> None:
            f"--wheels /wheelhouse", timeout=900)
     log(f"first install: {time.monotonic() - t0:.0f} s")
     assert box.show("ActiveState") == "active"
+    box.sh(f"mosquitto_passwd -b /etc/mosquitto/attendance.passwd dashboard {DASHBOARD_PASSWORD} && "
+           "systemctl reload mosquitto")  # as the README tells the admin
     first_pid = box.active_pid()
     first_release = box.sh("readlink /opt/attendance-daemon/current").strip()
 
@@ -342,7 +347,8 @@ def test_install_then_reinstall_offline_without_password(box: Box) -> None:
     second_release = box.sh("readlink /opt/attendance-daemon/current").strip()
     assert second_release != first_release
     assert box.active_pid() not in {0, first_pid}, "the upgrade did not restart the running daemon"
-    # the broker knows the password the daemon has: the daemon is connected, and so is a client with it
+    # the broker knows the password the daemon has: the daemon is connected and answers (the dashboard user
+    # survived the reinstall's password-file update)
     assert box.ctl("status")["mode"] == "idle"
     assert "Not authorized" not in box.journal(200)
 
