@@ -216,10 +216,16 @@ class Box:
         return self.sh(f"systemctl show -p {prop} --value {UNIT}").strip()
 
     def ctl(self, args: str, timeout: float = 120) -> Any:
-        """attendancectl as the deploy's dashboard user (the shipped ACL lets it command every device)."""
+        """attendancectl as the deploy's dashboard user (the shipped ACL lets it command every device), once the
+        daemon is online (READY comes before the broker connection, and attendancectl fails fast on offline)."""
+        self.wait("the daemon online on its broker", lambda: self.availability() == "online", timeout=90)
         out = self.sh(f"{VENV}/attendancectl --device {DEVICE} --username dashboard --password "
                       f"{DASHBOARD_PASSWORD} {args}", timeout)
         return json.loads(out[out.index("{"):])
+
+    def availability(self) -> str:
+        return self.sh(f"mosquitto_sub -h 127.0.0.1 -u dashboard -P {DASHBOARD_PASSWORD} "
+                       f"-t attendance/{DEVICE}/availability -C 1 -W 5", check=False).strip()
 
     def cli(self, args: str, timeout: float = 120) -> str:
         return self.sh(f"runuser -u attendance -- {VENV}/attendance-daemon --config {CONF} {args}", timeout)
@@ -378,7 +384,8 @@ def _enroll_and_stage(box: Box) -> None:
     box.sh(f"install -d {ENROLLMENT} {MEDIA} && cp -r /root/sample/enrollment/. {ENROLLMENT}/ && "
            f"cp /root/sample/media/classroom.mp4 {MEDIA}/ && chown -R attendance: {ENROLLMENT} {MEDIA}")
     box.cli(f"enroll-bulk {ENROLLMENT}", timeout=300)
-    info = box.sh(f"mosquitto_sub -h 127.0.0.1 -u {DEVICE} -P {PASSWORD} -t attendance/{DEVICE}/info -C 1 -W 10")
+    info = box.sh(f"mosquitto_sub -h 127.0.0.1 -u dashboard -P {DASHBOARD_PASSWORD} -t attendance/{DEVICE}/info "
+                  "-C 1 -W 10")
     log(f"retained info after the CLI enroll-bulk: {info.strip()[:300]}")
 
 
