@@ -2,11 +2,12 @@
 
 Encodings are the cost (~80 ms a face), so they run beside the frame loop: a batch of faces is handed to the
 encoder and its votes are counted when it is done, a frame or a few later, while detection and tracking go on.
-A live camera's loop never waits for the encoder; a file read faster than real time waits once a batch is
-`_MAX_LAG_S` of video old and other faces wait, so the encoder is never left a video's length behind."""
+A live camera's loop never waits for the encoder; a file read faster than real time waits once the oldest batch
+is `_MAX_LAG_S` of video old and other faces wait, so the encoder is never left a video's length behind."""
 
 from __future__ import annotations
 
+from concurrent import futures
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -23,7 +24,8 @@ from .vision.match import Matcher
 from .vision.track import IouTracker, Track
 
 _MAX_BATCH = 6  # faces per encoder job: ~0.5 s of encoding, so new faces are not queued behind a long batch
-_MAX_LAG_S = 1.0  # video seconds a batch may be under way while other faces wait for the encoder
+_IN_FLIGHT = 2  # batches handed to the encoder at once: it starts the next as soon as one is done
+_MAX_LAG_S = 2.0  # video seconds a batch may be under way while other faces wait for the encoder
 _MEAN_AFTER = 3  # encodings of a track before its mean is matched too
 _MAX_RECHECK_S = 60.0  # an unknown or undecided track is re-encoded at most this rarely, once backed off
 
@@ -86,8 +88,9 @@ class Recognizer:
             self.book.forget(tr.id)
         if self._jobs and frame.t - self._jobs[0].t >= _MAX_LAG_S and \
                 any(self._needs_encoding(tr, frame.t) for tr in seen):
-            self._collect(outcome, wait=True)  # a file read faster than real time waits for its encodings
-        if not self._jobs:  # one batch at a time: the newest faces go next, none queue up behind a backlog
+            futures.wait([self._jobs[0].future])  # a file read faster than real time waits for its encodings
+            self._collect(outcome, wait=False)
+        if len(self._jobs) < _IN_FLIGHT:  # the encoder always has the next batch; none queue up behind a backlog
             todo = sorted((tr for tr in seen if self._needs_encoding(tr, frame.t)),
                           key=lambda tr: (tr.encodings, -tr.box.width))[:_MAX_BATCH]
             if todo:
