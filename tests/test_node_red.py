@@ -169,7 +169,7 @@ def _device(known: dict[str, Any], device: str) -> dict[str, Any]:
 def _browse(nr: NodeRed, out: Path, steps: list[str]) -> None:
     """Headless Chromium on the dashboard page: wait for texts, press buttons (`click:Label`), save a PNG."""
     cmd = ["node", str(REPO / "scripts" / "screenshot.js"), f"{nr.url}/dashboard/attendance", str(out),
-           "1400x1250", "60", *steps]
+           "1400x1450", "60", *steps]
     env = {**os.environ, "NODE_PATH": str(NODE_MODULES)}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -192,6 +192,11 @@ def test_dashboard_flow_drives_a_session(tmp_path: Path, auth_broker: Broker, da
         nr.wait(lambda k: all(_device(k, d.device)["availability"] == "online" and _device(k, d.device)["state"]
                               for d in (room1, room2)), timeout=90, what="both boxes online")
 
+        # a short session first, so that there are results to show and to replay
+        first = nr.command(room1.device, "start_mp4", {"path": "classroom.mp4", "section": "demo",
+                                                       "session_name": "warm-up"})["response"]["data"]["session"]["id"]
+        nr.wait(lambda k: first in k["results"]["sessions"], timeout=120, what="the first results")
+
         # a whole session through the flow's command link (v5 Response Topic + Correlation Data)
         started = nr.command(room1.device, "start_mp4", {"path": "long.mp4", "section": "demo",
                                                          "session_name": "node-red"})
@@ -209,7 +214,7 @@ def test_dashboard_flow_drives_a_session(tmp_path: Path, auth_broker: Broker, da
             assert page.status == 200 and b"<html" in page.read().lower()
         shot = tmp_path / "dashboard.png"
         _browse(nr, shot, [room1.device, "running · node-red", "click:Pause", "pause → ok (correlation)",
-                           "paused · node-red", "✔ present"])
+                           "paused · node-red", "✔ present", "warm-up · completed"])
         assert shot.stat().st_size > 20_000
         if os.environ.get("NODE_RED_SCREENSHOT"):
             shutil.copy(shot, REPO / os.environ["NODE_RED_SCREENSHOT"])
@@ -249,14 +254,21 @@ def test_dashboard_flow_drives_a_session(tmp_path: Path, auth_broker: Broker, da
         last = nr.state()["last_reply"]
         assert last["device"] == room2.device and last["reply"]["correlation"] == status["response"]["transaction"]
 
+        # the README's plain-client line: mosquitto_rr sets a v5 Response Topic (and waits on it)
+        rr = subprocess.run(["mosquitto_rr", "-p", str(auth_broker.port), "-u", "dashboard", "-P", "dash-pw",
+                             "-t", f"attendance/{room1.device}/request/status", "-e",
+                             f"attendance/{room1.device}/reply/cli", "-m", "{}", "-W", "10"],
+                            capture_output=True, text=True, check=True, timeout=30)
+        assert json.loads(rr.stdout)["data"]["mode"] == "idle"
+
         # a restart: the retained results arrive again and are not recorded twice
         before = nr.state()["results"]
-        assert before["order"] == [sid]
+        assert before["order"] == [first, sid]
         nr.stop()
         nr.start()  # loads the saved flows and the encrypted credentials; no new deploy
         after = nr.wait(lambda k: k["results"]["received"] > before["received"] and k["results"],
                         what="the retained results replayed")
-        assert after["order"] == [sid] and after["duplicates"] > before["duplicates"]
+        assert after["order"] == [first, sid] and after["duplicates"] > before["duplicates"]
         again = nr.command(room1.device, "status")
         assert again["response"]["data"]["mode"] == "idle" and again["reply"]["via"] == "correlation"
     finally:
