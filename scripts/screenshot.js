@@ -18,22 +18,38 @@ const profile = fs.mkdtempSync(path.join(os.tmpdir(), "chromium-"));
 const browser = spawn(process.env.CHROMIUM || "chromium", [
     "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
     "--remote-debugging-port=0", `--user-data-dir=${profile}`, `--window-size=${width},${height}`, "about:blank",
-], { stdio: ["ignore", "ignore", "pipe"] });
+], { stdio: ["ignore", "ignore", "pipe"], detached: true });  // its own process group: ended as a whole
 
 let ending = false;
+let closeBrowser = null;  // Browser.close over the DevTools connection, once there is one
 function end(code, message) {
     if (ending) return;
     ending = true;
     if (message) console.error(`screenshot.js: ${message}`);
     const cleanUp = () => {
-        fs.rmSync(profile, { recursive: true, force: true, maxRetries: 5 });
+        try { process.kill(-browser.pid, "SIGKILL"); } catch (err) { /* the group is gone already */ }
+        for (let i = 0; ; i++) {  // children of chromium may still be writing into the profile for a moment
+            try {
+                fs.rmSync(profile, { recursive: true, force: true });
+                break;
+            } catch (err) {
+                if (i >= 50) { console.error(`screenshot.js: could not remove ${profile}: ${err}`); break; }
+                Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+            }
+        }
         process.exit(code);
     };
     if (browser.exitCode !== null || browser.signalCode !== null) {
         cleanUp();
+        return;
+    }
+    browser.removeAllListeners("exit");
+    browser.once("exit", cleanUp);
+    if (closeBrowser) {
+        closeBrowser();
+        setTimeout(() => { try { process.kill(-browser.pid, "SIGKILL"); } catch (err) { /* gone */ } }, 5000);
     } else {
-        browser.once("exit", cleanUp);
-        browser.kill("SIGKILL");
+        process.kill(-browser.pid, "SIGKILL");
     }
 }
 const fail = (message) => end(1, message);
@@ -68,6 +84,7 @@ async function run(endpoint) {
         waiting.set(id, { resolve, reject });
         ws.send(JSON.stringify({ id, method, params, sessionId }));
     });
+    closeBrowser = () => { send("Browser.close").catch(() => {}); };
     const { targetId } = await send("Target.createTarget", { url: "about:blank" });
     const { sessionId } = await send("Target.attachToTarget", { targetId, flatten: true });
     await send("Emulation.setDeviceMetricsOverride", { width, height, deviceScaleFactor: 1, mobile: false }, sessionId);
@@ -88,7 +105,6 @@ async function run(endpoint) {
     await new Promise((r) => setTimeout(r, 1000));  // images and gauges finish drawing
     const { data } = await send("Page.captureScreenshot", { format: "png" }, sessionId);
     fs.writeFileSync(out, Buffer.from(data, "base64"));
-    ws.terminate();
     console.log(out);
     end(0);
 }

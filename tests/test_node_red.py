@@ -166,13 +166,13 @@ def _device(known: dict[str, Any], device: str) -> dict[str, Any]:
     return dev
 
 
-def _browse(nr: NodeRed, out: Path, steps: list[str]) -> None:
-    """Headless Chromium on the dashboard page: wait for texts, press buttons (`click:Label`), save a PNG."""
+def _browser(nr: NodeRed, out: Path, steps: list[str]) -> subprocess.Popen[str]:
+    """Headless Chromium on the dashboard page (scripts/screenshot.js): waits for texts, presses buttons
+    (`click:Label`) in order, then saves a PNG."""
     cmd = ["node", str(REPO / "scripts" / "screenshot.js"), f"{nr.url}/dashboard/attendance", str(out),
-           "1400x1450", "60", *steps]
+           "1400x1450", "90", *steps]
     env = {**os.environ, "NODE_PATH": str(NODE_MODULES)}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
 def test_dashboard_flow_drives_a_session(tmp_path: Path, auth_broker: Broker, daemon_factory: Any,
@@ -197,24 +197,30 @@ def test_dashboard_flow_drives_a_session(tmp_path: Path, auth_broker: Broker, da
                                                        "session_name": "warm-up"})["response"]["data"]["session"]["id"]
         nr.wait(lambda k: first in k["results"]["sessions"], timeout=120, what="the first results")
 
-        # a whole session through the flow's command link (v5 Response Topic + Correlation Data)
-        started = nr.command(room1.device, "start_mp4", {"path": "long.mp4", "section": "demo",
-                                                         "session_name": "node-red"})
-        response, reply = started["response"], started["reply"]
-        assert response["code"] == 200, response
-        assert reply["via"] == "correlation" and reply["correlation"] == response["transaction"]
-        assert reply["topic"] == f"attendance/{room1.device}/reply/nr-test"
-        sid = response["data"]["session"]["id"]
-        busy = nr.command(room1.device, "start_mp4", {"path": "classroom.mp4", "section": "demo"})["response"]
-        assert busy["code"] == 409 and busy["error"].startswith("busy")
-        nr.wait(lambda k: (_device(k, room1.device)["progress"] or {}).get("session_id") == sid
-                and _device(k, room1.device)["progress"]["present"] >= 3, what="progress")
-        # the page, rendered by headless Chromium: its Pause button goes through the same command link
+        # the page, opened in headless Chromium before the session starts: it presses Pause as soon as the
+        # session shows as running with a student present; the button goes through the same command link
         with urllib.request.urlopen(f"{nr.url}/dashboard/attendance", timeout=10) as page:
             assert page.status == 200 and b"<html" in page.read().lower()
         shot = tmp_path / "dashboard.png"
-        _browse(nr, shot, [room1.device, "running · node-red", "click:Pause", "pause → ok (correlation)",
-                           "paused · node-red", "✔ present", "warm-up · completed"])
+        browser = _browser(nr, shot, ["warm-up · completed", "running · node-red", "✔ present", "click:Pause",
+                                      "pause → ok (correlation)", "paused · node-red"])
+        try:
+            # a whole session through the flow's command link (v5 Response Topic + Correlation Data)
+            started = nr.command(room1.device, "start_mp4", {"path": "long.mp4", "section": "demo",
+                                                             "session_name": "node-red"})
+            response, reply = started["response"], started["reply"]
+            assert response["code"] == 200, response
+            assert reply["via"] == "correlation" and reply["correlation"] == response["transaction"]
+            assert reply["topic"] == f"attendance/{room1.device}/reply/nr-test"
+            sid = response["data"]["session"]["id"]
+            busy = nr.command(room1.device, "start_mp4", {"path": "classroom.mp4", "section": "demo"})["response"]
+            assert busy["code"] == 409 and busy["error"].startswith("busy")
+            _, errors = browser.communicate(timeout=120)
+            assert browser.returncode == 0, errors[-3000:]
+        finally:
+            if browser.poll() is None:
+                browser.terminate()
+                browser.wait(10)
         assert shot.stat().st_size > 20_000
         if os.environ.get("NODE_RED_SCREENSHOT"):
             shutil.copy(shot, REPO / os.environ["NODE_RED_SCREENSHOT"])
