@@ -1,7 +1,8 @@
 // Headless Chromium screenshot of a page that renders after load (Dashboard 2 draws over a websocket, so
 // chromium's own --screenshot fires too early): runs the steps in order, then saves a PNG.
 // Usage: node scripts/screenshot.js URL OUT.png WIDTHxHEIGHT TIMEOUT_S [STEP ...]
-// A step is `click:LABEL` (press the button labelled LABEL, once it is there) or a text to wait for.
+// A step is `click:LABEL` (press the button labelled LABEL, once it is there) or a text to wait for;
+// `done: STEP` is printed after each.
 // Needs `chromium` and the `ws` module (NODE_PATH=.cache/node-red/node_modules, installed by node-red.sh).
 "use strict";
 const { spawn } = require("child_process");
@@ -101,6 +102,7 @@ async function run(endpoint) {
             if (result.value === true) break;
             await new Promise((r) => setTimeout(r, 250));
         }
+        process.stdout.write(`done: ${step}\n`);  // a caller may wait for a step before acting
     }
     await new Promise((r) => setTimeout(r, 1000));  // images and gauges finish drawing
     const { data } = await send("Page.captureScreenshot", { format: "png" }, sessionId);

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -175,6 +176,21 @@ def _browser(nr: NodeRed, out: Path, steps: list[str]) -> subprocess.Popen[str]:
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
+def _until_step(browser: subprocess.Popen[str], step: str, timeout: float = 90) -> None:
+    assert browser.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([browser.stdout], [], [], 1.0)
+        if ready:
+            line = browser.stdout.readline()
+            if not line:
+                errors = browser.stderr.read() if browser.stderr else ""
+                raise AssertionError(f"the browser ended before {step!r}: {errors}")
+            if line.strip() == f"done: {step}":
+                return
+    raise AssertionError(f"the page did not show {step!r} within {timeout} s")
+
+
 def test_dashboard_flow_drives_a_session(tmp_path: Path, auth_broker: Broker, daemon_factory: Any,
                                          node_red_exe: str, long_truth: dict[str, Any]) -> None:
     login = 'username = "room"\npassword = "room-pw"\n'
@@ -205,6 +221,7 @@ def test_dashboard_flow_drives_a_session(tmp_path: Path, auth_broker: Broker, da
         browser = _browser(nr, shot, ["warm-up · completed", "running · node-red", "✔ present", "click:Pause",
                                       "pause → ok (correlation)", "paused · node-red"])
         try:
+            _until_step(browser, "warm-up · completed")  # the page is up before the session starts
             # a whole session through the flow's command link (v5 Response Topic + Correlation Data)
             started = nr.command(room1.device, "start_mp4", {"path": "long.mp4", "section": "demo",
                                                              "session_name": "node-red"})
