@@ -1,7 +1,8 @@
 """The shipped Node-RED dashboard (examples/node-red/flows.json) in a real Node-RED 4 with Dashboard 2, installed
-from npm by scripts/node-red.sh, against mosquitto with passwords and two real daemons: a whole session driven
-through the flow's command link, v5 replies and the transaction fallback, results recorded once across a restart
-of Node-RED (retained results replay), and the dashboard page rendered by headless Chromium.
+from npm by scripts/node-red.sh, against mosquitto with passwords and the shipped ACL and two real daemons: a
+whole session driven through the flow's command link, v5 replies and the transaction fallback, the live roster,
+results recorded once across a restart of Node-RED (retained results replay), and the dashboard page rendered
+(and its Pause pressed) by headless Chromium.
 
 Set NODE_RED_SCREENSHOT=docs/img/node-red-dashboard.png to keep the screenshot (scripts/node-red-screenshot.sh)."""
 
@@ -155,9 +156,11 @@ def auth_broker(tmp_path: Path) -> Iterator[Broker]:
     passwd = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
     pwfile = tmp_path / "passwd"
     pwfile.touch()
-    for user, password in (("room", "room-pw"), ("dashboard", "dash-pw")):
+    for user, password in (("nr-room-1", "room-pw"), ("nr-room-2", "room-pw"), ("dashboard", "dash-pw")):
         subprocess.run([passwd, "-b", str(pwfile), user, password], check=True)
-    broker = Broker(tmp_path, allow_anonymous=False, extra=f"user root\npassword_file {pwfile}\n")
+    # the shipped ACL: Node-RED logs in as the dashboard user, which reads everything and may command
+    broker = Broker(tmp_path, allow_anonymous=False, extra=f"user root\npassword_file {pwfile}\n"
+                    f"acl_file {REPO / 'deploy' / 'mosquitto-attendance.acl'}\n")
     yield broker
     broker.stop()
 
@@ -193,10 +196,12 @@ def _until_step(browser: subprocess.Popen[str], step: str, timeout: float = 90) 
 
 def test_dashboard_flow_drives_a_session(tmp_path: Path, auth_broker: Broker, daemon_factory: Any,
                                          node_red_exe: str, long_truth: dict[str, Any]) -> None:
-    login = 'username = "room"\npassword = "room-pw"\n'
-    room1 = daemon_factory(device="nr-room-1", mqtt_extra=login, on=auth_broker).start(wait=False)
+    def login(user: str) -> str:
+        return f'username = "{user}"\npassword = "room-pw"\n'
+
+    room1 = daemon_factory(device="nr-room-1", mqtt_extra=login("nr-room-1"), on=auth_broker).start(wait=False)
     # a box whose reply prefixes exclude our reply topic: it answers on R/response/<command> only
-    room2 = daemon_factory(device="nr-room-2", mqtt_extra=login + 'reply_prefixes = ["elsewhere/"]\n',
+    room2 = daemon_factory(device="nr-room-2", mqtt_extra=login("nr-room-2") + 'reply_prefixes = ["elsewhere/"]\n',
                            on=auth_broker).start(wait=False)
     nr = NodeRed(node_red_exe, tmp_path / "node-red", {
         "MQTT_HOST": "127.0.0.1", "MQTT_PORT": str(auth_broker.port), "MQTT_USER": "dashboard",
