@@ -8,17 +8,17 @@ the same run (default: the commit before the recognition work, so "no slower tha
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from attendance_daemon.demo.faces import build_people
 from attendance_daemon.demo.scenarios import scenario_set
-from attendance_daemon.enrollment import Enroller
-from attendance_daemon.store import Store
 from tests.mqtt_fixtures import Broker, DaemonProcess
 
 from .accuracy import CACHE, scenario_video
@@ -43,6 +43,24 @@ def _rss_mb(pid: int) -> float:
             if children.exists():
                 pids += [int(c) for c in children.read_text().split()]
     return total
+
+
+_SEED = """
+import json, sys
+from pathlib import Path
+from attendance_daemon.enrollment import Enroller
+from attendance_daemon.store import Store
+store = Store(Path(sys.argv[1]))
+for section, sid, name, photo in json.loads(sys.argv[2]):
+    Enroller(store).enroll(section, sid, name, [Path(photo)])
+store.close()
+"""
+
+
+def seed(code: Path, db: Path, people: list[tuple[str, str, str, str]]) -> None:
+    """The section enrolled by `code` itself (its schema version is the one its daemon expects)."""
+    subprocess.run([sys.executable, "-c", _SEED, str(db), json.dumps(people)], check=True, capture_output=True,
+                   env={**os.environ, "PYTHONPATH": str(code), "PYTHONSAFEPATH": "1"})
 
 
 def measure(code: Path, work: Path, media: Path, db: Path) -> dict[str, float]:
@@ -84,18 +102,15 @@ def main() -> None:
         media = work / "media"
         media.mkdir()
         shutil.copy(scenario_video(sc, ",".join(p.key for p in people)), media / "room.mp4")
-        db = work / "seed.sqlite3"
-        store = Store(db)
-        enroller = Enroller(store)
-        for p in sc.enrolled:
-            enroller.enroll("room", p.student_id, p.name, [p.enroll])
-        store.close()
+        enrolled = [("room", p.student_id, p.name, str(p.enroll)) for p in sc.enrolled]
         old = work / "baseline"
         subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(old), args.baseline],
                        check=True, capture_output=True)
         try:
-            rows = {}
+            rows: dict[str, dict[str, float]] = {}
             for label, code in ((f"baseline {args.baseline}", old), ("this tree", REPO)):
+                db = work / f"seed-{len(rows)}.sqlite3"
+                seed(code, db, enrolled)
                 rows[label] = measure(code, work / label.replace(" ", "_"), media, db)
         finally:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(old)], check=False)
