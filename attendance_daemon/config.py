@@ -62,7 +62,7 @@ class RecognitionConfig(_Strict):
     smallest_face_px: float = Field(28.0, ge=12)
     # The whole frame is searched once per this many seconds, a share of it at each analysed frame;
     # tracked faces are kept in between (students sit still). 0 = the whole frame at every analysed frame.
-    full_scan_s: float = Field(1.5, ge=0, le=5)
+    full_scan_s: float = Field(1.0, ge=0, le=5)
     analysis_fps: float = Field(5.0, gt=0, le=120)
     min_face_px: int = Field(24, ge=8)
     match_tolerance: float = Field(0.5, gt=0, le=1.5)

@@ -25,7 +25,7 @@ from .vision.track import IouTracker, Track
 
 _MAX_BATCH = 6  # faces per encoder job: ~0.5 s of encoding, so new faces are not queued behind a long batch
 _IN_FLIGHT = 2  # batches handed to the encoder at once: it starts the next as soon as one is done
-_MAX_LAG_S = 2.0  # video seconds a batch may be under way while other faces wait for the encoder
+_MAX_LAG_S = 1.0  # video seconds a batch may be under way while other faces wait for the encoder
 _MEAN_AFTER = 3  # encodings of a track before its mean is matched too
 _MAX_RECHECK_S = 60.0  # an unknown or undecided track is re-encoded at most this rarely, once backed off
 
