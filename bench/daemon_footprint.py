@@ -67,12 +67,12 @@ def measure(code: Path, work: Path, media: Path, db: Path) -> dict[str, float]:
     work.mkdir(parents=True)
     broker = Broker(work)
     daemon = DaemonProcess(work / "d", broker, media, work, db)
-    t0 = time.perf_counter()
-    daemon.start(env_extra={"PYTHONPATH": str(code), "PYTHONSAFEPATH": "1"})  # not the cwd: this tree
-    startup = time.perf_counter() - t0
-    assert daemon.proc is not None
-    pid = daemon.proc.pid
     try:
+        t0 = time.perf_counter()
+        daemon.start(env_extra={"PYTHONPATH": str(code), "PYTHONSAFEPATH": "1"})  # not the cwd: this tree
+        startup = time.perf_counter() - t0
+        assert daemon.proc is not None
+        pid = daemon.proc.pid
         time.sleep(2)
         idle = _rss_mb(pid)
         peak = idle
