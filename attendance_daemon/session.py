@@ -289,10 +289,14 @@ class SessionRunner:
         self.store.update_session(self.row.id, status=status)
 
     def _flush(self) -> None:
+        self._save_attendance()
+        self._check_space()
+
+    def _save_attendance(self) -> None:
+        """Attendance so far, with how far the source got (frames and video time), in one store write."""
         self.row.frames_processed = self.source.position()
         self.row.video_s = round(self._last_t, 2)
         self.store.save_attendance(self.row.id, self.book.rows(), self.row.frames_processed, self.row.video_s)
-        self._check_space()
 
     def _check_space(self) -> None:
         """End the session while there is still room to store its outcome: OpenCV's VideoWriter drops
@@ -317,9 +321,7 @@ class SessionRunner:
 
     def _finish(self, status: str, error: str | None) -> None:
         try:
-            self.row.frames_processed = self.source.position()
-            self.row.video_s = round(self._last_t, 2)
-            self.store.save_attendance(self.row.id, self.book.rows(), self.row.frames_processed, self.row.video_s)
+            self._save_attendance()  # not _flush: no space check, the outcome must be stored now
         except Exception as exc:  # noqa: BLE001 -- the status below must be stored even if this flush fails
             log.error("final attendance flush of %s failed: %s", self.row.name, exc)
             status, error = "failed", error or f"could not save attendance: {exc}"

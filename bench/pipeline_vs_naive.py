@@ -26,6 +26,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .accuracy import _cpu
+
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / ".cache"
 ROOM = "1080p room of 36, 44-88px"
@@ -121,12 +123,6 @@ def _run_script(workdir: Path, section: str, video: str, every: int | None) -> d
     elapsed, cpu = time.perf_counter() - t0, _cpu() - c0
     present = sorted(roster[i].student_id for i in range(len(roster)) if seen[i] >= 3.0)
     return {"frames": frames, "seconds": elapsed, "cpu": cpu, "present": present, "unknowns": len(unknown_people)}
-
-
-def _cpu() -> float:
-    from .accuracy import _cpu as cpu
-
-    return cpu()
 
 
 def _child(mode: str, workdir: Path, section: str, video: str) -> None:

@@ -170,9 +170,6 @@ class BlazeFaceDetector:
         self._next_tile = (self._next_tile + per_call) % count
         return self.detect_tiles(bgr, picked)
 
-    def detect_all(self, bgr: np.ndarray) -> list[Box]:
-        return self.detect_tiles(bgr, list(self.plan(bgr.shape[1], bgr.shape[0]).tiles))
-
     def detect_tiles(self, bgr: np.ndarray, tiles: list[Tile]) -> list[Box]:
         plan = self.plan(bgr.shape[1], bgr.shape[0])
         self._calls += 1
