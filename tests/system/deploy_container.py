@@ -121,12 +121,18 @@ def ensure_root() -> Path:
     run(["debootstrap", "--variant=minbase", "--include=" + ",".join(PACKAGES), SUITE, str(tmp), mirror],
         timeout=1200)
     _customise_root(tmp)
+    return _keep(tmp, root)
+
+
+def _keep(tmp: Path, final: Path) -> Path:
+    """A finished cache entry becomes `final` (marked ready); entries of the same kind with other keys go."""
     (tmp / ".ready").touch()
-    for old in CACHE.glob("root-*"):
+    kind = final.name.rsplit("-", 1)[0]
+    for old in CACHE.glob(f"{kind}-*"):
         if old != tmp:
             shutil.rmtree(old, ignore_errors=True)
-    tmp.rename(root)
-    return root
+    tmp.rename(final)
+    return final
 
 
 def ensure_wheelhouse() -> Path:
@@ -140,12 +146,7 @@ def ensure_wheelhouse() -> Path:
     log(f"building the wheelhouse {house}")
     run([*pip, "-r", str(reqs[0]), "setuptools", "wheel"], timeout=1200)
     run([*pip, "--no-deps", "-r", str(reqs[1])], timeout=1200)
-    (tmp / ".ready").touch()
-    for old in CACHE.glob("wheels-*"):
-        if old != tmp:
-            shutil.rmtree(old, ignore_errors=True)
-    tmp.rename(house)
-    return house
+    return _keep(tmp, house)
 
 
 def ensure_sample() -> Path:
@@ -160,12 +161,7 @@ def ensure_sample() -> Path:
     log(f"making the demo sample {sample}")
     run([str(Path(sys.executable).parent / "attendance-daemon"), "sample", "--out", str(tmp),
          "--cache", str(REPO / ".cache/faces")], cwd=REPO, timeout=900)
-    (tmp / ".ready").touch()
-    for old in CACHE.glob("sample-*"):
-        if old != tmp:
-            shutil.rmtree(old, ignore_errors=True)
-    tmp.rename(sample)
-    return sample
+    return _keep(tmp, sample)
 
 
 # ---- the booted container -------------------------------------------------------------------------------------
