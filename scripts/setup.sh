@@ -3,18 +3,9 @@
 # Idempotent: a second run only checks. Nothing is downloaded at run time after this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  need=()
-  # fonts: the PDF report embeds them so any student's name prints (see attendance_daemon/pdffonts.py)
-  for pkg in mosquitto mosquitto-clients ffmpeg fonts-dejavu-core fonts-noto-core fonts-droid-fallback; do
-    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
-  done
-  if [ ${#need[@]} -gt 0 ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-  fi
-fi
+# fonts: the PDF report embeds them so any student's name prints (see attendance_daemon/pdffonts.py)
+bash scripts/apt-install-missing.sh mosquitto mosquitto-clients ffmpeg fonts-dejavu-core fonts-noto-core \
+  fonts-droid-fallback
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip

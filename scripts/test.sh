@@ -9,15 +9,5 @@ bash scripts/setup.sh
 .venv/bin/mypy
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
 [ $# -eq 0 ] || exit 0
-if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  need=()
-  for pkg in debootstrap systemd-container; do
-    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
-  done
-  if [ ${#need[@]} -gt 0 ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-  fi
-fi
+bash scripts/apt-install-missing.sh debootstrap systemd-container
 .venv/bin/python -m pytest -q -p no:cacheprovider -s tests/system/deploy_container.py
