@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,14 +20,19 @@ BLAZEFACE_MODEL = "face_detection_full_range.tflite"
 _INPUT = 192
 _GRID = 48  # full-range model: stride 4 over 192 px, one anchor per cell -> 2304 anchors
 _COLD_SWEEPS = 3  # a tile without a face for this many sweeps is searched once per this many sweeps
+_SETTLED_SWEEPS = 2  # a tile whose faces are all identified is searched once per this many sweeps
+_HOG_YES_SWEEPS = 10  # HOG's "a face" on a low-scoring box is reused this many sweeps, its "no face" two
 
 
 class Detector(Protocol):
-    """Finds faces in a BGR frame as decoded (a detector converts only what it looks at)."""
+    """Finds faces in a BGR frame as decoded (a detector converts only what it looks at).
+
+    `settled` are the boxes of faces already identified: a detector may look at them less often (the tracker
+    keeps them between looks); it must keep looking everywhere else as before."""
 
     name: str
 
-    def detect(self, bgr: np.ndarray) -> list[Box]: ...
+    def detect(self, bgr: np.ndarray, settled: Sequence[Box] = ()) -> list[Box]: ...
 
 
 def blazeface_model_path() -> Path:
@@ -51,6 +57,14 @@ def _load_interpreter(model: Path) -> Any:
     interp = Interpreter(model_path=str(model), num_threads=1)
     interp.allocate_tensors()
     return interp
+
+
+def _all_known(faces: list[Box], known: np.ndarray) -> bool:
+    """Every face overlaps a settled box (the tracker moved each known track to its latest detection)."""
+    if not len(known):
+        return False
+    ious = iou_matrix(np.array([b.as_array() for b in faces]), known)
+    return bool((ious.max(axis=1) >= 0.5).all())
 
 
 def _anchors() -> np.ndarray:
@@ -140,6 +154,7 @@ class BlazeFaceDetector:
         self._plan: ScanPlan | None = None
         self._next_tile = 0
         self._last_hit: dict[Tile, int] = {}  # call number of each tile's latest face
+        self._faces: dict[Tile, list[Box]] = {}  # the faces each tile held when it was last looked at
         self._verifier = HogVerifier() if verify_score < min_score else None
         self._verdicts: list[tuple[Box, int, bool]] = []  # HOG on low-scoring boxes: box, call number, face?
         self._calls = 0
@@ -149,24 +164,33 @@ class BlazeFaceDetector:
             self._plan = ScanPlan.for_frame(width, height, self._smallest)
             self._next_tile = 0
             self._last_hit = {}
+            self._faces = {}
         return self._plan
 
-    def detect(self, bgr: np.ndarray) -> list[Box]:
+    def detect(self, bgr: np.ndarray, settled: Sequence[Box] = ()) -> list[Box]:
         """Faces in this call's share of the tiles (all of them when sweep_frames is 1).
 
         A tile of the finest level where no face was seen for `_COLD_SWEEPS` sweeps (the board, the ceiling, an
         empty row) is looked at only every `_COLD_SWEEPS`-th sweep: someone arriving there is found within a
-        few seconds, and the cost follows where the people are."""
+        few seconds, and the cost follows where the people are. A tile whose faces were all `settled` (known
+        students, who sit still) is looked at every `_SETTLED_SWEEPS`-th sweep: within the tracker's and the
+        presence's tolerance, so their presence stays continuous; a newcomer there is found within two sweeps."""
         plan = self.plan(bgr.shape[1], bgr.shape[0])
         count = len(plan.tiles)
         per_call = min(count, int(np.ceil(count / self._sweep)))
         sweep = self._calls // self._sweep
         horizon = self._calls - _COLD_SWEEPS * self._sweep
-        picked = [
-            plan.tiles[j] for j in ((self._next_tile + i) % count for i in range(per_call))
-            if self._sweep == 1 or sweep % _COLD_SWEEPS == 0 or plan.tiles[j].level > 0
-            or self._last_hit.get(plan.tiles[j], -1) >= horizon
-        ]
+        known = np.array([b.as_array() for b in settled]).reshape(-1, 4)
+
+        def due(tile: Tile) -> bool:
+            if self._sweep == 1:
+                return True
+            if tile.level == 0 and sweep % _COLD_SWEEPS and self._last_hit.get(tile, -1) < horizon:
+                return False  # cold
+            faces = self._faces.get(tile)
+            return not (sweep % _SETTLED_SWEEPS and faces and _all_known(faces, known))
+
+        picked = [t for t in (plan.tiles[(self._next_tile + i) % count] for i in range(per_call)) if due(t)]
         self._next_tile = (self._next_tile + per_call) % count
         return self.detect_tiles(bgr, picked)
 
@@ -188,25 +212,29 @@ class BlazeFaceDetector:
                 offset = np.array([tile.x, tile.y, tile.x, tile.y], np.float32)
                 found_boxes.append((boxes + offset) / plan.scales[tile.level])
                 found_scores.append(scores)
-        if not found_boxes:
-            return []
-        boxes, scores = np.concatenate(found_boxes), np.concatenate(found_scores)
         out = []
-        for i in nms(boxes, scores, self._nms_iou):
-            x1, y1, x2, y2 = (float(v) for v in boxes[i])
-            box = Box(x1, y1, x2, y2, float(scores[i])).clipped(plan.width, plan.height)
-            if min(box.width, box.height) >= self._min_face_px and (box.score >= self._min_score
-                                                                    or self._verified(bgr, box)):
-                out.append(box)
+        if found_boxes:
+            boxes, scores = np.concatenate(found_boxes), np.concatenate(found_scores)
+            for i in nms(boxes, scores, self._nms_iou):
+                x1, y1, x2, y2 = (float(v) for v in boxes[i])
+                box = Box(x1, y1, x2, y2, float(scores[i])).clipped(plan.width, plan.height)
+                if min(box.width, box.height) >= self._min_face_px and (box.score >= self._min_score
+                                                                        or self._verified(bgr, box)):
+                    out.append(box)
+        for tile in tiles:
+            x1, y1 = tile.x / plan.scales[tile.level], tile.y / plan.scales[tile.level]
+            x2, y2 = x1 + _INPUT / plan.scales[tile.level], y1 + _INPUT / plan.scales[tile.level]
+            self._faces[tile] = [b for b in out if x1 <= (b.x1 + b.x2) / 2 < x2 and y1 <= (b.y1 + b.y2) / 2 < y2]
         return out
 
     def _verified(self, bgr: np.ndarray, box: Box) -> bool:
-        """HOG's word on a low-scoring box. HOG's verdict on a box at the same place in the last two sweeps is
-        reused (a student who scores low scores low all lesson: ask once, not at every frame)."""
+        """HOG's word on a low-scoring box. HOG's verdict on a box at the same place is reused: "a face" for
+        `_HOG_YES_SWEEPS` sweeps (a student who scores low scores low all lesson: ask rarely, not at every frame),
+        "no face" for two (someone may sit down there)."""
         if self._verifier is None:
             return False
-        horizon = self._calls - 2 * self._sweep
-        self._verdicts = [v for v in self._verdicts if v[1] >= horizon]
+        yes, no = self._calls - _HOG_YES_SWEEPS * self._sweep, self._calls - 2 * self._sweep
+        self._verdicts = [v for v in self._verdicts if v[1] >= (yes if v[2] else no)]
         if self._verdicts:
             ious = iou_matrix(box.as_array()[None, :], np.array([b.as_array() for b, _, _ in self._verdicts]))[0]
             best = int(ious.argmax())
@@ -286,7 +314,8 @@ class HogDetector:
         self._upsample = upsample
         self._min_face_px = min_face_px
 
-    def detect(self, bgr: np.ndarray) -> list[Box]:
+    def detect(self, bgr: np.ndarray, settled: Sequence[Box] = ()) -> list[Box]:
+        """The whole frame each time: HOG has no tiles to skip."""
         found = self._hog(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), self._upsample)
         boxes = [Box(float(r.left()), float(r.top()), float(r.right()), float(r.bottom())).clipped(
             bgr.shape[1], bgr.shape[0]) for r in found]
