@@ -3,8 +3,8 @@
 Encodings are the cost (~80 ms a face), so they run beside the frame loop: a batch of faces is handed to the
 encoder and its votes are counted when it is done, a frame or a few later, while detection and tracking go on.
 A live camera's loop never waits for the encoder; a file read faster than real time waits once the oldest batch
-is `_MAX_LAG_S` of video old and other faces wait (`_MAX_LAG_NEW_S` while faces never encoded wait: a room that
-fills the encoder at once is read on meanwhile), so the encoder is never left a video's length behind."""
+is `_MAX_LAG_S` of video old and other faces wait (`_MAX_LAG_NEW_S` while a batch of faces never encoded waits:
+a room that fills the encoder at once is read on meanwhile), so the encoder is never left a video's length behind."""
 
 from __future__ import annotations
 
@@ -27,8 +27,9 @@ from .vision.track import IouTracker, Track
 _MAX_BATCH = 6  # faces per encoder job: ~0.5 s of encoding, so new faces are not queued behind a long batch
 _IN_FLIGHT = 2  # batches handed to the encoder at once: it starts the next as soon as one is done
 _MAX_LAG_S = 1.0  # video seconds a batch may be under way while other faces wait for the encoder
-# ... while some of the faces waiting were never encoded: their first encoding is as good later (its crop is taken
-# when it is sent), and within the tracker's max age they are still there to crop
+# ... while a batch of the faces waiting were never encoded (a room seen at once): a first encoding is as good
+# later (its crop is taken when it is sent). A face or two new (a flickering small face) keep the 1 s pace: the
+# encodings a hard face gets, the mean of which identifies it, must not fall behind.
 _MAX_LAG_NEW_S = 3.0
 _MEAN_AFTER = 3  # encodings of a track before its mean is matched too
 _MAX_RECHECK_S = 60.0  # an unknown or undecided track is re-encoded at most this rarely, once backed off
@@ -92,7 +93,8 @@ class Recognizer:
         for tr in expired:
             self.book.forget(tr.id)
         needy = [tr for tr in seen if self._needs_encoding(tr, frame.t)]
-        lag = _MAX_LAG_NEW_S if any(tr.encodings == 0 for tr in needy) else _MAX_LAG_S
+        newcomers = sum(tr.encodings == 0 for tr in needy)
+        lag = _MAX_LAG_NEW_S if newcomers >= _MAX_BATCH else _MAX_LAG_S
         if self._jobs and needy and frame.t - self._jobs[0].t >= lag:
             futures.wait([self._jobs[0].future])  # a file read faster than real time waits for its encodings
             self._collect(outcome, wait=False)
