@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
 
 from .names import MAX_PATH, DisplayName, LookupText, PathText, SafeId, ShortText
 
@@ -191,11 +191,25 @@ class SectionRequest(Request):
     section: LookupText
 
 
+class UploadedImage(Payload):
+    """An enrollment photo sent in the request (Extension): `name` is only echoed in `rejected`."""
+
+    name: SafeId
+    data: Annotated[StrictStr, Field(min_length=1)]  # base64 JPEG or PNG; bounded in transfer.decode_image
+
+
 class EnrollRequest(Request):
     section: SafeId
     student_id: SafeId
     name: DisplayName
-    images: list[PathText] = Field(min_length=1)
+    images: list[PathText] | None = Field(None, min_length=1)
+    images_b64: list[UploadedImage] | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> EnrollRequest:
+        if (self.images is None) == (self.images_b64 is None):
+            raise ValueError("images / images_b64: give exactly one of them (paths on the box, or photos)")
+        return self
 
 
 class RemoveStudentRequest(Request):
@@ -218,3 +232,35 @@ class SessionRequest(Request):
 class ReportRequest(Request):
     session_id: LookupText
     format: Literal["csv", "pdf"] = "csv"
+    content: StrictBool = False  # Extension: also answer the report itself (CSV text, PDF base64)
+
+
+# ---- remote operations (issue 8): fetch, remote enrollment, erasure ---------------------------------------
+
+PositiveId = Annotated[StrictInt, Field(ge=1, le=2**62)]
+
+
+class FaceRequest(Request):
+    face_id: PositiveId
+
+
+class AssignUnknownRequest(Request):
+    face_id: PositiveId
+    section: SafeId
+    student_id: SafeId
+    name: DisplayName | None = None
+
+
+class StudentRequest(Request):
+    section: LookupText
+    student_id: LookupText
+
+
+class PhotoRequest(StudentRequest):
+    photo_id: PositiveId
+
+
+class ForgetStudentRequest(Request):
+    student_id: LookupText
+    section: LookupText | None = None
+    attendance: Literal["anonymise", "remove"] = "anonymise"
