@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from .names import MAX_PATH, DisplayName, LookupText, PathText, SafeId, ShortText
 
@@ -203,13 +203,7 @@ class EnrollRequest(Request):
     student_id: SafeId
     name: DisplayName
     images: list[PathText] | None = Field(None, min_length=1)
-    images_b64: list[UploadedImage] | None = Field(None, min_length=1)
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> EnrollRequest:
-        if (self.images is None) == (self.images_b64 is None):
-            raise ValueError("images / images_b64: give exactly one of them (paths on the box, or photos)")
-        return self
+    images_b64: list[UploadedImage] | None = Field(None, min_length=1)  # Extension: exactly one of the two
 
 
 class RemoveStudentRequest(Request):

@@ -38,16 +38,16 @@ def enroll_uploads(enroller: Enroller, store: Store, photos: Path, section: str,
     incoming.mkdir(parents=True)
     try:
         shown: dict[Path, str] = {}
-        paths = []
-        for i, (client_name, data, suffix) in enumerate(uploads):
-            path = incoming / f"{i}{suffix}"
+        suffixes: dict[Path, str] = {}
+        for client_name, data, suffix in uploads:  # named as the client did (a safe id): the encoding's source
+            path = incoming / client_name
             path.write_bytes(data)
-            shown[path] = client_name
-            paths.append(path)
-        outcome = enroller.enroll(section, student_id, name, paths)
+            shown[path], suffixes[path] = client_name, suffix
+        outcome = enroller.enroll(section, student_id, name, list(shown))
         for image, encoding_id in outcome.accepted:
-            image.replace(photos / f"{encoding_id}{image.suffix}")
-            store.set_encoding_photo(encoding_id, f"{encoding_id}{image.suffix}")
+            stored = f"{encoding_id}{suffixes[image]}"
+            image.replace(photos / stored)
+            store.set_encoding_photo(encoding_id, stored)
         for r in outcome.rejected:
             r["image"] = shown.get(Path(r["image"]), r["image"])
         return outcome

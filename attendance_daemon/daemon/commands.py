@@ -204,6 +204,8 @@ def students(d: Daemon, r: api.SectionRequest) -> list[dict[str, Any]]:
 
 @command("enroll", api.EnrollRequest, background=True)
 def enroll(d: Daemon, r: api.EnrollRequest) -> dict[str, Any]:
+    if (r.images is None) == (r.images_b64 is None):
+        raise InvalidRequest("images: give exactly one of images (paths on the box) and images_b64 (photos)")
     if r.images_b64 is not None:  # Extension: photos in the request (remote enrollment)
         outcome = commands_remote.upload_outcome(d, r)
     else:
