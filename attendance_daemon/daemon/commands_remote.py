@@ -37,9 +37,19 @@ def upload_outcome(d: Daemon, r: api.EnrollRequest) -> EnrollOutcome:
                                  uploads)
 
 
-def _running_section(d: Daemon) -> tuple[str, str] | None:
+def _refuse_running(d: Daemon, session_id: str | None = None, student_id: str | None = None,
+                    section: str | None = None) -> None:
+    """409 (with the running session's id) for the running session itself, or for a student on its roster:
+    the session holds its rows and the roster's encodings in memory and would write them back."""
     session = d.sm.state().session
-    return (session.id, session.section) if session else None
+    if session is None:
+        return
+    if session_id == session.id:
+        raise Conflict("session_id: the session is running; stop it first", data={"session_id": session.id})
+    if student_id is not None and section in (None, session.section) and \
+            any(s.student_id == student_id for s in d.store.students(session.section)):
+        raise Conflict(f"student_id: '{student_id}' is on the roster of the running session; stop it first "
+                       "(or retry when it has ended)", data={"session_id": session.id})
 
 
 # ---- fetch -----------------------------------------------------------------------------------------------
@@ -128,11 +138,7 @@ def remove_photo(d: Daemon, r: api.PhotoRequest) -> dict[str, Any]:
 
 @command("forget_student", api.ForgetStudentRequest)
 def forget_student(d: Daemon, r: api.ForgetStudentRequest) -> dict[str, Any]:
-    running = _running_section(d)
-    if running and (r.section is None or r.section == running[1]) and \
-            any(s.student_id == r.student_id for s in d.store.students(running[1])):
-        raise Conflict(f"student_id: '{r.student_id}' is on the roster of the running session; stop it first "
-                       "(or retry when it has ended)", data={"session_id": running[0]})
+    _refuse_running(d, student_id=r.student_id, section=r.section)
     done = erasure.forget_student(d.cfg, d.store, r.student_id, r.section, r.attendance == "remove")
     d.publish_info()
     if done.sessions:
@@ -145,9 +151,7 @@ def forget_student(d: Daemon, r: api.ForgetStudentRequest) -> dict[str, Any]:
 
 @command("delete_session", api.SessionRequest)
 def delete_session(d: Daemon, r: api.SessionRequest) -> dict[str, Any]:
-    running = _running_section(d)
-    if running and running[0] == r.session_id:
-        raise Conflict("session_id: the session is running; stop it first", data={"session_id": running[0]})
+    _refuse_running(d, session_id=r.session_id)
     row, files = erasure.delete_session(d.cfg, d.store, r.session_id)
     d.republish_after_erasure()
     return {"session_id": row.id, "deleted": True, "files_removed": files}
