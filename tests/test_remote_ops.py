@@ -8,8 +8,11 @@ import base64
 import hashlib
 import io
 import json
+import os
 import shutil
 import sqlite3
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +24,24 @@ from tests.test_ctl_and_auth import ctl
 
 
 def _daemon(tmp_path: Path, broker: Broker, media: Path, sample: dict[str, Any], db: Path) -> DaemonProcess:
-    """Its own copy of the enrollment directory: forget_student deletes the student's folder there."""
+    """Its own copy of the enrollment directory (forget_student deletes the student's folder there), 30 days
+    of retention, and an expired report and crop from an earlier session to be cleaned at start-up."""
     enrollment = tmp_path / "enrollment"
     shutil.copytree(sample["enrollment"], enrollment)
-    return DaemonProcess(tmp_path / "d", broker, media, enrollment, db).start()
+    d = DaemonProcess(tmp_path / "d", broker, media, enrollment, db, extra="[retention]\ndays = 30\n")
+    long_ago = time.time() - 31 * 86400
+    for old in (d.data / "reports" / "expired.csv", d.data / "unknowns" / "expired" / "track-00001.jpg"):
+        old.parent.mkdir(parents=True)
+        old.write_bytes(b"old evidence")
+        os.utime(old, (long_ago, long_ago))
+    return d.start()
+
+
+def _wait(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met"
+        time.sleep(0.2)
 
 
 def _every_file(root: Path) -> dict[Path, bytes]:
@@ -44,6 +61,9 @@ def test_remote_enroll_fetch_assign_and_forget(tmp_path: Path, broker: Broker, d
     by_id = {p.student_id: p for p in people}
     ada = by_id["S001"]  # present in the classroom video (enrolled from obama.jpg, appears as obama2)
     assert ada.student_id in ground_truth["present"]
+    _wait(lambda: "retention (30 days): deleted 1 reports, 1 unknowns" in d.log_text())
+    assert not (d.data / "reports" / "expired.csv").exists()
+    assert not (d.data / "unknowns" / "expired").exists()
     with broker.client(d.device) as c:
         # ---- remote enrollment: a second photo of a present student, sent in the request (attendancectl)
         proc = ctl(broker, d.device, "enroll", "--section", "demo", "--student-id", ada.student_id,
