@@ -98,6 +98,10 @@ def test_remote_enroll_fetch_assign_and_forget(tmp_path: Path, broker: Broker, d
             bad = c.request("enroll", {"section": "demo", "student_id": "X1", "name": "X", **payload}, check=False)
             assert bad["code"] == 400 and bad["error"].startswith(error), bad
         assert not any(s["student_id"] == "X1" for s in c.request("students", {"section": "demo"})["data"])
+        # refused before parsing, so its transaction cannot be echoed: wait on the response topic itself
+        c.client.publish(c.topics.request("enroll"), b'{"pad": "' + b"x" * (32 * 1024 * 1024) + b'"}', qos=1)
+        huge = c.wait_for("response/enroll", lambda r: r["code"] == 413)
+        assert huge["error"] == "payload: 33554443 bytes; at most 33554432" and huge["transaction"] is None
 
         # ---- a real session: the unknown visitor's event names a fetchable face id
         sid = c.request("start_mp4", {"path": "classroom.mp4", "section": "demo", "session_name": "remote",

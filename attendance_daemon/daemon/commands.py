@@ -13,7 +13,7 @@ from .. import api
 from ..cameras import resolve_camera
 from ..config import format_validation_error
 from ..enrollment import EnrollOutcome, too_large
-from ..errors import AttendanceError, InvalidRequest, NotFound, public_error
+from ..errors import AttendanceError, InvalidRequest, NotFound, PayloadTooLarge, public_error
 from ..paths import resolve_inside
 from ..planning import plan_mp4, plan_webcam
 from ..reports import write_report
@@ -47,6 +47,9 @@ def command(name: str, model: type[R], background: bool = False,
 
 
 MAX_TRANSACTION_CHARS = 1024
+# A request is read whole before anything else: the largest legitimate one is an `enroll` with photos (20 MiB
+# decoded, 4/3 of that in base64, plus JSON).
+MAX_REQUEST_BYTES = 32 * 1024 * 1024
 
 
 class _Refused(InvalidRequest):
@@ -79,6 +82,8 @@ def refuse(daemon: Daemon, incoming: Incoming, error: AttendanceError) -> tuple[
 def parse(incoming: Incoming) -> tuple[Any, dict[str, Any]]:
     """(transaction, request object); raises InvalidRequest (a _Refused carrying the transaction when it could
     be read)."""
+    if len(incoming.payload) > MAX_REQUEST_BYTES:
+        raise PayloadTooLarge(f"payload: {len(incoming.payload)} bytes; at most {MAX_REQUEST_BYTES}")
     if not incoming.payload.strip():
         if incoming.retain:
             raise _Refused(_RETAINED, None)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from .. import api, erasure, photos
 from ..enrollment import EnrollOutcome
 from ..errors import Conflict, InvalidRequest, NotFound
+from ..store import StudentRow
 from ..transfer import MAX_UPLOAD_TOTAL_BYTES, decode_image, outgoing
 from .commands import command
 
@@ -47,9 +48,16 @@ def _refuse_running(d: Daemon, session_id: str | None = None, student_id: str | 
     if session_id == session.id:
         raise Conflict("session_id: the session is running; stop it first", data={"session_id": session.id})
     if student_id is not None and section in (None, session.section) and \
-            any(s.student_id == student_id for s in d.store.students(session.section)):
+            any(s.student_id == student_id for s in _roster(d, session.section)):
         raise Conflict(f"student_id: '{student_id}' is on the roster of the running session; stop it first "
                        "(or retry when it has ended)", data={"session_id": session.id})
+
+
+def _roster(d: Daemon, section: str) -> list[StudentRow]:
+    try:
+        return d.store.students(section)
+    except NotFound:  # the section was removed while its session runs
+        return []
 
 
 # ---- fetch -----------------------------------------------------------------------------------------------
