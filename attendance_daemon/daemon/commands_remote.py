@@ -47,8 +47,10 @@ def _refuse_running(d: Daemon, session_id: str | None = None, student_id: str | 
         return
     if session_id == session.id:
         raise Conflict("session_id: the session is running; stop it first", data={"session_id": session.id})
-    if student_id is not None and section in (None, session.section) and \
-            any(s.student_id == student_id for s in _roster(d, session.section)):
+    on_it = student_id is not None and section in (None, session.section) and (
+        any(s.student_id == student_id for s in _roster(d, session.section))
+        or any(a.student_id == student_id for a in d.store.attendance(session.id)))  # removed since its start
+    if on_it:
         raise Conflict(f"student_id: '{student_id}' is on the roster of the running session; stop it first "
                        "(or retry when it has ended)", data={"session_id": session.id})
 
