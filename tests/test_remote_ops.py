@@ -111,7 +111,7 @@ def test_remote_enroll_fetch_assign_and_forget(tmp_path: Path, broker: Broker, d
         events = [json.loads(p) for leaf, p, _ in c.messages if leaf == "events"]
         unknown_events = [e for e in events if e["type"] == "unknown_face"]
         assert len(unknown_events) == ground_truth["unknowns"] == 1
-        faces = c.request("unknown_faces", {"session_id": sid})["data"]
+        faces = json.loads(ctl(broker, d.device, "unknown-faces", sid).stdout)
         assert [f["face_id"] for f in faces] == [unknown_events[0]["face_id"]]
         assert faces[0]["assigned_to"] is None
         face_id = faces[0]["face_id"]
@@ -122,6 +122,8 @@ def test_remote_enroll_fetch_assign_and_forget(tmp_path: Path, broker: Broker, d
         crop_sha = hashlib.sha256(out.read_bytes()).hexdigest()
         frame = c.request("snapshot", {"session_id": sid})["data"]
         assert frame["content_type"] == "image/jpeg" and content_bytes(frame)[:2] == b"\xff\xd8"
+        assert ctl(broker, d.device, "fetch-snapshot", sid, "--out", str(tmp_path / "f.jpg")).returncode == 0
+        assert (tmp_path / "f.jpg").read_bytes() == content_bytes(frame)
         assert c.request("unknown_face_image", {"face_id": 10**9}, check=False)["code"] == 404
 
         # ---- reports fetched over MQTT: the PDF with attendancectl, the CSV as text
@@ -137,8 +139,10 @@ def test_remote_enroll_fetch_assign_and_forget(tmp_path: Path, broker: Broker, d
         nameless = c.request("assign_unknown", {"face_id": face_id, "section": "demo", "student_id": "V100"},
                              check=False)
         assert nameless["code"] == 400 and nameless["error"].startswith("name: required")
-        assigned = c.request("assign_unknown", {"face_id": face_id, "section": "demo", "student_id": "V100",
-                                                "name": "Vera Visitor"})["data"]
+        proc = ctl(broker, d.device, "assign-unknown", str(face_id), "--section", "demo", "--student-id", "V100",
+                   "--name", "Vera Visitor")
+        assert proc.returncode == 0, proc.stderr
+        assigned = json.loads(proc.stdout)
         assert assigned["face_id"] == face_id and assigned["student_id"] == "V100"
         assert c.request("unknown_faces", {"session_id": sid})["data"][0]["assigned_to"] == "V100"
         again = c.request("assign_unknown", {"face_id": face_id, "section": "demo", "student_id": "V100"},
@@ -151,10 +155,10 @@ def test_remote_enroll_fetch_assign_and_forget(tmp_path: Path, broker: Broker, d
         extra = c.request("enroll", {"section": "demo", "student_id": "V100", "name": "Vera Visitor",
                                      "images_b64": upload_images([by_id["S003"].enroll])})["data"]
         assert extra["encodings_added"] == 1
-        removed = c.request("remove_photo", {"section": "demo", "student_id": "V100",
-                                             "photo_id": extra["photo_ids"][0]})["data"]
+        removed = json.loads(ctl(broker, d.device, "remove-photo", str(extra["photo_ids"][0]), "--section", "demo",
+                                 "--student-id", "V100").stdout)
         assert removed == {"photo_id": extra["photo_ids"][0], "removed": True}
-        assert len(c.request("student_photos", {"section": "demo", "student_id": "V100"})["data"]) == 1
+        assert len(json.loads(ctl(broker, d.device, "photos", "--section", "demo", "--student-id", "V100").stdout)) == 1
         assert not (d.data / "photos" / f"{extra['photo_ids'][0]}.png").exists()
 
         # ---- a running session's roster student is refused; its session cannot be deleted
@@ -164,7 +168,7 @@ def test_remote_enroll_fetch_assign_and_forget(tmp_path: Path, broker: Broker, d
         assert refused["code"] == 409 and refused["data"] == {"session_id": busy_id}
         assert c.request("delete_session", {"session_id": busy_id}, check=False)["code"] == 409
         c.request("stop", {"session_id": busy_id})
-        deleted = c.request("delete_session", {"session_id": busy_id})["data"]
+        deleted = json.loads(ctl(broker, d.device, "delete-session", busy_id).stdout)
         assert deleted["session_id"] == busy_id and deleted["deleted"] is True
         assert [s["session_id"] for s in c.request("sessions")["data"]] == [sid]
         assert c.request("session", {"session_id": busy_id}, check=False)["code"] == 404
