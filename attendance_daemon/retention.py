@@ -55,8 +55,9 @@ def scan(cfg: Config) -> list[Found]:
 
 
 def clean(cfg: Config, store: Store, now: float | None = None) -> Counter[str]:
-    """Deletes the expired files; unknown-face rows of deleted crops go too, and a deleted export is no longer
-    named by its session. Returns how many files of each kind were deleted (logged, without names)."""
+    """Deletes the expired files; the encodings of deleted crops' visitors go too (their rows stay, so a
+    session's `unknowns` count holds), and a deleted export is no longer named by its session. Returns how
+    many files of each kind were deleted (logged, without names)."""
     gone = expired(scan(cfg), time.time() if now is None else now, cfg.retention.days)
     counts: Counter[str] = Counter()
     crops, exports = [], []
@@ -74,7 +75,7 @@ def clean(cfg: Config, store: Store, now: float | None = None) -> Counter[str]:
         elif f.kind == "exports":
             exports.append(str(f.path))
     if crops:
-        store.forget_unknown_crops(crops)
+        store.expire_unknown_crops(crops)
     if exports:
         store.clear_export_paths(exports)
     for folder in sorted({f.path.parent for f in gone if f.kind == "unknowns"}, reverse=True):

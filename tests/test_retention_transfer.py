@@ -8,6 +8,7 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -48,8 +49,8 @@ def test_clean_deletes_expired_evidence_and_its_rows(tmp_path: Path) -> None:
                                     status="completed", started_at="2026-01-01T00:00:00Z"))
     crop = _old(cfg.paths.unknowns / "old" / "track-1.jpg", 40)
     fresh_crop = _old(cfg.paths.unknowns / "old" / "track-2.jpg", 1)
-    store.add_unknown("s1", 1, str(crop), 1.0)
-    store.add_unknown("s1", 2, str(fresh_crop), 2.0)
+    store.add_unknown("s1", 1, str(crop), 1.0, np.ones(128, np.float32))
+    store.add_unknown("s1", 2, str(fresh_crop), 2.0, np.ones(128, np.float32))
     export = _old(cfg.paths.exports / "old.mp4", 31)
     store.update_session("s1", export_path=str(export))
     report, frame = _old(cfg.paths.reports / "old.csv", 100), _old(cfg.paths.frames / "s1.jpg", 45)
@@ -60,7 +61,8 @@ def test_clean_deletes_expired_evidence_and_its_rows(tmp_path: Path) -> None:
     assert dict(counts) == {"unknowns": 1, "exports": 1, "reports": 1, "frames": 1}
     assert not any(p.exists() for p in (crop, export, report, frame))
     assert keep.exists() and fresh_crop.exists() and photo.exists()
-    assert [u.track_id for u in store.unknown_faces("s1")] == [2]
+    kept = {u.track_id: u.vector for u in store.unknown_faces("s1")}
+    assert kept[1] is None and kept[2] is not None  # the row stays (counts hold), the encoding goes
     assert store.get_session("s1").export_path is None
     cfg.retention.days = 0
     _old(cfg.paths.reports / "ancient.csv", 10_000)

@@ -423,10 +423,12 @@ class Store:
         with self._tx() as db:
             db.execute("UPDATE unknown_faces SET assigned_to=? WHERE id=?", (encoding_id, face_id))
 
-    def forget_unknown_crops(self, crop_paths: list[str]) -> int:
-        """Drops the unknown-face rows of crops deleted by retention; returns how many."""
+    def expire_unknown_crops(self, crop_paths: list[str]) -> int:
+        """Retention deleted these crops: their visitors' encodings go too (biometric data), the rows stay so
+        past sessions keep their `unknowns` count. Returns how many rows were touched."""
         with self._tx() as db:
-            return sum(db.execute("DELETE FROM unknown_faces WHERE crop_path=?", (p,)).rowcount for p in crop_paths)
+            return sum(db.execute("UPDATE unknown_faces SET vector=NULL WHERE crop_path=?", (p,)).rowcount
+                       for p in crop_paths)
 
     def forget_student(self, student_id: str, section: str | None, remove_rows: bool,
                        placeholder: str) -> Erasure:
