@@ -191,11 +191,19 @@ class SectionRequest(Request):
     section: LookupText
 
 
+class UploadedImage(Payload):
+    """An enrollment photo sent in the request (Extension): `name` is only echoed in `rejected`."""
+
+    name: SafeId
+    data: Annotated[StrictStr, Field(min_length=1)]  # base64 JPEG or PNG; bounded in transfer.decode_image
+
+
 class EnrollRequest(Request):
     section: SafeId
     student_id: SafeId
     name: DisplayName
-    images: list[PathText] = Field(min_length=1)
+    images: list[PathText] | None = Field(None, min_length=1)
+    images_b64: list[UploadedImage] | None = Field(None, min_length=1)  # Extension: exactly one of the two
 
 
 class RemoveStudentRequest(Request):
@@ -218,3 +226,35 @@ class SessionRequest(Request):
 class ReportRequest(Request):
     session_id: LookupText
     format: Literal["csv", "pdf"] = "csv"
+    content: StrictBool = False  # Extension: also answer the report itself (CSV text, PDF base64)
+
+
+# ---- remote operations (issue 8): fetch, remote enrollment, erasure ---------------------------------------
+
+PositiveId = Annotated[StrictInt, Field(ge=1, le=2**62)]
+
+
+class FaceRequest(Request):
+    face_id: PositiveId
+
+
+class AssignUnknownRequest(Request):
+    face_id: PositiveId
+    section: SafeId
+    student_id: SafeId
+    name: DisplayName | None = None
+
+
+class StudentRequest(Request):
+    section: LookupText
+    student_id: LookupText
+
+
+class PhotoRequest(StudentRequest):
+    photo_id: PositiveId
+
+
+class ForgetStudentRequest(Request):
+    student_id: LookupText
+    section: LookupText | None = None
+    attendance: Literal["anonymise", "remove"] = "anonymise"

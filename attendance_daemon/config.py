@@ -52,6 +52,16 @@ class PathsConfig(_Strict):
     def reports(self) -> Path:
         return self.data_dir / "reports"
 
+    @property
+    def frames(self) -> Path:
+        """One annotated frame per session (`<session id>.jpg`), fetchable later with `snapshot`."""
+        return self.data_dir / "frames"
+
+    @property
+    def photos(self) -> Path:
+        """Enrollment photos sent over MQTT or assigned from unknown faces (`<photo id>.<ext>`)."""
+        return self.data_dir / "photos"
+
 
 class RecognitionConfig(_Strict):
     detector: Literal["tflite", "hog"] = "tflite"
@@ -159,6 +169,14 @@ class EnrollmentConfig(_Strict):
     max_image_pixels: int = Field(40_000_000, ge=1)
 
 
+class RetentionConfig(_Strict):
+    """How long evidence files stay on the box: unknown-face crops, exports, kept annotated frames and reports
+    older than `days` are deleted at start-up and then daily. 0 keeps them forever (the default: deleting
+    an upgraded box's files unasked would lose data; set it to what your data-protection policy says)."""
+
+    days: int = Field(0, ge=0, le=36500)
+
+
 class HomeAssistantConfig(_Strict):
     # MQTT discovery: retained configs under <prefix>/<component>/<device_id>/<object_id>/config. Disabled:
     # the same topics are cleared (empty retained), so the entities disappear from Home Assistant.
@@ -211,6 +229,7 @@ class Config(_Strict):
     homeassistant: HomeAssistantConfig = HomeAssistantConfig()
     attendance: AttendanceConfig = AttendanceConfig()
     enrollment: EnrollmentConfig = EnrollmentConfig()
+    retention: RetentionConfig = RetentionConfig()
     # name -> index, /dev path or stream URL (credentials allowed: they are never published).
     cameras: dict[str, str] = Field(default_factory=dict)
 
@@ -242,6 +261,8 @@ class Config(_Strict):
             self.paths.exports,
             self.paths.unknowns,
             self.paths.reports,
+            self.paths.frames,
+            self.paths.photos,
         ):
             d.mkdir(parents=True, exist_ok=True)
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
 
+from . import remote
 from .client import ApiClient, ApiError, DeviceUnavailable
 from .config import default_device_id
 
@@ -191,13 +193,23 @@ def students(ctx: click.Context, section: str) -> None:
 @click.option("--section", required=True)
 @click.option("--student-id", required=True)
 @click.option("--name", required=True, help="Display name.")
-@click.argument("images", nargs=-1, required=True)
+@click.option("--image", "local", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="A JPEG or PNG on this computer, sent in the request (repeatable; instead of IMAGES).")
+@click.argument("images", nargs=-1)
 @click.pass_context
-def enroll(ctx: click.Context, section: str, student_id: str, name: str, images: tuple[str, ...]) -> None:
+def enroll(ctx: click.Context, section: str, student_id: str, name: str, local: tuple[str, ...],
+           images: tuple[str, ...]) -> None:
     """Enroll (or add photos of) a student from images in the daemon's enrollment directory (paths on the box,
-    relative to that directory). Exits 1 when no image was accepted."""
-    data = _call(ctx, "enroll", {"section": section, "student_id": student_id, "name": name,
-                                 "images": list(images)})
+    relative to that directory), or from photos on this computer (--image). Exits 1 when no image was
+    accepted."""
+    if bool(local) == bool(images):
+        raise click.UsageError("give IMAGES (paths on the box) or --image (local files), not both or neither")
+    payload: dict[str, Any] = {"section": section, "student_id": student_id, "name": name}
+    if local:
+        payload["images_b64"] = remote.upload_images([Path(p) for p in local])
+    else:
+        payload["images"] = list(images)
+    data = _call(ctx, "enroll", payload)
     _print(data)
     if not data.get("encodings_added"):
         raise click.ClickException("no image was accepted: " + "; ".join(
@@ -226,10 +238,115 @@ def sessions(ctx: click.Context, section: str | None, status: str | None, limit:
 @cli.command()
 @click.argument("session_id")
 @click.option("--format", "fmt", type=click.Choice(["csv", "pdf"]), default="csv", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, writable=True),
+              help="Fetch the report over MQTT into this local file (else: print its path on the box).")
 @click.pass_context
-def report(ctx: click.Context, session_id: str, fmt: str) -> None:
-    """Have the daemon write a report; prints its path on the daemon's box."""
-    _print(_call(ctx, "report", {"session_id": session_id, "format": fmt}))
+def report(ctx: click.Context, session_id: str, fmt: str, out: str | None) -> None:
+    """Have the daemon write a report; prints its path on the daemon's box, or fetches it (--out)."""
+    data = _call(ctx, "report", {"session_id": session_id, "format": fmt, "content": True if out else None})
+    if out:
+        _save(data, out)
+    else:
+        _print(data)
+
+
+# ---- remote operations: fetch, photos, unknown faces, erasure -------------------------------------------
+
+
+def _save(data: dict[str, Any], out: str) -> None:
+    try:
+        size = remote.save_content(data, Path(out))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{out}: {size} bytes, {data.get('content_type')}, sha256 verified")
+
+
+@cli.command("unknown-faces")
+@click.argument("session_id")
+@click.pass_context
+def unknown_faces(ctx: click.Context, session_id: str) -> None:
+    """The unknown faces a session kept, with their face ids."""
+    _print(_call(ctx, "unknown_faces", {"session_id": session_id}))
+
+
+@cli.command("fetch-face")
+@click.argument("face_id", type=int)
+@click.option("--out", required=True, type=click.Path(dir_okay=False, writable=True))
+@click.pass_context
+def fetch_face(ctx: click.Context, face_id: int, out: str) -> None:
+    """Save an unknown face's crop (JPEG) locally."""
+    _save(_call(ctx, "unknown_face_image", {"face_id": face_id}), out)
+
+
+@cli.command("fetch-snapshot")
+@click.argument("session_id")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, writable=True))
+@click.pass_context
+def fetch_snapshot(ctx: click.Context, session_id: str, out: str) -> None:
+    """Save the annotated frame kept for a finished session (JPEG) locally."""
+    _save(_call(ctx, "snapshot", {"session_id": session_id}), out)
+
+
+@cli.command("assign-unknown")
+@click.argument("face_id", type=int)
+@click.option("--section", required=True)
+@click.option("--student-id", required=True)
+@click.option("--name", help="Display name (required when the student is new).")
+@click.pass_context
+def assign_unknown(ctx: click.Context, face_id: int, section: str, student_id: str, name: str | None) -> None:
+    """"That was Ada": enroll an unknown face as (a new photo of) a student."""
+    _print(_call(ctx, "assign_unknown", {"face_id": face_id, "section": section, "student_id": student_id,
+                                         "name": name}))
+
+
+@cli.command()
+@click.option("--section", required=True)
+@click.option("--student-id", required=True)
+@click.pass_context
+def photos(ctx: click.Context, section: str, student_id: str) -> None:
+    """A student's enrollment photos (one per encoding)."""
+    _print(_call(ctx, "student_photos", {"section": section, "student_id": student_id}))
+
+
+@cli.command("fetch-photo")
+@click.argument("photo_id", type=int)
+@click.option("--section", required=True)
+@click.option("--student-id", required=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False, writable=True))
+@click.pass_context
+def fetch_photo(ctx: click.Context, photo_id: int, section: str, student_id: str, out: str) -> None:
+    """Save a stored enrollment photo locally."""
+    _save(_call(ctx, "student_photo", {"section": section, "student_id": student_id, "photo_id": photo_id}), out)
+
+
+@cli.command("remove-photo")
+@click.argument("photo_id", type=int)
+@click.option("--section", required=True)
+@click.option("--student-id", required=True)
+@click.pass_context
+def remove_photo(ctx: click.Context, photo_id: int, section: str, student_id: str) -> None:
+    """Remove one enrollment photo and its encoding."""
+    _print(_call(ctx, "remove_photo", {"section": section, "student_id": student_id, "photo_id": photo_id}))
+
+
+@cli.command()
+@click.argument("student_id")
+@click.option("--section", help="Only this section (default: every section on the box).")
+@click.option("--remove-attendance", is_flag=True,
+              help="Delete their attendance rows (default: anonymise them, keeping session counts).")
+@click.pass_context
+def forget(ctx: click.Context, student_id: str, section: str | None, remove_attendance: bool) -> None:
+    """Erase a student: encodings, photos, crops, and their attendance rows (anonymised or removed)."""
+    _print(_call(ctx, "forget_student", {"student_id": student_id, "section": section,
+                                         "attendance": "remove" if remove_attendance else None}))
+
+
+@cli.command("delete-session")
+@click.argument("session_id")
+@click.pass_context
+def delete_session(ctx: click.Context, session_id: str) -> None:
+    """Delete a finished session with its attendance, unknown faces, reports, export and frame."""
+    _print(_call(ctx, "delete_session", {"session_id": session_id}))
 
 
 def main() -> None:

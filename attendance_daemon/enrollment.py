@@ -55,6 +55,7 @@ class EnrollOutcome:
     encodings_added: int = 0
     rejected: list[dict[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    accepted: list[tuple[Path, int]] = field(default_factory=list)  # (image, encoding id)
 
 
 class Enroller:
@@ -70,7 +71,7 @@ class Enroller:
         self.dup_distance = duplicate_warn_distance
         self.max_pixels = max_pixels
 
-    def _encode_one(self, image: Path) -> np.ndarray | str:
+    def encode_image(self, image: Path) -> np.ndarray | str:
         """The image's single face encoding, or the reason it is rejected."""
         if not image.is_file():
             return "file not found"
@@ -98,19 +99,26 @@ class Enroller:
         out = EnrollOutcome(student_id)
         encodings: list[tuple[Path, np.ndarray]] = []
         for image in images:
-            result = self._encode_one(image)
+            result = self.encode_image(image)
             if isinstance(result, str):
                 out.rejected.append({"image": str(image), "reason": result})
             else:
                 encodings.append((image, result))
         if not encodings:
             return out
-        out.warnings = self._near_duplicates(section, student_id, [e for _, e in encodings])
-        rowid = self.store.upsert_student(section, student_id, name)
-        for image, enc in encodings:
-            self.store.add_encoding(rowid, enc, image.name)
-            out.encodings_added += 1
+        out.warnings, ids = self.add_encodings(section, student_id, name, [(i.name, e) for i, e in encodings])
+        out.accepted = [(image, enc_id) for (image, _), enc_id in zip(encodings, ids, strict=True)]
+        out.encodings_added = len(ids)
         return out
+
+    def add_encodings(self, section: str, student_id: str, name: str | None,
+                      encodings: list[tuple[str, np.ndarray]]) -> tuple[list[str], list[int]]:
+        """Stores (source, encoding) pairs for a student (created when `name` is given); returns the
+        near-duplicate warnings and the new encoding ids. `name` None keeps an existing student's name."""
+        warnings = self._near_duplicates(section, student_id, [e for _, e in encodings])
+        rowid = (self.store.upsert_student(section, student_id, name) if name is not None
+                 else self.store.student_rowid(section, student_id))
+        return warnings, [self.store.add_encoding(rowid, enc, source) for source, enc in encodings]
 
     def _near_duplicates(self, section: str, student_id: str, new: list[np.ndarray]) -> list[str]:
         """Warn when a new face is this close to another student: matching would confuse the two."""

@@ -35,6 +35,12 @@ class Conflict(AttendanceError):
     code = 409
 
 
+class PayloadTooLarge(AttendanceError):
+    """A file too big to send in one MQTT response (transfer.MAX_INLINE_BYTES)."""
+
+    code = 413
+
+
 class MediaError(AttendanceError):
     """A video or camera that cannot be opened or read: bad input, not a daemon fault."""
 

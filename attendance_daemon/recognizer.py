@@ -42,6 +42,7 @@ class UnknownFace:
     track_id: int
     crop: Crop
     t: float
+    encoding: np.ndarray | None = None  # the track's mean encoding, kept so the face can be assigned later
 
 
 @dataclass
@@ -141,8 +142,9 @@ class Recognizer:
                     self.book.confirm_by_mean(tr.id, mean, tr.observed)
                 if self.book.is_unknown(tr.id) and tr.id not in self._unknown_saved:
                     self._unknown_saved.add(tr.id)
-                    if self._is_new_person(tr.encoding_sum / tr.encodings):
-                        outcome.new_unknowns.append(UnknownFace(tr.id, crop, job.t))
+                    mean_encoding = tr.encoding_sum / tr.encodings
+                    if self._is_new_person(mean_encoding):
+                        outcome.new_unknowns.append(UnknownFace(tr.id, crop, job.t, mean_encoding))
                 elif was_unknown and self.book.identity(tr.id) is not None and tr.id in self._unknown_saved:
                     outcome.retracted_unknowns.append(tr.id)
 

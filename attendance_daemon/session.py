@@ -139,6 +139,7 @@ class SessionRunner:
         self._roster_sent: list[AttendanceRow] | None = None
         self._started = time.monotonic()
         self._paused_s = 0.0
+        self._frame: tuple[int, bytes] | None = None  # (faces, JPEG) of the fullest annotated frame so far
 
     def commit(self) -> None:
         """Creates the session's row (Conflict when the name is taken); the source is closed on failure."""
@@ -232,7 +233,10 @@ class SessionRunner:
                     self.store.update_session(self.row.id, export_path=self.row.export_path)
                 self._exporter.write(annotated)
             if min_snap is not None and now >= next_snapshot:
-                self.hooks.snapshot(jpeg(annotated if annotated is not None else annotate(frame.bgr, outcome.labels)))
+                snap = jpeg(annotated if annotated is not None else annotate(frame.bgr, outcome.labels))
+                self.hooks.snapshot(snap)
+                if self._frame is None or len(outcome.labels) > self._frame[0]:
+                    self._frame = (len(outcome.labels), snap)
                 next_snapshot = now + min_snap
             if now >= next_progress:
                 self.hooks.progress(self.progress())
@@ -311,9 +315,9 @@ class SessionRunner:
     def _save_unknown(self, face: UnknownFace) -> None:
         path = self.cfg.paths.unknowns / self.row.name / f"track-{face.track_id:05d}-{face.t:08.2f}s.jpg"
         save_crop(cv2.cvtColor(face.crop.rgb, cv2.COLOR_RGB2BGR), face.crop.face_box(), path)
-        self.store.add_unknown(self.row.id, face.track_id, str(path), round(face.t, 2))
+        face_id = self.store.add_unknown(self.row.id, face.track_id, str(path), round(face.t, 2), face.encoding)
         self.hooks.event("unknown_face", session_id=self.row.id, track_id=face.track_id, crop_path=str(path),
-                         at_s=round(face.t, 2))
+                         at_s=round(face.t, 2), face_id=face_id)
 
     def _retract_unknown(self, track_id: int) -> None:
         """A track kept as an unknown visitor later proved to be a student: the visitor was never there."""
@@ -331,3 +335,17 @@ class SessionRunner:
                                   frames_processed=self.row.frames_processed, warnings=self.row.warnings)
         self.hooks.progress(self.progress())
         self._send_roster(final=True)
+        self._keep_frame()
+
+    def _keep_frame(self) -> None:
+        """The annotated frame that showed the most faces stays fetchable (`snapshot` by session id)."""
+        if self._frame is None:
+            return
+        try:
+            path = self.cfg.paths.frames / f"{self.row.id}.jpg"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(self._frame[1])
+            tmp.replace(path)
+        except OSError as exc:  # a full disk: the results are stored, only the frame is missing
+            log.error("session %s: cannot keep its annotated frame: %s", self.row.name, exc)

@@ -12,13 +12,14 @@ from pydantic import ValidationError
 from .. import api
 from ..cameras import resolve_camera
 from ..config import format_validation_error
-from ..enrollment import too_large
-from ..errors import AttendanceError, InvalidRequest, NotFound, public_error
+from ..enrollment import EnrollOutcome, too_large
+from ..errors import AttendanceError, InvalidRequest, NotFound, PayloadTooLarge, public_error
 from ..paths import resolve_inside
 from ..planning import plan_mp4, plan_webcam
 from ..reports import write_report
 from ..results import build_results, summaries
 from ..timeutil import iso, parse_iso
+from ..transfer import outgoing
 from .mqtt_link import Incoming
 
 if TYPE_CHECKING:
@@ -46,6 +47,9 @@ def command(name: str, model: type[R], background: bool = False,
 
 
 MAX_TRANSACTION_CHARS = 1024
+# A request is read whole before anything else: the largest legitimate one is an `enroll` with photos (20 MiB
+# decoded, 4/3 of that in base64, plus JSON).
+MAX_REQUEST_BYTES = 32 * 1024 * 1024
 
 
 class _Refused(InvalidRequest):
@@ -78,6 +82,8 @@ def refuse(daemon: Daemon, incoming: Incoming, error: AttendanceError) -> tuple[
 def parse(incoming: Incoming) -> tuple[Any, dict[str, Any]]:
     """(transaction, request object); raises InvalidRequest (a _Refused carrying the transaction when it could
     be read)."""
+    if len(incoming.payload) > MAX_REQUEST_BYTES:
+        raise PayloadTooLarge(f"payload: {len(incoming.payload)} bytes; at most {MAX_REQUEST_BYTES}")
     if not incoming.payload.strip():
         if incoming.retain:
             raise _Refused(_RETAINED, None)
@@ -203,22 +209,34 @@ def students(d: Daemon, r: api.SectionRequest) -> list[dict[str, Any]]:
 
 @command("enroll", api.EnrollRequest, background=True)
 def enroll(d: Daemon, r: api.EnrollRequest) -> dict[str, Any]:
-    limit = d.cfg.enrollment.max_images
-    if len(r.images) > limit:
-        raise InvalidRequest(f"images: {len(r.images)} images in one request; at most {limit} "
-                             "(enrollment.max_images)")
-    images = [resolve_inside(d.cfg.paths.enrollment, p, "images", "enrollment directory") for p in r.images]
-    for i, image in enumerate(images):  # refused as a whole before anything is decoded
-        problem = too_large(image, d.cfg.enrollment.max_image_pixels) if image.is_file() else None
-        if problem:
-            raise InvalidRequest(f"images[{i}]: '{r.images[i]}': {problem}")
-    outcome = d.enroller.enroll(r.section, r.student_id, r.name, images)
+    if (r.images is None) == (r.images_b64 is None):
+        raise InvalidRequest("images: give exactly one of images (paths on the box) and images_b64 (photos)")
+    if r.images_b64 is not None:  # Extension: photos in the request (remote enrollment)
+        outcome = commands_remote.upload_outcome(d, r)
+    else:
+        assert r.images is not None
+        outcome = _enroll_files(d, r.section, r.student_id, r.name, r.images)
     d.publish_info()
     result: dict[str, Any] = {"student_id": r.student_id, "encodings_added": outcome.encodings_added,
                               "rejected": [{"image": x["image"], "reason": x["reason"]} for x in outcome.rejected]}
     if outcome.warnings:
         result["warnings"] = outcome.warnings
+    if r.images_b64 is not None:
+        result["photo_ids"] = [photo_id for _, photo_id in outcome.accepted]
     return result
+
+
+def _enroll_files(d: Daemon, section: str, student_id: str, name: str, paths: list[str]) -> EnrollOutcome:
+    limit = d.cfg.enrollment.max_images
+    if len(paths) > limit:
+        raise InvalidRequest(f"images: {len(paths)} images in one request; at most {limit} "
+                             "(enrollment.max_images)")
+    images = [resolve_inside(d.cfg.paths.enrollment, p, "images", "enrollment directory") for p in paths]
+    for i, image in enumerate(images):  # refused as a whole before anything is decoded
+        problem = too_large(image, d.cfg.enrollment.max_image_pixels) if image.is_file() else None
+        if problem:
+            raise InvalidRequest(f"images[{i}]: '{paths[i]}': {problem}")
+    return d.enroller.enroll(section, student_id, name, images)
 
 
 @command("remove_student", api.RemoveStudentRequest)
@@ -253,6 +271,14 @@ def session(d: Daemon, r: api.SessionRequest) -> api.Results:
 
 
 @command("report", api.ReportRequest)
-def report(d: Daemon, r: api.ReportRequest) -> dict[str, str]:
+def report(d: Daemon, r: api.ReportRequest) -> dict[str, Any]:
     results = build_results(d.store, d.store.get_session(r.session_id), d.cfg)
-    return {"path": str(write_report(results, d.cfg.paths.reports, r.format))}
+    path = write_report(results, d.cfg.paths.reports, r.format)
+    if not r.content:
+        return {"path": str(path)}
+    f = outgoing(path, "report")  # Extension: the report itself, for clients off the box
+    return {"path": str(path), "content_type": f.content_type, "encoding": f.encoding, "content": f.content,
+            "bytes": f.bytes, "sha256": f.sha256}
+
+
+from . import commands_remote  # noqa: E402  (registers its commands; it imports `command` from here)

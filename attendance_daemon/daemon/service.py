@@ -17,12 +17,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import __version__, api
+from .. import __version__, api, retention
 from ..config import Config
 from ..enrollment import Enroller
 from ..errors import AttendanceError, Conflict, StoreError
 from ..planning import SessionPlan
 from ..results import build_results
+from ..retention import RetentionTimer
 from ..roster import live_roster
 from ..runtime import configured_detector
 from ..session import SessionControl, SessionHooks, SessionRunner
@@ -156,6 +157,24 @@ class Daemon:
                 roster = self.store.students(row.section) if self.store.section_exists(row.section) else []
                 self.publish_roster(row, roster, self.store.attendance(row.id), final=True)
 
+    def republish_after_erasure(self) -> None:
+        """After `forget_student` or `delete_session`: the retained results show the newest finished session
+        as it now is (or nothing); when idle the live roster is rebuilt from the store and the live snapshot,
+        which may show what was erased, is cleared (the kept frame stays fetchable with `snapshot`)."""
+        finished = [s for s in self.store.list_sessions(limit=2) if s.status not in ("running", "paused")]
+        if finished:
+            self._publish_results(finished[0].id)
+        else:
+            self.link.set_retained("results", b"")
+        if self.sm.state().session is None:
+            self.link.set_retained("snapshot", b"")
+            if finished:
+                row = finished[0]
+                roster = self.store.students(row.section) if self.store.section_exists(row.section) else []
+                self.publish_roster(row, roster, self.store.attendance(row.id), final=True)
+            else:
+                self.link.set_retained("attendance", b"")
+
     # ---- sessions (called on the dispatcher thread) ----------------------------------------------------
 
     def start_session(self, plan: SessionPlan) -> api.State:
@@ -277,13 +296,17 @@ class Daemon:
 
     def _housekeep(self) -> None:
         """Cheap periodic checks, off the main loop: is our database still the file at its path, and did
-        another process (a CLI `enroll-bulk`) change the roster that the retained info shows?"""
+        another process (a CLI `enroll-bulk`) change the roster that the retained info shows? Also deletes the
+        evidence files older than `retention.days`, at start-up and then daily."""
         version = None
+        retention_due = RetentionTimer()
         while not self.shutdown.wait(HOUSEKEEPING_S):
             try:
                 self._check_database()
                 if self.db_problem:
                     continue
+                if retention_due.due(time.monotonic()):  # at start-up, then daily
+                    retention.clean(self.cfg, self.store)
                 now = self.store.data_version()
                 if now != version:
                     version = now

@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import Conflict, NotFound, StoreError
 from ..names import check_display_name, check_id
 from ..timeutil import now_iso
-from .records import AttendanceRow, SessionRow, StudentRow
+from .records import AttendanceRow, Erasure, PhotoRow, SessionRow, StudentRow, UnknownRow
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
 ENCODING_DIM = 128
@@ -59,6 +59,8 @@ class Store:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.execute("PRAGMA busy_timeout=5000")
+            # Face data is biometric: deleted rows are overwritten with zeros, not left in free pages.
+            self._db.execute("PRAGMA secure_delete=ON")
             self._migrate()
         except sqlite3.Error as exc:  # corrupt, read-only, not a database: one line for the admin
             raise StoreError(f"database {path}: {exc}") from exc
@@ -167,15 +169,17 @@ class Store:
             ).fetchone()
         return int(row[0])
 
-    def add_encoding(self, student_rowid: int, vector: np.ndarray, source: str) -> None:
+    def add_encoding(self, student_rowid: int, vector: np.ndarray, source: str) -> int:
+        """Stores one encoding; returns its id (the photo id of remote operations)."""
         vec = np.asarray(vector, dtype=np.float32).reshape(-1)
         if vec.shape != (ENCODING_DIM,):
             raise ValueError(f"encoding must have {ENCODING_DIM} values, got {vec.shape}")
         with self._tx() as db:
-            db.execute(
+            cur = db.execute(
                 "INSERT INTO encodings(student, vector, source, created_at) VALUES (?, ?, ?, ?)",
                 (student_rowid, vec.tobytes(), source, now_iso()),
             )
+        return int(cur.lastrowid or 0)
 
     def students(self, section: str) -> list[StudentRow]:
         self.require_section(section)
@@ -335,12 +339,17 @@ class Store:
             ).fetchall()
         return {str(r[0]): int(r[1]) for r in rows}
 
-    def add_unknown(self, session_id: str, track_id: int, crop_path: str, at_s: float) -> None:
+    def add_unknown(self, session_id: str, track_id: int, crop_path: str, at_s: float,
+                    vector: np.ndarray | None = None) -> int:
+        """Records an unknown visitor (with the track's mean encoding when known); returns its face id."""
+        blob = None if vector is None else np.asarray(vector, dtype=np.float32).reshape(-1).tobytes()
         with self._tx() as db:
-            db.execute(
-                "INSERT INTO unknown_faces(session_id, track_id, crop_path, at_s, created_at) VALUES (?, ?, ?, ?, ?)",
-                (session_id, track_id, crop_path, at_s, now_iso()),
+            cur = db.execute(
+                "INSERT INTO unknown_faces(session_id, track_id, crop_path, at_s, created_at, vector) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (session_id, track_id, crop_path, at_s, now_iso(), blob),
             )
+        return int(cur.lastrowid or 0)
 
     def remove_unknown(self, session_id: str, track_id: int) -> list[str]:
         """Forgets a track's unknown-face record; returns the crop paths it had (for the caller to delete)."""
@@ -356,6 +365,135 @@ class Store:
                 "SELECT track_id, crop_path, at_s FROM unknown_faces WHERE session_id=? ORDER BY at_s", (session_id,)
             ).fetchall()
         return [(int(r[0]), r[1], float(r[2])) for r in rows]
+
+    # ---- remote operations: photos, unknown faces, erasure (issue 8) ----------------------------------
+
+    def student_rowid(self, section: str, student_id: str) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT id FROM students WHERE section=? AND student_id=?",
+                                   (section, student_id)).fetchone()
+        if row is None:
+            self.require_section(section)
+            raise NotFound(f"student_id: no student '{student_id}' in section '{section}'")
+        return int(row[0])
+
+    def set_encoding_photo(self, encoding_id: int, photo: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE encodings SET photo=? WHERE id=?", (photo, encoding_id))
+
+    def photos(self, section: str, student_id: str) -> list[PhotoRow]:
+        """Every encoding of a student: its id, the image it came from, the stored photo's file name if any."""
+        rowid = self.student_rowid(section, student_id)
+        with self._lock:
+            rows = self._db.execute("SELECT id, source, photo, created_at FROM encodings WHERE student=? ORDER BY id",
+                                    (rowid,)).fetchall()
+        return [PhotoRow(int(r[0]), r[1], r[2], r[3]) for r in rows]
+
+    def remove_photo(self, section: str, student_id: str, photo_id: int) -> str | None:
+        """Deletes one encoding of a student; returns its stored photo's file name (for the caller to delete)."""
+        rowid = self.student_rowid(section, student_id)
+        with self._tx() as db:
+            row = db.execute("SELECT photo FROM encodings WHERE id=? AND student=?", (photo_id, rowid)).fetchone()
+            if row is None:
+                raise NotFound(f"photo_id: student '{student_id}' has no photo {photo_id}")
+            db.execute("DELETE FROM encodings WHERE id=?", (photo_id,))
+        return None if row[0] is None else str(row[0])
+
+    def unknown_faces(self, session_id: str) -> list[UnknownRow]:
+        self.get_session(session_id)  # 404 for an unknown session
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT u.id, u.session_id, u.track_id, u.crop_path, u.at_s, u.vector, st.student_id "
+                "FROM unknown_faces u LEFT JOIN encodings e ON e.id = u.assigned_to "
+                "LEFT JOIN students st ON st.id = e.student WHERE u.session_id=? ORDER BY u.at_s, u.id",
+                (session_id,)).fetchall()
+        return [_unknown_row(r) for r in rows]
+
+    def unknown_face(self, face_id: int) -> UnknownRow:
+        with self._lock:
+            r = self._db.execute(
+                "SELECT u.id, u.session_id, u.track_id, u.crop_path, u.at_s, u.vector, st.student_id "
+                "FROM unknown_faces u LEFT JOIN encodings e ON e.id = u.assigned_to "
+                "LEFT JOIN students st ON st.id = e.student WHERE u.id=?", (face_id,)).fetchone()
+        if r is None:
+            raise NotFound(f"face_id: no unknown face {face_id}")
+        return _unknown_row(r)
+
+    def mark_assigned(self, face_id: int, encoding_id: int) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE unknown_faces SET assigned_to=? WHERE id=?", (encoding_id, face_id))
+
+    def expire_unknown_crops(self, crop_paths: list[str]) -> int:
+        """Retention deleted these crops: their visitors' encodings go too (biometric data), the rows stay so
+        past sessions keep their `unknowns` count. Returns how many rows were touched."""
+        with self._tx() as db:
+            return sum(db.execute("UPDATE unknown_faces SET vector=NULL WHERE crop_path=?", (p,)).rowcount
+                       for p in crop_paths)
+
+    def forget_student(self, student_id: str, section: str | None, remove_rows: bool,
+                       placeholder: str) -> Erasure:
+        """Erases a student in one transaction: their student rows and encodings, the unknown faces assigned
+        to them, and their attendance rows (deleted, or given `placeholder` as id and name). Returns what the
+        caller must delete on disk. Then truncates the WAL, so no copy of the old pages stays beside the file."""
+        out = Erasure()
+        where, args = ("st.student_id=?", [student_id]) if section is None else (
+            "st.student_id=? AND st.section=?", [student_id, section])
+        with self._tx() as db:
+            students = db.execute(f"SELECT st.id, st.section FROM students st WHERE {where}", args).fetchall()
+            for rowid, sec in students:
+                out.sections.add(str(sec))
+                encs = db.execute("SELECT id, photo FROM encodings WHERE student=?", (rowid,)).fetchall()
+                out.encodings += len(encs)
+                out.photos += [str(e[1]) for e in encs if e[1]]
+                for (enc_id, _photo) in encs:
+                    crops = db.execute("SELECT crop_path FROM unknown_faces WHERE assigned_to=?", (enc_id,)).fetchall()
+                    out.crops += [str(c[0]) for c in crops]
+                    db.execute("DELETE FROM unknown_faces WHERE assigned_to=?", (enc_id,))
+                db.execute("DELETE FROM students WHERE id=?", (rowid,))
+            scope = "a.student_id=?" + ("" if section is None else " AND s.section=?")
+            rows = db.execute(f"SELECT a.session_id, s.section FROM attendance a JOIN sessions s ON s.id = "
+                              f"a.session_id WHERE {scope}", [student_id] + ([] if section is None else [section])
+                              ).fetchall()
+            out.sessions = sorted({str(r[0]) for r in rows})
+            out.sections |= {str(r[1]) for r in rows}
+            out.attendance_rows = len(rows)
+            for sid in out.sessions:
+                if remove_rows:
+                    db.execute("DELETE FROM attendance WHERE session_id=? AND student_id=?", (sid, student_id))
+                else:
+                    db.execute("UPDATE attendance SET student_id=?, name=? WHERE session_id=? AND student_id=?",
+                               (placeholder, placeholder, sid, student_id))
+        self.purge_wal()
+        return out
+
+    def delete_session(self, session_id: str) -> tuple[SessionRow, list[str]]:
+        """Deletes a session with its attendance and unknown faces; returns the row and its crop paths."""
+        row = self.get_session(session_id)
+        with self._tx() as db:
+            crops = [str(r[0]) for r in db.execute("SELECT crop_path FROM unknown_faces WHERE session_id=?",
+                                                    (session_id,)).fetchall()]
+            db.execute("DELETE FROM sessions WHERE id=?", (session_id,))  # attendance, unknowns: ON DELETE CASCADE
+        self.purge_wal()
+        return row, crops
+
+    def clear_export(self, session_ids: list[str]) -> None:
+        """The sessions' export videos were deleted: their Results say so (export_path null)."""
+        with self._tx() as db:
+            db.executemany("UPDATE sessions SET export_path=NULL WHERE id=?", [(s,) for s in session_ids])
+
+    def clear_export_paths(self, paths: list[str]) -> None:
+        with self._tx() as db:
+            db.executemany("UPDATE sessions SET export_path=NULL WHERE export_path=?", [(p,) for p in paths])
+
+    def purge_wal(self) -> None:
+        """Checkpoints and truncates the write-ahead log: erased rows must not survive there either."""
+        with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def _unknown_row(r: sqlite3.Row) -> UnknownRow:
+    vector = None if r[5] is None else np.frombuffer(r[5], dtype=np.float32).copy()
+    return UnknownRow(int(r[0]), str(r[1]), int(r[2]), str(r[3]), float(r[4]), vector, r[6])
 
 
 def _session_row(r: sqlite3.Row) -> SessionRow:

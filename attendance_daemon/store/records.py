@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class StudentRow:
@@ -42,3 +44,37 @@ class AttendanceRow:
     last_seen_s: float
     seen_s: float
     intervals: list[tuple[float, float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PhotoRow:
+    """One enrolled encoding: `photo` is the stored image's file name under <data>/photos (None when the
+    encoding came from a path in the enrollment directory, whose file the box does not own)."""
+
+    id: int
+    source: str
+    photo: str | None
+    created_at: str
+
+
+@dataclass(frozen=True)
+class UnknownRow:
+    id: int
+    session_id: str
+    track_id: int
+    crop_path: str
+    at_s: float
+    vector: np.ndarray | None  # the track's mean encoding (None before schema 3)
+    assigned_to: str | None  # the student_id it was assigned to
+
+
+@dataclass
+class Erasure:
+    """What `forget_student` erased from the database, and the files the caller must delete."""
+
+    sections: set[str] = field(default_factory=set)
+    encodings: int = 0
+    photos: list[str] = field(default_factory=list)
+    crops: list[str] = field(default_factory=list)
+    sessions: list[str] = field(default_factory=list)
+    attendance_rows: int = 0

@@ -66,6 +66,14 @@ MIGRATIONS: list[str] = [
     ALTER TABLE sessions ADD COLUMN flushed_at TEXT;
     ALTER TABLE sessions ADD COLUMN video_s REAL;
     """,
+    # 3 (remote operations): the photo kept on the box for an encoding enrolled over MQTT (a file name under
+    # <data>/photos, so it can be listed and removed one by one); an unknown face's mean track encoding (so it
+    # can be assigned to a student later) and the encoding it became when it was
+    """
+    ALTER TABLE encodings ADD COLUMN photo TEXT;
+    ALTER TABLE unknown_faces ADD COLUMN vector BLOB;
+    ALTER TABLE unknown_faces ADD COLUMN assigned_to INTEGER REFERENCES encodings(id) ON DELETE SET NULL;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
