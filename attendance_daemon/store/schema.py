@@ -66,6 +66,15 @@ MIGRATIONS: list[str] = [
     ALTER TABLE sessions ADD COLUMN flushed_at TEXT;
     ALTER TABLE sessions ADD COLUMN video_s REAL;
     """,
+    # 3: the hub's roster applied to each hub-managed section (version and content hash; see roster_sync.py)
+    """
+    CREATE TABLE roster_versions (
+        section     TEXT PRIMARY KEY,
+        version     INTEGER NOT NULL,
+        hash        TEXT NOT NULL,
+        applied_at  TEXT NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,251 @@
+"""Many rooms (README "Many rooms"): boxes bridged to a central mosquitto, attendance-hub on a real PostgreSQL.
+
+Real parts throughout: mosquitto brokers with the bridge config that `deploy/install.sh --central` renders
+(attendance_daemon.bridge), the daemons and the hub as processes, PostgreSQL from Debian's package."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from attendance_daemon.bridge import BridgeSpec, render, roster_topic
+from tests.hub_fixtures import HubProcess, Postgres
+from tests.mqtt_fixtures import Broker
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    pg = Postgres()
+    yield pg
+    pg.stop()
+
+
+def _central(tmp: Path) -> Broker:
+    """The central broker: persistent (a restart keeps retained messages and the hub's session)."""
+    work = tmp / "central"
+    work.mkdir(parents=True, exist_ok=True)
+    return Broker(work, extra=f"persistence true\npersistence_location {work}/\nautosave_interval 1\n")
+
+
+def _box_broker(tmp: Path, name: str, device: str, central: Broker) -> Broker:
+    work = tmp / f"broker-{name}"
+    work.mkdir(parents=True, exist_ok=True)
+    return Broker(work, extra=render(BridgeSpec(device, f"127.0.0.1:{central.port}", restart_timeout=(1, 2))))
+
+
+def _rows(dsn: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    with psycopg.connect(dsn) as db:
+        return db.execute(sql, args).fetchall()
+
+
+def _until(what: str, fn: Any, timeout: float = 90.0) -> Any:
+    """Polls `fn` until it returns something truthy (the hub writes asynchronously); no timing is asserted."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {timeout:.0f}s")
+        time.sleep(0.2)
+
+
+def _results(session_id: str, present: list[str], absent: list[str], ended: str) -> dict[str, Any]:
+    """A Results payload as a box publishes it (the contract's fields)."""
+    return {
+        "session_id": session_id, "name": f"s-{session_id[:6]}", "section": "5a", "mode": "mp4",
+        "source": "classroom.mp4", "status": "completed", "started_at": "2026-11-26T09:00:00Z", "ended_at": ended,
+        "frames_processed": 10, "present_count": len(present), "device_id": "room-1",
+        "total": len(present) + len(absent), "unknowns": 0,
+        "present": [{"student_id": s, "name": s.upper(), "first_seen_s": 0.0, "last_seen_s": 9.0, "seen_s": 9.0,
+                     "arrived_at": "09:00:00", "left_at": "09:00:09", "late": False, "left_early": False,
+                     "intervals": []} for s in present],
+        "absent": [{"student_id": s, "name": s.upper()} for s in absent],
+        "export_path": None, "export_codec": None, "error": None, "timezone": "UTC", "end_s": 10.0,
+        "late_after_s": 300.0, "left_early_before_s": 300.0, "warnings": [],
+    }
+
+
+def test_hub_stores_each_session_once_and_reports_over_mqtt(tmp_path: Path, postgres: Postgres) -> None:
+    """A retained replay, a bridge re-send and a hub restart never add a row; a changed payload for the same
+    session is a revision, an older one is kept out; garbage is ignored and the hub keeps answering."""
+    central = _central(tmp_path)
+    dsn = postgres.new_database()
+    hub = HubProcess(tmp_path / "hub", central, dsn).start()
+    try:
+        first = json.dumps(_results("aaaaaaaa-1", ["s1", "s2"], ["s3"], "2026-11-26T09:45:00Z")).encode()
+        with central.client("room-1") as box:
+            box.client.publish("attendance/room-1/availability", b"online", qos=1, retain=True)
+            for _ in range(3):  # the retained message and two re-sends
+                box.client.publish("attendance/room-1/results", first, qos=1, retain=True).wait_for_publish(5)
+            for junk in (b"not json", b"[]", b'{"session_id": 3}', b"x" * 10):
+                box.client.publish("attendance/room-1/results", junk, qos=1).wait_for_publish(5)
+            box.client.publish("attendance/@hub/results", first, qos=1).wait_for_publish(5)  # not a device
+        _until("3 deliveries", lambda: _rows(dsn, "SELECT 1 FROM sessions WHERE deliveries >= 3"))
+        hub.stop()
+        hub.start()  # the retained results replay to the restarted hub
+        _until("4 deliveries", lambda: _rows(dsn, "SELECT 1 FROM sessions WHERE deliveries >= 4"))
+        assert _rows(dsn, "SELECT device_id, session_id, revisions FROM sessions") == [("room-1", "aaaaaaaa-1", 0)]
+        assert _rows(dsn, "SELECT count(*) FROM attendance")[0][0] == 3
+
+        revised = json.dumps(_results("aaaaaaaa-1", ["s1", "s2", "s3"], [], "2026-11-26T09:46:00Z")).encode()
+        stale = json.dumps(_results("aaaaaaaa-1", ["s1"], ["s2", "s3"], "2026-11-26T09:30:00Z")).encode()
+        with central.client("room-1") as box:
+            box.client.publish("attendance/room-1/results", revised, qos=1, retain=True).wait_for_publish(5)
+            box.client.publish("attendance/room-1/results", stale, qos=1).wait_for_publish(5)
+        _until("stale counted", lambda: _rows(dsn, "SELECT 1 FROM sessions WHERE deliveries >= 6"))
+        assert _rows(dsn, "SELECT present_count, revisions FROM sessions") == [(3, 1)]
+
+        with central.client("@hub") as c:
+            stored = c.request("sessions", {})["data"]
+            assert [(s["device_id"], s["session_id"], s["revisions"]) for s in stored] == [("room-1", "aaaaaaaa-1", 1)]
+            report = c.request("student_report", {"student_id": "s3", "format": "csv"})["data"]
+            assert report["rows"] == 1 and "s3,S3,True" in report["csv"]
+            section = c.request("section_report", {"section": "5a"})["data"]
+            assert sorted(r["student_id"] for r in section["rows"]) == ["s1", "s2", "s3"]
+            fleet = c.request("fleet", {})["data"]
+            assert [(d["device_id"], d["online"]) for d in fleet["devices"]] == [("room-1", True)]
+            bad = c.request("student_report", {"student_id": "s3", "limit": "5"}, check=False)
+            assert bad["code"] == 400 and "limit" in bad["error"]
+            unknown = c.request("nope", {}, check=False)
+            assert unknown["code"] == 404
+    finally:
+        hub.stop()
+        central.stop()
+
+
+def _roster_version(c: Any, section: str) -> int | None:
+    info = c.json("info") or {}
+    entry = info.get("rosters", {}).get(section)
+    return None if entry is None else int(entry["version"])
+
+
+def test_three_bridged_boxes_outage_roster_and_forget(tmp_path: Path, postgres: Postgres, daemon_factory: Any,
+                                                      sample: dict[str, Any], ground_truth: dict[str, Any]) -> None:
+    """Three daemons, each on its own mosquitto bridged to a central one; the hub on PostgreSQL.
+    A roster enrolled at the hub reaches all three (a change too), a tampered one is refused; a session run
+    while the central broker is down is stored exactly once when it is back, also after the bridge re-sends;
+    forget_student at the hub reaches every box."""
+    central = _central(tmp_path)
+    dsn = postgres.new_database()
+    hub = HubProcess(tmp_path / "hub", central, dsn)
+    # the hub's enrollment photos: the sample's students of the demo section
+    photos = sorted(Path(sample["enrollment"], "demo").iterdir())
+    hub_enroll = tmp_path / "hub" / "data" / "enrollment"
+    shutil.copytree(Path(sample["enrollment"], "demo"), hub_enroll)
+    hub.start()
+    names = ("a", "b", "c")
+    devices = {n: f"room-{n}" for n in names}
+    brokers = {n: _box_broker(tmp_path, n, devices[n], central) for n in names}
+    boxes = {n: daemon_factory(extra='[roster]\nsections = ["hubsec"]\n', device=devices[n], on=brokers[n])
+             for n in names}
+    clients: dict[str, Any] = {}
+    try:
+        with central.client("@hub") as h:
+            first, second = (p.name for p in photos[:2])
+            sid1, sid2 = (n.split("__")[0] for n in (first, second))
+            one = h.request("enroll", {"section": "hubsec", "student_id": sid1, "name": "First",
+                                       "images": [f"{first}/{next(Path(hub_enroll, first).iterdir()).name}"]},
+                            timeout=120)["data"]
+            assert one["encodings_added"] == 1 and one["roster"]["version"] == 1
+            for box in boxes.values():
+                box.start(wait=False)
+            for n in names:
+                clients[n] = brokers[n].client(devices[n]).__enter__()
+                clients[n].wait_for("availability", lambda v: v == "online", timeout=120)
+            # the retained roster v1 reached all three through their bridges
+            for n in names:
+                clients[n].wait_for("info", lambda i: i.get("rosters", {}).get("hubsec", {}).get("version") == 1)
+            # a change at the hub reaches all three
+            two = h.request("enroll", {"section": "hubsec", "student_id": sid2, "name": "Second",
+                                       "images": [f"{second}/{next(Path(hub_enroll, second).iterdir()).name}"]},
+                            timeout=120)["data"]
+            assert two["roster"]["version"] == 2
+            hash2 = two["roster"]["hash"]
+            for n in names:
+                info = clients[n].wait_for("info", lambda i: i.get("rosters", {}).get("hubsec", {}).get("version") == 2)
+                assert info["rosters"]["hubsec"]["hash"] == hash2
+                students = clients[n].request("students", {"section": "hubsec"})["data"]
+                assert sorted(s["student_id"] for s in students) == sorted([sid1, sid2])
+                assert [s["encodings"] for s in students] == [1, 1]
+            refused = clients["a"].request("remove_student", {"section": "hubsec", "student_id": sid1}, check=False)
+            assert refused["code"] == 409 and "hub" in refused["error"]
+
+            # tampering: box c's broker gets a roster v3 whose content no longer matches its hash
+            with brokers["c"].client("@hub") as local_hub:
+                good = local_hub.wait_for("roster/hubsec", lambda r: r["version"] == 2)
+            tampered = {**good, "version": 3, "students": [{**good["students"][0], "name": "Mallory"}]}
+            clients["c"].client.publish(roster_topic("attendance", "hubsec"), json.dumps(tampered).encode(), qos=1,
+                                        retain=True).wait_for_publish(5)
+            info_c = clients["c"].wait_for("info", lambda i: any("hash does not match" in p for p in i["problems"]))
+            assert info_c["rosters"]["hubsec"]["version"] == 2
+            names_c = [s["name"] for s in clients["c"].request("students", {"section": "hubsec"})["data"]]
+            assert "Mallory" not in names_c
+            assert any(json.loads(p).get("type") == "error" and "hash does not match" in json.loads(p)["error"]
+                       for leaf, p, _ in clients["c"].messages if leaf == "events")
+
+            def fleet_ready() -> dict[str, Any] | None:
+                f: dict[str, Any] = h.request("fleet", {})["data"]
+                ok = len(f["devices"]) == 3 and all(d["online"] and d["rosters"].get("hubsec", {}).get("version") == 2
+                                                    for d in f["devices"])
+                return f if ok else None
+
+            fleet = _until("three boxes in the fleet", fleet_ready)
+            assert sorted(d["device_id"] for d in fleet["devices"]) == sorted(devices.values())
+
+            # the outage: central down, a session on box a, central back
+            central.stop()
+            a = clients["a"]
+            started = a.request("start_mp4", {"path": "classroom.mp4", "section": "demo", "session_name": "offline"})
+            session_id = started["data"]["session"]["id"]
+            results = a.wait_for("results", lambda r: r["session_id"] == session_id, timeout=180)
+            assert results["status"] == "completed"
+            assert _rows(dsn, "SELECT count(*) FROM sessions")[0][0] == 0
+        central.start()
+        rows = _until("the offline session at the hub", lambda: _rows(
+            dsn, "SELECT device_id, session_id, present_count, deliveries FROM sessions"))
+        assert [(r[0], r[1], r[2]) for r in rows] == [(devices["a"], session_id, len(ground_truth["present"]))]
+        present = sorted(r[0] for r in _rows(dsn, "SELECT student_id FROM attendance WHERE present"))
+        assert present == ground_truth["present"]
+        # the bridge re-sends: box a's broker restarts, the daemon republishes its retained results through it
+        before = rows[0][3]
+        brokers["a"].stop()
+        brokers["a"].start()
+        _until("the re-sent results counted", lambda: _rows(
+            dsn, "SELECT 1 FROM sessions WHERE deliveries > %s", before))
+        assert _rows(dsn, "SELECT count(*) FROM sessions")[0][0] == 1
+
+        # forget at the hub: its rows anonymised, a roster without the student, the request on every box
+        with central.client("@hub") as h:
+            for n in names:
+                clients[n].messages.clear()
+            done = h.request("forget_student", {"student_id": sid1}, timeout=60)["data"]
+            assert done["sections"] == ["hubsec"] and done["roster_versions"]["hubsec"] == 3
+            assert sorted(done["sent_to"]) == sorted(devices.values())
+            report = h.request("student_report", {"student_id": sid1})["data"]
+            assert report["rows"] == []
+            for n in names:
+                clients[n].wait_for("info", lambda i: i.get("rosters", {}).get("hubsec", {}).get("version") == 3)
+                students = clients[n].request("students", {"section": "hubsec"})["data"]
+                assert [s["student_id"] for s in students] == [sid2]
+                arrived = _until("forget_student on the box's broker", lambda n=n: [
+                    json.loads(p) for leaf, p, _ in clients[n].messages if leaf == "request/forget_student"])
+                assert arrived[0]["student_id"] == sid1 and arrived[0]["attendance"] == "anonymise"
+            # box c's problem is gone with the valid v3
+            assert clients["c"].json("info")["problems"] == []
+    finally:
+        for c in clients.values():
+            c.close()
+        for box in boxes.values():
+            box.stop()
+        hub.stop()
+        for b in brokers.values():
+            b.stop()
+        central.stop()
