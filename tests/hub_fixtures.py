@@ -72,12 +72,14 @@ class HubProcess:
         return subprocess.run([sys.executable, "-m", "attendance_daemon.hub", "--config", str(self.config), *args],
                               check=False, capture_output=True, text=True, timeout=300)
 
-    def start(self) -> HubProcess:
+    def start(self, wait: bool = True, env_extra: dict[str, str] | None = None) -> HubProcess:
         env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "attendance_daemon.hub", "--config",
                                           str(self.config), "serve"], stdout=log, stderr=log,
-                                         env={**env, "PYTHONUNBUFFERED": "1"})
+                                         env={**env, "PYTHONUNBUFFERED": "1", **(env_extra or {})})
+        if not wait:
+            return self
         with self.broker.client("@hub") as c:
             c.wait_for("availability", lambda v: v == "online", timeout=60)
         return self

@@ -8,23 +8,14 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
-import pytest
 
 from attendance_daemon.bridge import BridgeSpec, render, roster_topic
 from tests.hub_fixtures import HubProcess, Postgres
 from tests.mqtt_fixtures import Broker
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[Postgres]:
-    pg = Postgres()
-    yield pg
-    pg.stop()
 
 
 def _central(tmp: Path) -> Broker:
