@@ -107,6 +107,10 @@ def test_hub_stores_each_session_once_and_reports_over_mqtt(tmp_path: Path, post
             assert bad["code"] == 400 and "limit" in bad["error"]
             unknown = c.request("nope", {}, check=False)
             assert unknown["code"] == 404
+        report = hub.cli("report", "--section", "5a")
+        assert report.returncode == 0, report.stderr
+        assert report.stdout.splitlines()[0].startswith("student_id,name,present")
+        assert sorted(line.split(",")[0] for line in report.stdout.splitlines()[1:] if line) == ["s1", "s2", "s3"]
     finally:
         hub.stop()
         central.stop()
@@ -154,12 +158,14 @@ def test_three_bridged_boxes_outage_roster_and_forget(tmp_path: Path, postgres: 
             # the retained roster v1 reached all three through their bridges
             for n in names:
                 clients[n].wait_for("info", lambda i: i.get("rosters", {}).get("hubsec", {}).get("version") == 1)
-            # a change at the hub reaches all three
-            two = h.request("enroll", {"section": "hubsec", "student_id": sid2, "name": "Second",
-                                       "images": [f"{second}/{next(Path(hub_enroll, second).iterdir()).name}"]},
-                            timeout=120)["data"]
-            assert two["roster"]["version"] == 2
-            hash2 = two["roster"]["hash"]
+            # a change at the hub (from its command line this time) reaches all three
+            bulk = tmp_path / "bulk" / "hubsec"
+            shutil.copytree(Path(hub_enroll, second), bulk / f"{sid2}__Second")
+            out = hub.cli("enroll-bulk", str(bulk.parent))
+            assert out.returncode == 0, out.stderr
+            two = json.loads(out.stdout.split("roster hubsec: ", 1)[1])
+            assert two["version"] == 2
+            hash2 = two["hash"]
             for n in names:
                 info = clients[n].wait_for("info", lambda i: i.get("rosters", {}).get("hubsec", {}).get("version") == 2)
                 assert info["rosters"]["hubsec"]["hash"] == hash2
