@@ -237,6 +237,16 @@ def test_three_bridged_boxes_outage_roster_and_forget(tmp_path: Path, postgres: 
                 assert arrived[0]["student_id"] == sid1 and arrived[0]["attendance"] == "anonymise"
             # box c's problem is gone with the valid v3
             assert clients["c"].json("info")["problems"] == []
+            # every box's answer came back through its bridge and is recorded (kept pending unless it is `ok`:
+            # a box without the command answers 404 and gets the request again when it next comes online)
+            def answered() -> list[tuple[Any, ...]] | None:
+                rows = _rows(dsn, "SELECT device_id, answer->>'status', answered_at IS NOT NULL, "
+                             "request ? 'student_id' FROM forget_deliveries WHERE answer IS NOT NULL")
+                return rows if len(rows) == 3 else None
+
+            answers = _until("the boxes' answers at the hub", answered)
+            assert sorted(a[0] for a in answers) == sorted(devices.values())
+            assert all(done == (status == "ok") and kept == (status != "ok") for _, status, done, kept in answers)
     finally:
         for c in clients.values():
             c.close()

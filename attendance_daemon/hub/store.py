@@ -292,8 +292,10 @@ class HubStore:
             rows = 0
             for s in sessions:
                 payload = _scrub(s["payload"], {student_id}, mode, alias)
-                db.execute("UPDATE sessions SET payload=%s, digest=%s WHERE device_id=%s AND session_id=%s",
-                           (Jsonb(payload), payload_digest(payload), s["device_id"], s["session_id"]))
+                db.execute("UPDATE sessions SET payload=%s, digest=%s, present_count=%s, total=%s "
+                           "WHERE device_id=%s AND session_id=%s",
+                           (Jsonb(payload), payload_digest(payload), int(payload.get("present_count", 0)),
+                            int(payload.get("total", 0)), s["device_id"], s["session_id"]))
                 if mode == "remove":
                     cur = db.execute("DELETE FROM attendance WHERE device_id=%s AND session_id=%s AND student_id=%s",
                                      (s["device_id"], s["session_id"], student_id))
@@ -327,11 +329,16 @@ class HubStore:
                        "answered_at = NULL, answer = NULL", (student_digest(student_id), device_id, Jsonb(request)))
 
     def record_forget_answer(self, device_id: str, transaction: str, answer: dict[str, Any]) -> bool:
-        """The box answered: the stored request (which names the student) is dropped, the answer kept."""
+        """The box answered. `ok`: done, the stored request (which names the student) is dropped. An error (e.g.
+        404 from a box too old to know the command) is kept with the request, which goes out again when the box
+        next comes online."""
+        done = answer.get("status") == "ok"
         with self._tx() as db:
-            cur = db.execute("UPDATE forget_deliveries SET answered_at = now(), answer = %s, request = '{}'::jsonb "
-                             "WHERE device_id = %s AND request->>'transaction' = %s",
-                             (Jsonb(answer), device_id, transaction))
+            cur = db.execute(
+                "UPDATE forget_deliveries SET answer = %s, answered_at = CASE WHEN %s THEN now() END, "
+                "request = CASE WHEN %s THEN '{}'::jsonb ELSE request END "
+                "WHERE device_id = %s AND request->>'transaction' = %s",
+                (Jsonb(answer), done, done, device_id, transaction))
             return cur.rowcount > 0
 
     def pending_forgets(self, device_id: str) -> list[dict[str, Any]]:
