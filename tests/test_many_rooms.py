@@ -5,6 +5,8 @@ Real parts throughout: mosquitto brokers with the bridge config that `deploy/ins
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import shutil
 import time
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from pypdf import PdfReader
 
 from attendance_daemon.bridge import BridgeSpec, render, roster_topic
 from tests.hub_fixtures import HubProcess, Postgres
@@ -99,6 +102,9 @@ def test_hub_stores_each_session_once_and_reports_over_mqtt(tmp_path: Path, post
             assert [(s["device_id"], s["session_id"], s["revisions"]) for s in stored] == [("room-1", "aaaaaaaa-1", 1)]
             report = c.request("student_report", {"student_id": "s3", "format": "csv"})["data"]
             assert report["rows"] == 1 and "s3,S3,True" in report["csv"]
+            pdf = c.request("section_report", {"section": "5a", "format": "pdf"})["data"]
+            text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(base64.b64decode(pdf["pdf"]))).pages)
+            assert "Attendance of section 5a" in text and "S3" in text and pdf["rows"] == 3
             section = c.request("section_report", {"section": "5a"})["data"]
             assert sorted(r["student_id"] for r in section["rows"]) == ["s1", "s2", "s3"]
             fleet = c.request("fleet", {})["data"]

@@ -3,6 +3,7 @@ database directly (enrollment and roster publication connect to the central brok
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import sys
@@ -115,10 +116,11 @@ def publish(ctx: click.Context, section: str) -> None:
 @click.option("--section", help="A section over all rooms and sessions.")
 @click.option("--since")
 @click.option("--until")
-@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="csv")
+@click.option("--format", "fmt", type=click.Choice(["json", "csv", "pdf"]), default="csv")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here (a PDF needs it).")
 @click.pass_context
 def report(ctx: click.Context, student: str | None, section: str | None, since: str | None, until: str | None,
-           fmt: str) -> None:
+           fmt: str, output: Path | None) -> None:
     """Cross-room report (the same as the hub's student_report / section_report requests)."""
     from . import requests as hr
     from .store import HubStore
@@ -128,9 +130,20 @@ def report(ctx: click.Context, student: str | None, section: str | None, since: 
     store = HubStore(_cfg(ctx).hub.database)
     rows = (store.student_report(student, since, until, hr.MAX_REPORT_ROWS) if student is not None
             else store.section_report(str(section), since, until, hr.MAX_REPORT_ROWS))
-    out = hr._report(rows, fmt)
-    click.echo(out["csv"] if fmt == "csv" else json.dumps(hr._plain(out), indent=1))
     store.close()
+    if fmt == "pdf" and output is None:
+        raise click.UsageError("--format pdf needs --output FILE")
+    title = f"Attendance of student {student}" if student is not None else f"Attendance of section {section}"
+    out = hr._report(rows, fmt, title)
+    if fmt == "pdf":
+        assert output is not None
+        output.write_bytes(base64.b64decode(out["pdf"]))
+        return
+    text = out["csv"] if fmt == "csv" else json.dumps(hr._plain(out), indent=1)
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
+    else:
+        click.echo(text)
 
 
 def main() -> None:

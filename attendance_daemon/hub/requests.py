@@ -3,6 +3,7 @@ style: one registry, strict pydantic models (unknown fields 400, no coercion), e
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -47,7 +48,7 @@ class StudentReportRequest(api.Request):
     student_id: LookupText
     since: ShortText | None = None
     until: ShortText | None = None
-    format: Literal["json", "csv"] = "json"
+    format: Literal["json", "csv", "pdf"] = "json"
     limit: StrictInt = Field(1000, ge=1, le=MAX_REPORT_ROWS)
 
 
@@ -55,7 +56,7 @@ class SectionReportRequest(api.Request):
     section: LookupText
     since: ShortText | None = None
     until: ShortText | None = None
-    format: Literal["json", "csv"] = "json"
+    format: Literal["json", "csv", "pdf"] = "json"
     limit: StrictInt = Field(1000, ge=1, le=MAX_REPORT_ROWS)
 
 
@@ -176,7 +177,7 @@ REPORT_COLUMNS = ("student_id", "name", "present", "late", "left_early", "seen_s
                   "device_id", "session", "section", "status", "started_at")
 
 
-def _report(rows: list[dict[str, Any]], fmt: str) -> dict[str, Any]:
+def _report(rows: list[dict[str, Any]], fmt: str, title: str = "Attendance") -> dict[str, Any]:
     summary: dict[str, dict[str, int]] = {}
     for row in rows:
         s = summary.setdefault(row["student_id"], {"sessions": 0, "present": 0, "late": 0})
@@ -192,6 +193,11 @@ def _report(rows: list[dict[str, Any]], fmt: str) -> dict[str, Any]:
                         *("" if row[c] is None else (iso(row[c]) if isinstance(row[c], datetime) else
                                                       text_cell(str(row[c]))) for c in REPORT_COLUMNS[2:])])
         return {"csv": out.getvalue(), "rows": len(rows), "summary": summary}
+    if fmt == "pdf":
+        from .report_pdf import render_pdf
+
+        return {"pdf": base64.b64encode(render_pdf(title, rows, summary)).decode(), "rows": len(rows),
+                "summary": summary}
     return {"rows": [{c: row[c] for c in REPORT_COLUMNS} for row in rows], "summary": summary}
 
 
@@ -199,14 +205,14 @@ def _report(rows: list[dict[str, Any]], fmt: str) -> dict[str, Any]:
 def student_report(ctx: HubContext, r: StudentReportRequest) -> dict[str, Any]:
     """One student over every room and session."""
     return _report(ctx.store.student_report(r.student_id, _time(r.since, "since"), _time(r.until, "until"),
-                                            r.limit), r.format)
+                                            r.limit), r.format, f"Attendance of student {r.student_id}")
 
 
 @hub_command("section_report", SectionReportRequest)
 def section_report(ctx: HubContext, r: SectionReportRequest) -> dict[str, Any]:
     """Every student of a section over every room and session."""
     return _report(ctx.store.section_report(r.section, _time(r.since, "since"), _time(r.until, "until"),
-                                            r.limit), r.format)
+                                            r.limit), r.format, f"Attendance of section {r.section}")
 
 
 # ---- roster -------------------------------------------------------------------------------------------
