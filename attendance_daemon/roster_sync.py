@@ -67,9 +67,14 @@ class RosterSync:
         return done
 
     def status(self) -> dict[str, Any]:
-        """For Info.rosters: section -> {version, hash} applied (hub-managed sections only)."""
-        return {s: {"version": v, "hash": h} for s, (v, h) in self.store.roster_versions().items()
-                if s in self.sections}
+        """For Info.rosters: section -> {version, hash} applied (hub-managed sections only), plus `pending`: the
+        version staged until the running session ends."""
+        out: dict[str, Any] = {s: {"version": v, "hash": h} for s, (v, h) in self.store.roster_versions().items()
+                               if s in self.sections}
+        with self._lock:
+            for section, m in self._staged.items():
+                out.setdefault(section, {"version": None, "hash": None})["pending"] = m.version
+        return out
 
     def problems(self) -> list[str]:
         with self._lock:

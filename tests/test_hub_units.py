@@ -65,6 +65,7 @@ def test_roster_sync_applies_newer_versions_exactly(tmp_path: Path) -> None:
     sync = RosterSync(store, ["5a"], None)
     assert sync.offer("5a", _bytes(seal(_body(1, ["s1", "s2"]), None))) is None
     assert store.roster_versions() == {}  # staged only: applied when the daemon is idle
+    assert sync.status() == {"5a": {"version": None, "hash": None, "pending": 1}}
     assert sync.apply_staged() == ["5a v1"]
     assert [(s.student_id, s.encodings) for s in store.students("5a")] == [("s1", 2), ("s2", 2)]
     assert sync.offer("5a", _bytes(seal(_body(1, ["s1", "s2"]), None))) is None  # the retained copy again

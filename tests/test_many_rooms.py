@@ -243,6 +243,20 @@ def test_three_bridged_boxes_outage_roster_and_forget(tmp_path: Path, postgres: 
                 assert arrived[0]["student_id"] == sid1 and arrived[0]["attendance"] == "anonymise"
             # box c's problem is gone with the valid v3
             assert clients["c"].json("info")["problems"] == []
+            # never mid-session: box b holds a (paused) session while a new version arrives; it applies it after
+            b = clients["b"]
+            b.request("start_mp4", {"path": "classroom.mp4", "section": "demo", "session_name": "held"})
+            b.request("pause", {})
+            v4 = h.request("publish_roster", {"section": "hubsec"})["data"]["version"]
+            assert v4 == 4
+            for n in ("a", "c"):
+                clients[n].wait_for("info", lambda i: i.get("rosters", {}).get("hubsec", {}).get("version") == 4)
+            held = b.wait_for("info", lambda i: i["rosters"]["hubsec"].get("pending") == 4)
+            assert held["rosters"]["hubsec"]["version"] == 3  # staged, not applied, while the session runs
+            assert b.json("state")["paused"] is True
+            b.request("stop", {})
+            done = b.wait_for("info", lambda i: i["rosters"]["hubsec"]["version"] == 4)
+            assert "pending" not in done["rosters"]["hubsec"]
             # every box's answer came back through its bridge and is recorded (kept pending unless it is `ok`:
             # a box without the command answers 404 and gets the request again when it next comes online)
             def answered() -> list[tuple[Any, ...]] | None:

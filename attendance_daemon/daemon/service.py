@@ -89,6 +89,8 @@ class Daemon:
         # Hub rosters ([roster] sections): checked and applied by the housekeeper, never mid-session.
         self.rosters = RosterSync(self.store, cfg.roster.sections, cfg.roster.key()) if cfg.roster.sections else None
         self.roster_inbox: queue.Queue[Incoming] = queue.Queue(ROSTER_INBOX)
+        # Held by a start from reading the roster until the state is busy: a roster is never applied in between.
+        self._starting = threading.Lock()
         self.link = MqttLink(cfg.mqtt, self.topics, self.requests.put, on_takeover=self._report_takeover,
                              watched=([roster_topic(cfg.mqtt.base_topic, s) for s in cfg.roster.sections],
                                       self._roster_arrived))
@@ -173,6 +175,10 @@ class Daemon:
     def start_session(self, plan: SessionPlan) -> api.State:
         """Prepare without the state lock (free space, roster, open the source with a time-out), then commit
         under it (create the row, begin, start the worker). A refused commit closes the source again."""
+        with self._starting:
+            return self._start_session(plan)
+
+    def _start_session(self, plan: SessionPlan) -> api.State:
         if self.db_problem:
             raise StoreError(f"database: {self.db_problem}; restore it (see README) and restart the daemon")
         runner = SessionRunner(self.cfg, self.store, self.detector, self.encoder, plan, SessionControl(),
@@ -329,11 +335,15 @@ class Daemon:
             reason = self.rosters.offer(incoming.topic.rsplit("/", 1)[-1], incoming.payload)
             if reason:
                 self.publish_event("error", error=reason)
-                changed = True
-        active = self._active
-        idle = self.sm.state().session is None and (active is None or not active[1].is_alive())
-        if idle and self.rosters.pending() and self.rosters.apply_staged():
-            changed = True
+            changed = True  # staged (Info shows `pending`) or refused (Info shows the problem)
+        if self.rosters.pending() and self._starting.acquire(blocking=False):  # a start in progress: next tick
+            try:
+                active = self._active
+                idle = self.sm.state().session is None and (active is None or not active[1].is_alive())
+                if idle and self.rosters.apply_staged():
+                    changed = True
+            finally:
+                self._starting.release()
         if changed:
             self.publish_info()
 
