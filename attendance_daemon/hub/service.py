@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 INBOX = 50_000  # box messages waiting for the database; beyond this paho's thread waits (backpressure)
 REQUESTS = 64  # hub requests waiting; beyond this they are dropped (logged)
+SLOW = ("enroll",)  # decode and encode photos for seconds: their own worker, so fleet and reports stay quick
 SESSION_EXPIRY_S = 7 * 24 * 3600
 STALL_S = 120.0
 
@@ -44,6 +45,7 @@ class Hub:
         self.shutdown = threading.Event()
         self.inbox: queue.Queue[tuple[str, bytes] | None] = queue.Queue(INBOX)
         self.requests: queue.Queue[Incoming | None] = queue.Queue(REQUESTS)
+        self.slow: queue.Queue[Incoming | None] = queue.Queue(REQUESTS)
         self.connected = threading.Event()
         self.client = make_client(cfg.mqtt, cfg.hub.client_id)
         self.client.will_set(f"{self.root}/availability", b"offline", qos=1, retain=True)
@@ -56,9 +58,12 @@ class Hub:
                                        cfg.hub.duplicate_warn_distance, cfg.enrollment.max_image_pixels)
         self.ingest = Ingest(self.store, self.base, on_online=self._resend_forgets)
         self.ctx = HubContext(self.store, self.rosters, cfg.hub.enrollment, cfg.enrollment, self.send_to_box)
-        self.beats = {"ingest": time.monotonic(), "requests": time.monotonic()}
+        self.beats = {"ingest": time.monotonic(), "requests": time.monotonic(), "enrollment": time.monotonic()}
         self._threads = [threading.Thread(target=self._ingest_loop, name="ingest", daemon=True),
-                         threading.Thread(target=self._request_loop, name="requests", daemon=True)]
+                         threading.Thread(target=self._request_loop, args=(self.requests, "requests"),
+                                          name="requests", daemon=True),
+                         threading.Thread(target=self._request_loop, args=(self.slow, "enrollment"),
+                                          name="enrollment", daemon=True)]
 
     # ---- MQTT -------------------------------------------------------------------------------------
 
@@ -98,8 +103,9 @@ class Hub:
             props = getattr(msg, "properties", None)
             incoming = Incoming(msg.topic, bytes(msg.payload), bool(msg.retain),
                                 getattr(props, "ResponseTopic", None), getattr(props, "CorrelationData", None))
+            slow = msg.topic[len(f"{self.root}/request/"):] in SLOW
             try:
-                self.requests.put_nowait(incoming)
+                (self.slow if slow else self.requests).put_nowait(incoming)
             except queue.Full:
                 log.error("hub request on %.120s dropped: %d waiting", msg.topic, REQUESTS)
             return
@@ -120,15 +126,15 @@ class Hub:
             outcome = self.ingest.handle(*item)
             log.debug("%s -> %s", item[0], outcome)
 
-    def _request_loop(self) -> None:
+    def _request_loop(self, requests: queue.Queue[Incoming | None], beat: str) -> None:
         prefix = f"{self.root}/request/"
         while True:
             try:
-                incoming = self.requests.get(timeout=1)
+                incoming = requests.get(timeout=1)
             except queue.Empty:
-                self.beats["requests"] = time.monotonic()
+                self.beats[beat] = time.monotonic()
                 continue
-            self.beats["requests"] = time.monotonic()
+            self.beats[beat] = time.monotonic()
             if incoming is None:
                 return
             if incoming.retain and not incoming.payload:
@@ -182,6 +188,7 @@ class Hub:
         self.client.loop_stop()
         self.inbox.put(None)
         self.requests.put(None)
+        self.slow.put(None)
         for t in self._threads:
             t.join(10)
         self.store.close()
