@@ -296,7 +296,7 @@ def test_bridge_through_the_shipped_acl(tmp_path: Path) -> None:
     work = tmp_path / "box"
     work.mkdir()
     box = Broker(work, allow_anonymous=False, extra=f"user root\npassword_file {pwfile}\n"
-                 f"acl_file {repo / 'deploy' / 'mosquitto-attendance.acl'}\n"
+                 f"acl_file {repo / 'deploy' / 'mosquitto-attendance.acl'}\nuse_username_as_clientid true\n"
                  + render(BridgeSpec("room-1", f"127.0.0.1:{central.port}", restart_timeout=(1, 2))))
     got: list[tuple[str, bytes]] = []
 
