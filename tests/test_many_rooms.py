@@ -388,3 +388,41 @@ def test_install_bridge_command_with_credentials(tmp_path: Path) -> None:
         hub.loop_stop()
         box.stop()
         central.stop()
+
+
+def test_hub_forget_scrubs_replays_and_resends_until_answered(tmp_path: Path, postgres: Postgres) -> None:
+    """forget_student at the hub: the student's rows are anonymised, a later replay of old results is scrubbed
+    at ingest, and a box that has not answered `ok` gets the request again when it comes back online."""
+    central = _central(tmp_path)
+    dsn = postgres.new_database()
+    hub = HubProcess(tmp_path / "hub", central, dsn).start()
+    old = json.dumps(_results("bbbbbbbb-2", ["s1", "s2"], ["s3"], "2026-11-26T09:45:00Z")).encode()
+    try:
+        with central.client("room-1") as box, central.client("@hub") as h:
+            box.client.publish("attendance/room-1/availability", b"online", qos=1, retain=True)
+            box.client.publish("attendance/room-1/results", old, qos=1, retain=True).wait_for_publish(5)
+            _until("stored", lambda: _rows(dsn, "SELECT 1 FROM sessions"))
+            done = h.request("forget_student", {"student_id": "s1"})["data"]
+            assert done["sessions"] == 1 and done["attendance_rows"] == 1 and done["sent_to"] == ["room-1"]
+            first = box.wait_for("request/forget_student", lambda r: r["student_id"] == "s1")
+            assert first["attendance"] == "anonymise" and "section" not in first
+            ids = [r[0] for r in _rows(dsn, "SELECT student_id FROM attendance ORDER BY student_id")]
+            assert "s1" not in ids and len(ids) == 3 and any(i.startswith("forgotten-") for i in ids)
+            assert "s1" not in json.dumps(_rows(dsn, "SELECT payload FROM sessions")[0][0])
+            box.client.publish("attendance/room-1/results", old, qos=1).wait_for_publish(5)  # an old replay
+            _until("replay counted", lambda: _rows(dsn, "SELECT 1 FROM sessions WHERE deliveries >= 2"))
+            assert "s1" not in json.dumps(_rows(dsn, "SELECT payload FROM sessions")[0][0])
+            # no answer yet: back online -> sent again, with the same transaction
+            box.latest.pop("request/forget_student")
+            box.client.publish("attendance/room-1/availability", b"offline", qos=1, retain=True)
+            box.client.publish("attendance/room-1/availability", b"online", qos=1, retain=True)
+            again = box.wait_for("request/forget_student", lambda r: True)
+            assert again == first
+            answer = {"transaction": first["transaction"], "status": "ok", "code": 200,
+                      "data": {"student_id": "s1"}, "error": None}
+            box.client.publish("attendance/room-1/response/forget_student", json.dumps(answer).encode(), qos=1)
+            _until("answered", lambda: _rows(dsn, "SELECT 1 FROM forget_deliveries WHERE answered_at IS NOT NULL"))
+            assert _rows(dsn, "SELECT request FROM forget_deliveries") == [({},)]  # the id is no longer kept
+    finally:
+        hub.stop()
+        central.stop()
