@@ -219,8 +219,15 @@ def test_three_bridged_boxes_outage_roster_and_forget(tmp_path: Path, postgres: 
         assert present == ground_truth["present"]
         # the bridge re-sends: box a's broker restarts, the daemon republishes its retained results through it
         before = rows[0][3]
-        brokers["a"].stop()
+        brokers["a"].stop()  # the bridge's will: the hub sees box a offline
+        _until("box a offline at the hub", lambda: _rows(
+            dsn, "SELECT 1 FROM devices WHERE device_id = %s AND bridge = 'down'", devices["a"]))
+        with central.client("@hub") as h:
+            fleet = {d["device_id"]: d["online"] for d in h.request("fleet", {})["data"]["devices"]}
+            assert fleet == {devices["a"]: False, devices["b"]: True, devices["c"]: True}
         brokers["a"].start()
+        _until("box a online again", lambda: _rows(
+            dsn, "SELECT 1 FROM devices WHERE device_id = %s AND bridge = 'up'", devices["a"]))
         _until("the re-sent results counted", lambda: _rows(
             dsn, "SELECT 1 FROM sessions WHERE deliveries > %s", before))
         assert _rows(dsn, "SELECT count(*) FROM sessions")[0][0] == 1
