@@ -8,7 +8,6 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -59,24 +58,28 @@ def migrate(ctx: click.Context) -> None:
     store.close()
 
 
-def _publisher(cfg: HubConfig) -> tuple[Any, Any]:
-    """(store, RosterPublisher) publishing through a short-lived connection to the central broker."""
-    from ..daemon.mqtt_link import make_client
-    from .roster import RosterPublisher
-    from .store import HubStore
+class _Publishing:
+    """The store and a RosterPublisher that publishes through a short-lived connection to the central broker."""
 
-    store = HubStore(cfg.hub.database)
-    client = make_client(cfg.mqtt, f"{cfg.hub.client_id}-cli")
-    client.connect(cfg.mqtt.host, cfg.mqtt.port)
-    client.loop_start()
+    def __init__(self, cfg: HubConfig) -> None:
+        from ..daemon.mqtt_link import make_client
+        from .roster import RosterPublisher
+        from .store import HubStore
 
-    def publish(topic: str, payload: bytes) -> None:
-        client.publish(topic, payload, qos=1, retain=True).wait_for_publish(30)
+        self.store = HubStore(cfg.hub.database)
+        self.client = make_client(cfg.mqtt, f"{cfg.hub.client_id}-cli")
+        self.client.connect(cfg.mqtt.host, cfg.mqtt.port)
+        self.client.loop_start()
+        self.rosters = RosterPublisher(self.store, cfg.mqtt.base_topic, cfg.hub.roster_key(), self._publish,
+                                       cfg.hub.duplicate_warn_distance, cfg.enrollment.max_image_pixels)
 
-    pub = RosterPublisher(store, cfg.mqtt.base_topic, cfg.hub.roster_key(), publish,
-                          cfg.hub.duplicate_warn_distance, cfg.enrollment.max_image_pixels)
-    pub.client = client  # type: ignore[attr-defined]
-    return store, pub
+    def _publish(self, topic: str, payload: bytes) -> None:
+        self.client.publish(topic, payload, qos=1, retain=True).wait_for_publish(30)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.store.close()
 
 
 @cli.command("enroll-bulk")
@@ -85,19 +88,18 @@ def _publisher(cfg: HubConfig) -> tuple[Any, Any]:
 @click.pass_context
 def enroll_bulk(ctx: click.Context, root: Path, no_publish: bool) -> None:
     """Enroll ROOT/<section>/<student_id>__<name>/*.jpg (the box's layout), then publish each section."""
-    store, pub = _publisher(_cfg(ctx))
+    p = _Publishing(_cfg(ctx))
     sections = set()
     for section, sid, name, images in bulk_folders(root):
-        outcome = pub.enroll(section, sid, name, images)
+        outcome = p.rosters.enroll(section, sid, name, images)
         click.echo(f"{section}/{sid} ({name}): {outcome.encodings_added} encoding(s)")
         for r in outcome.rejected:
             click.echo(f"  rejected {Path(r['image']).name}: {r['reason']}", err=True)
         if outcome.encodings_added:
             sections.add(section)
     for section in sorted(sections) if not no_publish else []:
-        click.echo(f"roster {section}: {json.dumps(pub.publish(section))}")
-    pub.client.disconnect()
-    store.close()
+        click.echo(f"roster {section}: {json.dumps(p.rosters.publish(section))}")
+    p.close()
 
 
 @cli.command()
@@ -105,10 +107,9 @@ def enroll_bulk(ctx: click.Context, root: Path, no_publish: bool) -> None:
 @click.pass_context
 def publish(ctx: click.Context, section: str) -> None:
     """Publish SECTION's roster as a new version."""
-    store, pub = _publisher(_cfg(ctx))
-    click.echo(json.dumps(pub.publish(section)))
-    pub.client.disconnect()
-    store.close()
+    p = _Publishing(_cfg(ctx))
+    click.echo(json.dumps(p.rosters.publish(section)))
+    p.close()
 
 
 @cli.command()
@@ -134,12 +135,12 @@ def report(ctx: click.Context, student: str | None, section: str | None, since: 
     if fmt == "pdf" and output is None:
         raise click.UsageError("--format pdf needs --output FILE")
     title = f"Attendance of student {student}" if student is not None else f"Attendance of section {section}"
-    out = hr._report(rows, fmt, title)
+    out = hr.report_data(rows, fmt, title)
     if fmt == "pdf":
         assert output is not None
         output.write_bytes(base64.b64decode(out["pdf"]))
         return
-    text = out["csv"] if fmt == "csv" else json.dumps(hr._plain(out), indent=1)
+    text = out["csv"] if fmt == "csv" else json.dumps(hr.plain(out), indent=1)
     if output is not None:
         output.write_text(text, encoding="utf-8")
     else:

@@ -119,7 +119,7 @@ def handle(ctx: HubContext, name: str, incoming: Incoming) -> api.Response:
             request = model.model_validate(obj)
         except ValidationError as exc:
             raise InvalidRequest(format_validation_error(exc)) from exc
-        return api.Response(transaction=transaction, status="ok", code=200, data=_plain(fn(ctx, request)))
+        return api.Response(transaction=transaction, status="ok", code=200, data=plain(fn(ctx, request)))
     except AttendanceError as exc:
         return api.Response(transaction=getattr(exc, "transaction", transaction), status="error", code=exc.code,
                             error=public_error(exc.message, [(ctx.enrollment_dir, "<enrollment>")]), data=exc.data)
@@ -129,7 +129,7 @@ def handle(ctx: HubContext, name: str, incoming: Incoming) -> api.Response:
                             error=f"internal error: {type(exc).__name__}")
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """JSON-ready: datetimes as ISO text."""
     return json.loads(json.dumps(value, default=lambda v: iso(v) if isinstance(v, datetime) else str(v)))
 
@@ -177,7 +177,7 @@ REPORT_COLUMNS = ("student_id", "name", "present", "late", "left_early", "seen_s
                   "device_id", "session", "section", "status", "started_at")
 
 
-def _report(rows: list[dict[str, Any]], fmt: str, title: str = "Attendance") -> dict[str, Any]:
+def report_data(rows: list[dict[str, Any]], fmt: str, title: str = "Attendance") -> dict[str, Any]:
     summary: dict[str, dict[str, int]] = {}
     for row in rows:
         s = summary.setdefault(row["student_id"], {"sessions": 0, "present": 0, "late": 0})
@@ -204,14 +204,14 @@ def _report(rows: list[dict[str, Any]], fmt: str, title: str = "Attendance") -> 
 @hub_command("student_report", StudentReportRequest)
 def student_report(ctx: HubContext, r: StudentReportRequest) -> dict[str, Any]:
     """One student over every room and session."""
-    return _report(ctx.store.student_report(r.student_id, _time(r.since, "since"), _time(r.until, "until"),
+    return report_data(ctx.store.student_report(r.student_id, _time(r.since, "since"), _time(r.until, "until"),
                                             r.limit), r.format, f"Attendance of student {r.student_id}")
 
 
 @hub_command("section_report", SectionReportRequest)
 def section_report(ctx: HubContext, r: SectionReportRequest) -> dict[str, Any]:
     """Every student of a section over every room and session."""
-    return _report(ctx.store.section_report(r.section, _time(r.since, "since"), _time(r.until, "until"),
+    return report_data(ctx.store.section_report(r.section, _time(r.since, "since"), _time(r.until, "until"),
                                             r.limit), r.format, f"Attendance of section {r.section}")
 
 
@@ -271,7 +271,7 @@ def forget_student(ctx: HubContext, r: ForgetStudentRequest) -> dict[str, Any]:
     if r.section is not None:
         request["section"] = r.section
     sent = []
-    for device in ctx.store.devices_with_section(None):
+    for device in ctx.store.device_ids():
         box_request = {**request, "transaction": f"hub-forget-{secrets.token_hex(8)}"}
         ctx.store.record_forget_sent(r.student_id, device, box_request)
         ctx.send_to_box(device, "forget_student", box_request)

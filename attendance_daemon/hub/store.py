@@ -97,14 +97,9 @@ class HubStore:
         with self._lock:
             return self._db.execute("SELECT * FROM devices ORDER BY device_id").fetchall()
 
-    def devices_with_section(self, section: str | None) -> list[str]:
-        """Boxes whose info lists the section (all known boxes when section is None)."""
-        rows = self.devices()
-        if section is None:
-            return [r["device_id"] for r in rows]
-        return [r["device_id"] for r in rows
-                if section in {s.get("section") for s in (r["info"] or {}).get("sections", []) if isinstance(s, dict)}
-                or section in ((r["info"] or {}).get("rosters") or {})]
+    def device_ids(self) -> list[str]:
+        with self._lock:
+            return [r["device_id"] for r in self._db.execute("SELECT device_id FROM devices ORDER BY 1").fetchall()]
 
     # ---- sessions ---------------------------------------------------------------------------------
 
