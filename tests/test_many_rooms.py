@@ -433,3 +433,33 @@ def test_hub_forget_scrubs_replays_and_resends_until_answered(tmp_path: Path, po
     finally:
         hub.stop()
         central.stop()
+
+
+def test_hub_cli_enroll_uses_the_box_rules_and_publishes(tmp_path: Path, postgres: Postgres,
+                                                         sample: dict[str, Any]) -> None:
+    """`attendance-hub enroll`: a photo without a face is rejected (nothing stored or published), a good one is
+    stored in PostgreSQL and published as version 1, retained, with a hash the box's check accepts."""
+    from PIL import Image
+
+    from attendance_daemon.roster_payload import open_roster
+
+    central = _central(tmp_path)
+    hub = HubProcess(tmp_path / "hub", central, postgres.new_database())
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (200, 200), "white").save(blank)
+    try:
+        bad = hub.cli("enroll", "--section", "7b", "--student-id", "s1", "--name", "Ann", str(blank))
+        assert bad.returncode == 1 and "no face found" in bad.stderr and "could be enrolled" in bad.stderr
+        photo = next(next(Path(sample["enrollment"], "demo").iterdir()).iterdir())
+        good = hub.cli("enroll", "--section", "7b", "--student-id", "s1", "--name", "Ann", str(photo))
+        assert good.returncode == 0, good.stderr
+        assert json.loads(good.stdout.split("roster 7b: ", 1)[1])["version"] == 1
+        with central.client("@hub") as c:
+            c.wait_for("roster/7b", lambda r: True)
+            roster = open_roster(c.latest["roster/7b"], None)
+        assert roster.version == 1 and [(s.student_id, s.name, len(s.encodings)) for s in roster.students] == [
+            ("s1", "Ann", 1)]
+        refused = hub.cli("enroll", "--section", "7b", "--student-id", "../x", "--name", "Ann", str(photo))
+        assert refused.returncode == 1 and "student_id" in refused.stderr
+    finally:
+        central.stop()

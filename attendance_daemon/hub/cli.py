@@ -14,6 +14,7 @@ import click
 from .. import __version__
 from ..enrollment import bulk_folders
 from ..errors import AttendanceError
+from ..names import check_display_name, check_id
 from .config import HubConfig, load_hub_config
 
 CONFIG_ENV = "ATTENDANCE_HUB_CONFIG"
@@ -80,6 +81,38 @@ class _Publishing:
         self.client.disconnect()
         self.client.loop_stop()
         self.store.close()
+
+
+@cli.command()
+@click.option("--section", required=True)
+@click.option("--student-id", required=True)
+@click.option("--name", required=True)
+@click.option("--no-publish", is_flag=True, help="Only store; publish later with `publish`.")
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.pass_context
+def enroll(ctx: click.Context, section: str, student_id: str, name: str, no_publish: bool,
+           images: tuple[Path, ...]) -> None:
+    """Enroll one student (photos with exactly one face each, the box's rules), then publish the section."""
+    check_id(section, "section")
+    check_id(student_id, "student_id")
+    check_display_name(name)
+    limits = _cfg(ctx).enrollment
+    if len(images) > limits.max_images:
+        raise AttendanceError(f"images: at most {limits.max_images} (enrollment.max_images)")
+    p = _Publishing(_cfg(ctx))
+    try:
+        outcome = p.rosters.enroll(section, student_id, name, list(images))
+        click.echo(f"{section}/{student_id} ({name}): {outcome.encodings_added} encoding(s)")
+        for r in outcome.rejected:
+            click.echo(f"  rejected {r['image']}: {r['reason']}", err=True)
+        for w in outcome.warnings:
+            click.echo(f"  warning: {w}", err=True)
+        if outcome.encodings_added == 0:
+            raise AttendanceError(f"no image of {student_id} could be enrolled")
+        if not no_publish:
+            click.echo(f"roster {section}: {json.dumps(p.rosters.publish(section))}")
+    finally:
+        p.close()
 
 
 @cli.command("enroll-bulk")
