@@ -23,11 +23,13 @@ setup(
     ],
     extras_require={
         "tflite": ["ai-edge-litert>=2.0"],
+        "hub": ["psycopg[binary]>=3.2"],  # attendance-hub's PostgreSQL driver (README "Many rooms")
     },
     entry_points={
         "console_scripts": [
             "attendance-daemon=attendance_daemon.cli:main",
             "attendancectl=attendance_daemon.ctl:main",
+            "attendance-hub=attendance_daemon.hub.cli:main",
         ]
     },
 )

@@ -143,6 +143,8 @@ class Info(Payload):
     # Compatible extension: what keeps the daemon from working normally (e.g. its database file was deleted);
     # empty when all is well. Availability stays `online` while the daemon answers requests.
     problems: list[str] = Field(default_factory=list)
+    # Extension (many rooms): section -> {"version", "hash"} of each hub roster applied here ([roster] sections).
+    rosters: dict[str, Any] = Field(default_factory=dict)
 
 
 class Response(Payload):

@@ -221,6 +221,27 @@ class AttendanceConfig(_Strict):
         return system_zone()
 
 
+class RosterConfig(_Strict):
+    """Sections whose roster comes from the hub (README "Many rooms"); local enroll/remove_student in them is
+    refused (409). key_file: the shared secret the hub signs rosters with (HMAC); unset: the hash alone."""
+
+    sections: list[str] = Field(default_factory=list, max_length=100)
+    key_file: Path | None = None
+
+    @field_validator("sections")
+    @classmethod
+    def _safe_sections(cls, value: list[str]) -> list[str]:
+        from .names import ID_RULE, is_safe_id
+
+        for section in value:
+            if not is_safe_id(section):
+                raise ValueError(f"section '{section[:64]}' {ID_RULE}")
+        return value
+
+    def key(self) -> bytes | None:
+        return self.key_file.read_bytes().strip() if self.key_file else None
+
+
 class Config(_Strict):
     paths: PathsConfig = PathsConfig()
     recognition: RecognitionConfig = RecognitionConfig()
@@ -230,6 +251,7 @@ class Config(_Strict):
     attendance: AttendanceConfig = AttendanceConfig()
     enrollment: EnrollmentConfig = EnrollmentConfig()
     retention: RetentionConfig = RetentionConfig()
+    roster: RosterConfig = RosterConfig()
     # name -> index, /dev path or stream URL (credentials allowed: they are never published).
     cameras: dict[str, str] = Field(default_factory=dict)
 

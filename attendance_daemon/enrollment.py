@@ -7,12 +7,13 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .store import Store
+from .store import StudentRow
 from .vision.boxes import Box
 from .vision.encode import Encoder, FaceEncoder
 
@@ -49,6 +50,16 @@ def too_large(image: Path, max_pixels: int) -> str | None:
             "(enrollment.max_image_pixels)")
 
 
+class RosterStore(Protocol):
+    """What enrollment needs of a store: the box's SQLite Store and the hub's PostgreSQL HubStore both have it."""
+
+    def section_exists(self, section: str) -> bool: ...
+    def upsert_student(self, section: str, student_id: str, name: str) -> int: ...
+    def student_rowid(self, section: str, student_id: str) -> int: ...
+    def add_encoding(self, student_rowid: int, vector: np.ndarray, source: str) -> int: ...
+    def section_encodings(self, section: str) -> tuple[list[StudentRow], np.ndarray, np.ndarray]: ...
+
+
 @dataclass
 class EnrollOutcome:
     student_id: str
@@ -61,7 +72,7 @@ class EnrollOutcome:
 class Enroller:
     """Locates faces with dlib HOG (upsampled once: enrollment favours recall over speed)."""
 
-    def __init__(self, store: Store, encoder: FaceEncoder | None = None, duplicate_warn_distance: float = 0.4,
+    def __init__(self, store: RosterStore, encoder: FaceEncoder | None = None, duplicate_warn_distance: float = 0.4,
                  max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         import dlib
 

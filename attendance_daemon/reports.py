@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -104,28 +105,12 @@ def _pdf(results: Results, path: Path) -> None:
     rows = [[r[0], r[1], _status_text(r), _when(r[5]) if r[5] else "", _when(r[6]) if r[6] else "", r[9],
              ", ".join(f"{_when(a)}-{_when(b)}" for a, b in (i.split("/") for i in r[10].split("; ") if i))]
             for r in _rows(results)]
-    plan = plan_fonts("\n".join([*lines, *(c for row in rows for c in row)]))
     pdf = FPDF(orientation="L", unit="mm", format="A4")
     pdf.set_auto_page_break(True, margin=12)
     pdf.add_page()
-    if plan.main is not None:
-        pdf.add_font("main", fname=str(plan.main))
-        pdf.add_font("main", style="B", fname=str(plan.bold or plan.main))
-        names = []
-        for i, fallback in enumerate(plan.fallbacks):
-            pdf.add_font(f"fallback{i}", fname=str(fallback))
-            names.append(f"fallback{i}")
-        if names:
-            pdf.set_fallback_fonts(names, exact_match=False)
-        if text_shaping_available():
-            pdf.set_text_shaping(True)
-        family, clean = "main", _same
-        if plan.uncovered:
-            log.warning("report %s: no installed font has %r", results.name, plan.uncovered[:40])
-    else:
-        log.warning("report %s: %s", results.name, MISSING_FONT_NOTE)
-        family, clean = "Helvetica", _latin1
-        lines.append(MISSING_FONT_NOTE)
+    family, clean, note = set_up_fonts(pdf, "\n".join([*lines, *(c for row in rows for c in row)]), results.name)
+    if note:
+        lines.append(note)
 
     def cell(width: float, height: float, text: str, border: Literal[0, 1] = 0) -> None:
         # fpdf2 2.8 forgets to re-select the main font after a cell that used a fallback font inside q/Q;
@@ -151,6 +136,31 @@ def _pdf(results: Results, path: Path) -> None:
             cell(w, 6, _fit(pdf, clean(value), w), border=1)
         pdf.ln()
     pdf.output(str(path))
+
+
+def set_up_fonts(pdf: object, text: str, what: str) -> tuple[str, Callable[[str], str], str | None]:
+    """Embeds the installed fonts that cover `text` (fallbacks, shaping): (family, text cleaner, a note to print
+    when no Unicode font is installed). Shared with the hub's cross-room reports."""
+    from fpdf import FPDF
+
+    assert isinstance(pdf, FPDF)
+    plan = plan_fonts(text)
+    if plan.main is None:
+        log.warning("report %s: %s", what, MISSING_FONT_NOTE)
+        return "Helvetica", _latin1, MISSING_FONT_NOTE
+    pdf.add_font("main", fname=str(plan.main))
+    pdf.add_font("main", style="B", fname=str(plan.bold or plan.main))
+    names = []
+    for i, fallback in enumerate(plan.fallbacks):
+        pdf.add_font(f"fallback{i}", fname=str(fallback))
+        names.append(f"fallback{i}")
+    if names:
+        pdf.set_fallback_fonts(names, exact_match=False)
+    if text_shaping_available():
+        pdf.set_text_shaping(True)
+    if plan.uncovered:
+        log.warning("report %s: no installed font has %r", what, plan.uncovered[:40])
+    return "main", _same, None
 
 
 def _ended(results: Results) -> str:

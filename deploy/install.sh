@@ -2,6 +2,11 @@
 # Installs or upgrades attendance-daemon as a systemd service on a Debian/Raspberry Pi OS box, with a local mosquitto.
 # Usage (as root, from the checkout):
 #   bash deploy/install.sh [--device-id ID] [--password PASS] [--offline] [--wheels DIR]
+#                          [--central HOST:PORT [--central-user U --central-password P]
+#                           [--central-cafile F [--central-insecure]] [--central-certfile F --central-keyfile F]
+#                           [--no-try-private]]
+# --central bridges the box's local mosquitto to a central broker (README "Many rooms"): the config is rendered
+# by attendance_daemon.bridge into /etc/mosquitto/conf.d/attendance-bridge.conf (kept on a re-run without it).
 # Re-running it upgrades in place: the configured device id and MQTT password are kept unless given; the new
 # release (source + venv) is built next to the running one and swapped in only once it is complete; then the
 # daemon is restarted. --offline never contacts a package index: the wheels come from the box's own wheel cache
@@ -17,12 +22,21 @@ DEVICE_ID=""
 PASSWORD=""
 OFFLINE=0
 EXTRA_WHEELS=()
+BRIDGE=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --device-id) DEVICE_ID=$2; shift 2 ;;
     --password) PASSWORD=$2; shift 2 ;;
     --offline) OFFLINE=1; shift ;;
     --wheels) EXTRA_WHEELS+=(--find-links "$(realpath "$2")"); shift 2 ;;
+    --central) BRIDGE+=(--central "$2"); shift 2 ;;
+    --central-user) BRIDGE+=(--username "$2"); shift 2 ;;
+    --central-password) BRIDGE+=(--password "$2"); shift 2 ;;
+    --central-cafile) BRIDGE+=(--cafile "$(realpath "$2")"); shift 2 ;;
+    --central-certfile) BRIDGE+=(--certfile "$(realpath "$2")"); shift 2 ;;
+    --central-keyfile) BRIDGE+=(--keyfile "$(realpath "$2")"); shift 2 ;;
+    --central-insecure) BRIDGE+=(--insecure); shift ;;
+    --no-try-private) BRIDGE+=(--no-try-private); shift ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
 done
@@ -102,6 +116,13 @@ chgrp mosquitto "$PASSWD" 2>/dev/null || true
 mosquitto_passwd -b "$PASSWD" "$USERNAME" "$PASSWORD"
 if [ -n "$OLD_USER" ] && [ "$OLD_USER" != "$USERNAME" ]; then
   mosquitto_passwd -D "$PASSWD" "$OLD_USER" || true
+fi
+# The bridge to the central broker: rendered by the release's own code (the same renderer the tests run
+# mosquitto with); it holds the central password, so only root and mosquitto read it.
+if [ ${#BRIDGE[@]} -gt 0 ]; then
+  "$V"/python -m attendance_daemon.bridge --device-id "$DEVICE_ID" "${BRIDGE[@]}" > "$REL/attendance-bridge.conf"
+  install -m 0640 -g mosquitto "$REL/attendance-bridge.conf" /etc/mosquitto/conf.d/attendance-bridge.conf
+  rm -f "$REL/attendance-bridge.conf"
 fi
 
 # Swap: the `current` symlink moves atomically to the new release; venv/ and src/ point through it.

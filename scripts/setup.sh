@@ -9,7 +9,7 @@ bash scripts/apt-install-missing.sh mosquitto mosquitto-clients ffmpeg fonts-dej
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/pip install -q -r requirements.txt -r requirements-dev.txt
+.venv/bin/pip install -q -r requirements.txt -r requirements-dev.txt -r requirements-hub.txt
 .venv/bin/pip install -q --no-deps -r requirements-nodeps.txt
 .venv/bin/pip install -q --no-deps -e .
 .venv/bin/python -c "import face_recognition, attendance_daemon.vision.detect as d; print('models ok:', d.blazeface_model_path().name)"

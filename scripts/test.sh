@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# PostgreSQL for the hub's tests (tests/hub_fixtures.py runs its own server on a free port)
+bash scripts/apt-install-missing.sh postgresql
 .venv/bin/ruff check .
 .venv/bin/mypy
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

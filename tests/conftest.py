@@ -15,6 +15,7 @@ from attendance_daemon.demo.sample import write_sample
 from attendance_daemon.enrollment import Enroller, bulk_folders
 from attendance_daemon.runtime import Runtime
 from attendance_daemon.store import Store
+from tests.hub_fixtures import Postgres
 from tests.mqtt_fixtures import Broker, DaemonProcess
 
 REPO = Path(__file__).resolve().parent.parent
@@ -128,3 +129,11 @@ def daemon_factory(tmp_path: Path, broker: Broker, daemon_media: Path, sample: d
     yield make
     for d in made:
         d.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """One PostgreSQL server for the session (the hub's tests); each test makes its own database."""
+    pg = Postgres()
+    yield pg
+    pg.stop()

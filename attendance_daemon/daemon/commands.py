@@ -13,7 +13,7 @@ from .. import api
 from ..cameras import resolve_camera
 from ..config import format_validation_error
 from ..enrollment import EnrollOutcome, too_large
-from ..errors import AttendanceError, InvalidRequest, NotFound, PayloadTooLarge, public_error
+from ..errors import AttendanceError, Conflict, InvalidRequest, NotFound, PayloadTooLarge, public_error
 from ..paths import resolve_inside
 from ..planning import plan_mp4, plan_webcam
 from ..reports import write_report
@@ -209,6 +209,7 @@ def students(d: Daemon, r: api.SectionRequest) -> list[dict[str, Any]]:
 
 @command("enroll", api.EnrollRequest, background=True)
 def enroll(d: Daemon, r: api.EnrollRequest) -> dict[str, Any]:
+    refuse_hub_managed(d, r.section)
     if (r.images is None) == (r.images_b64 is None):
         raise InvalidRequest("images: give exactly one of images (paths on the box) and images_b64 (photos)")
     if r.images_b64 is not None:  # Extension: photos in the request (remote enrollment)
@@ -241,9 +242,16 @@ def _enroll_files(d: Daemon, section: str, student_id: str, name: str, paths: li
 
 @command("remove_student", api.RemoveStudentRequest)
 def remove_student(d: Daemon, r: api.RemoveStudentRequest) -> dict[str, Any]:
+    refuse_hub_managed(d, r.section)
     d.store.remove_student(r.section, r.student_id)
     d.publish_info()
     return {"removed": True}
+
+
+def refuse_hub_managed(d: Daemon, section: str) -> None:
+    """Sections in [roster] sections come from the hub: a local change would be overwritten (and diverge)."""
+    if section in d.cfg.roster.sections:
+        raise Conflict(f"section: '{section}' is managed by the hub (roster.sections); enroll at the hub")
 
 
 # ---- history ----------------------------------------------------------------------------------------

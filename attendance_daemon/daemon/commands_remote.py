@@ -11,7 +11,7 @@ from ..enrollment import EnrollOutcome
 from ..errors import Conflict, InvalidRequest, NotFound
 from ..store import StudentRow
 from ..transfer import MAX_UPLOAD_TOTAL_BYTES, decode_image, outgoing
-from .commands import command
+from .commands import command, refuse_hub_managed
 
 if TYPE_CHECKING:
     from .service import Daemon
@@ -104,6 +104,7 @@ def _inside(root: Path, stored: str) -> Path:
 
 @command("assign_unknown", api.AssignUnknownRequest, background=True)
 def assign_unknown(d: Daemon, r: api.AssignUnknownRequest) -> dict[str, Any]:
+    refuse_hub_managed(d, r.section)
     face = d.store.unknown_face(r.face_id)
     photo_id, warnings = photos.assign_unknown(d.enroller, d.store, d.cfg.paths.photos, face, r.section,
                                                r.student_id, r.name)
@@ -136,6 +137,7 @@ def student_photo(d: Daemon, r: api.PhotoRequest) -> dict[str, Any]:
 
 @command("remove_photo", api.PhotoRequest)
 def remove_photo(d: Daemon, r: api.PhotoRequest) -> dict[str, Any]:
+    refuse_hub_managed(d, r.section)
     name = d.store.remove_photo(r.section, r.student_id, r.photo_id)
     photos.remove_photo_file(d.cfg.paths.photos, name)
     d.store.purge_wal()

@@ -65,9 +65,13 @@ class MqttLink:
     """Owns the client. `on_request` is called on paho's network thread: it must only enqueue."""
 
     def __init__(self, cfg: MqttConfig, topics: Topics, on_request: Callable[[Incoming], None],
-                 on_takeover: Callable[[str], None] | None = None) -> None:
+                 on_takeover: Callable[[str], None] | None = None,
+                 watched: tuple[list[str], Callable[[Incoming], None]] | None = None) -> None:
         self.cfg, self.topics = cfg, topics
         self._on_request = on_request
+        # Other topics subscribed (the hub's rosters): their messages go to their own callback, never to requests.
+        self._watched: list[str] = watched[0] if watched else []
+        self._on_watched: Callable[[Incoming], None] | None = watched[1] if watched else None
         self._on_takeover = on_takeover
         self._stopping = False
         self._drops = 0  # short-lived connections in a row: the reconnect delay doubles with each
@@ -174,6 +178,8 @@ class MqttLink:
             client.subscribe(self.topics.requests, options=SubscribeOptions(qos=1, retainAsPublished=True))
         else:
             client.subscribe(self.topics.requests, qos=1)
+        for topic in self._watched:
+            client.subscribe(topic, qos=1)
         with self._lock:
             for topic, payload in self._retained.items():
                 client.publish(topic, payload, qos=1, retain=True)
@@ -226,4 +232,8 @@ class MqttLink:
         props = getattr(msg, "properties", None)
         response_topic = getattr(props, "ResponseTopic", None) if props is not None else None
         correlation = getattr(props, "CorrelationData", None) if props is not None else None
-        self._on_request(Incoming(msg.topic, bytes(msg.payload), bool(msg.retain), response_topic, correlation))
+        incoming = Incoming(msg.topic, bytes(msg.payload), bool(msg.retain), response_topic, correlation)
+        if self._on_watched is not None and msg.topic in self._watched:
+            self._on_watched(incoming)
+            return
+        self._on_request(incoming)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__, api, retention
+from ..bridge import roster_topic
 from ..config import Config
 from ..enrollment import Enroller
 from ..errors import AttendanceError, Conflict, StoreError
@@ -25,6 +26,8 @@ from ..planning import SessionPlan
 from ..results import build_results
 from ..retention import RetentionTimer
 from ..roster import live_roster
+from ..roster_payload import MAX_ROSTER_BYTES
+from ..roster_sync import RosterSync
 from ..runtime import configured_detector
 from ..session import SessionControl, SessionHooks, SessionRunner
 from ..store import AttendanceRow, SessionRow, Store, StudentRow
@@ -44,6 +47,7 @@ DISPATCHER_STALL_S = 120.0
 WORKER_STALL_S = 60.0
 HOUSEKEEPING_S = 2.0  # how often the database file and the roster are checked (off the main loop)
 BACKGROUND_QUEUE = 8  # slow requests (enrollments) waiting beyond this are refused with 409
+ROSTER_INBOX = 32  # hub roster messages waiting for the housekeeper (beyond: dropped, logged)
 
 
 def _json(payload: Any) -> bytes:
@@ -83,7 +87,14 @@ class Daemon:
         self.store = Store(cfg.paths.database, allow_init=init or cfg.daemon.allow_init)
         self.topics = Topics(cfg.mqtt.base_topic, cfg.mqtt.device_id)
         self.requests: queue.Queue[Incoming | None] = queue.Queue()
-        self.link = MqttLink(cfg.mqtt, self.topics, self.requests.put, on_takeover=self._report_takeover)
+        # Hub rosters ([roster] sections): checked and applied by the housekeeper, never mid-session.
+        self.rosters = RosterSync(self.store, cfg.roster.sections, cfg.roster.key()) if cfg.roster.sections else None
+        self.roster_inbox: queue.Queue[Incoming] = queue.Queue(ROSTER_INBOX)
+        # Held by a start from reading the roster until the state is busy: a roster is never applied in between.
+        self._starting = threading.Lock()
+        self.link = MqttLink(cfg.mqtt, self.topics, self.requests.put, on_takeover=self._report_takeover,
+                             watched=([roster_topic(cfg.mqtt.base_topic, s) for s in cfg.roster.sections],
+                                      self._roster_arrived))
         self.device_id = cfg.mqtt.device_id
         self.sm = StateMachine(on_change=lambda s: self.link.set_retained("state", _json(s)), device_id=self.device_id)
         rc = cfg.recognition
@@ -112,7 +123,10 @@ class Daemon:
         with self._info_lock:  # the dispatcher, the enrollment worker and the housekeeper all call this
             info = api.Info(version=__version__, device_id=self.cfg.mqtt.device_id, detector=self.detector.name,
                             sections=[{"section": s, "students": n} for s, n in self.store.sections()],
-                            started_at=self.started_at, problems=[self.db_problem] if self.db_problem else [])
+                            started_at=self.started_at,
+                            problems=([self.db_problem] if self.db_problem else [])
+                            + (self.rosters.problems() if self.rosters else []),
+                            rosters=self.rosters.status() if self.rosters else {})
             payload = _json(info)
             if payload != self._info_payload:
                 self._info_payload = payload
@@ -180,6 +194,10 @@ class Daemon:
     def start_session(self, plan: SessionPlan) -> api.State:
         """Prepare without the state lock (free space, roster, open the source with a time-out), then commit
         under it (create the row, begin, start the worker). A refused commit closes the source again."""
+        with self._starting:
+            return self._start_session(plan)
+
+    def _start_session(self, plan: SessionPlan) -> api.State:
         if self.db_problem:
             raise StoreError(f"database: {self.db_problem}; restore it (see README) and restart the daemon")
         runner = SessionRunner(self.cfg, self.store, self.detector, self.encoder, plan, SessionControl(),
@@ -307,12 +325,50 @@ class Daemon:
                     continue
                 if retention_due.due(time.monotonic()):  # at start-up, then daily
                     retention.clean(self.cfg, self.store)
+                self._sync_rosters()
                 now = self.store.data_version()
                 if now != version:
                     version = now
                     self.publish_info()
             except (AttendanceError, OSError, sqlite3.Error) as exc:
                 log.error("housekeeping: %s: %s", type(exc).__name__, exc)
+
+    def _roster_arrived(self, incoming: Incoming) -> None:
+        """paho's thread: only enqueue (bounded); the housekeeper checks and applies."""
+        if len(incoming.payload) > MAX_ROSTER_BYTES:
+            log.error("roster message on %s: %d bytes, at most %d; ignored", incoming.topic, len(incoming.payload),
+                      MAX_ROSTER_BYTES)
+            return
+        try:
+            self.roster_inbox.put_nowait(incoming)
+        except queue.Full:
+            log.error("roster message on %s dropped: %d are waiting", incoming.topic, ROSTER_INBOX)
+
+    def _sync_rosters(self) -> None:
+        """Checks arrived rosters (a refused one is an `error` event and an Info problem), then applies the
+        staged ones when no session runs."""
+        if self.rosters is None:
+            return
+        changed = False
+        while True:
+            try:
+                incoming = self.roster_inbox.get_nowait()
+            except queue.Empty:
+                break
+            reason = self.rosters.offer(incoming.topic.rsplit("/", 1)[-1], incoming.payload)
+            if reason:
+                self.publish_event("error", error=reason)
+            changed = True  # staged (Info shows `pending`) or refused (Info shows the problem)
+        if self.rosters.pending() and self._starting.acquire(blocking=False):  # a start in progress: next tick
+            try:
+                active = self._active
+                idle = self.sm.state().session is None and (active is None or not active[1].is_alive())
+                if idle and self.rosters.apply_staged():
+                    changed = True
+            finally:
+                self._starting.release()
+        if changed:
+            self.publish_info()
 
     def _check_database(self) -> None:
         problem = self.store.identity_problem()

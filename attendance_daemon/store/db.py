@@ -215,6 +215,36 @@ class Store:
         owners = np.array([index[int(r[0])] for r in rows], dtype=np.int64)
         return roster, matrix, owners
 
+    # ---- hub rosters (roster_sync.py) ------------------------------------------------------------
+
+    def roster_versions(self) -> dict[str, tuple[int, str]]:
+        """section -> (version, hash) of the hub rosters applied here."""
+        with self._lock:
+            rows = self._db.execute("SELECT section, version, hash FROM roster_versions ORDER BY section").fetchall()
+        return {str(r[0]): (int(r[1]), str(r[2])) for r in rows}
+
+    def replace_roster(self, section: str, version: int, digest: str,
+                       students: list[tuple[str, str, list[list[float]]]]) -> bool:
+        """The section becomes exactly `students` (id, name, encodings) in one transaction, unless a version
+        as new or newer is already applied (then False, nothing changes)."""
+        now = now_iso()
+        with self._tx() as db:
+            row = db.execute("SELECT version FROM roster_versions WHERE section=?", (section,)).fetchone()
+            if row is not None and int(row[0]) >= version:
+                return False
+            db.execute("INSERT OR IGNORE INTO sections(name, created_at) VALUES (?, ?)", (section, now))
+            db.execute("DELETE FROM students WHERE section=?", (section,))
+            for student_id, name, encodings in students:
+                cur = db.execute("INSERT INTO students(section, student_id, name, created_at) VALUES (?, ?, ?, ?)",
+                                 (section, student_id, name, now))
+                db.executemany("INSERT INTO encodings(student, vector, source, created_at) VALUES (?, ?, ?, ?)",
+                               [(cur.lastrowid, np.asarray(e, dtype=np.float32).tobytes(), f"hub v{version}", now)
+                                for e in encodings])
+            db.execute("INSERT INTO roster_versions(section, version, hash, applied_at) VALUES (?, ?, ?, ?) "
+                       "ON CONFLICT(section) DO UPDATE SET version=excluded.version, hash=excluded.hash, "
+                       "applied_at=excluded.applied_at", (section, version, digest, now))
+        return True
+
     # ---- sessions -----------------------------------------------------------------------------
 
     def create_session(self, row: SessionRow) -> None:

@@ -74,6 +74,15 @@ MIGRATIONS: list[str] = [
     ALTER TABLE unknown_faces ADD COLUMN vector BLOB;
     ALTER TABLE unknown_faces ADD COLUMN assigned_to INTEGER REFERENCES encodings(id) ON DELETE SET NULL;
     """,
+    # 4: the hub's roster applied to each hub-managed section (version and content hash; see roster_sync.py)
+    """
+    CREATE TABLE roster_versions (
+        section     TEXT PRIMARY KEY,
+        version     INTEGER NOT NULL,
+        hash        TEXT NOT NULL,
+        applied_at  TEXT NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,5 @@
+"""`python -m attendance_daemon.hub` is the `attendance-hub` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,110 @@
+"""What the hub does with each box message on the central broker: one handler per leaf, strict about shape
+and size, never raising (a hostile or broken box cannot stop the hub). Pure of MQTT: the service feeds it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import ConfigDict, ValidationError
+
+from .. import api
+from ..bridge import BRIDGE_LEAF, HUB
+from .store import HubStore
+
+log = logging.getLogger(__name__)
+
+MAX_BOX_MESSAGE = 4 * 1024 * 1024  # results of a large room are ~100 KB; anything beyond this is ignored
+DEVICE = re.compile(r"[a-z0-9_-]{1,64}")
+LEAVES = ("availability", BRIDGE_LEAF, "info", "state", "results", "events", "response/forget_student")
+
+
+class ResultsIn(api.Results):
+    """The contract's Results, tolerant of fields a newer box adds (stored as published)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Ingest:
+    def __init__(self, store: HubStore, base: str, on_online: Callable[[str], None] | None = None) -> None:
+        self.store, self.base = store, base
+        self.on_online = on_online
+        self.counts: dict[str, int] = {}
+
+    def subscriptions(self) -> list[str]:
+        return [f"{self.base}/+/{leaf}" for leaf in LEAVES]
+
+    def handle(self, topic: str, payload: bytes) -> str:
+        """The outcome (for logs, counters and tests): e.g. `results:inserted`, `ignored:<why>`."""
+        try:
+            outcome = self._handle(topic, payload)
+        except Exception as exc:  # the store is down, a bug: logged, counted, the hub carries on
+            log.exception("ingest of %.120s failed", topic)
+            outcome = f"failed:{type(exc).__name__}"
+        self.counts[outcome] = self.counts.get(outcome, 0) + 1
+        return outcome
+
+    def _handle(self, topic: str, payload: bytes) -> str:
+        prefix = f"{self.base}/"
+        if not topic.startswith(prefix):
+            return "ignored:topic"
+        device, _, leaf = topic[len(prefix):].partition("/")
+        if device == HUB or not DEVICE.fullmatch(device) or leaf not in LEAVES:
+            return "ignored:topic"
+        if len(payload) > MAX_BOX_MESSAGE:
+            return "ignored:too-large"
+        if leaf == "availability":
+            text = payload.decode("utf-8", "replace")[:16]
+            if text not in ("online", "offline"):
+                return "ignored:availability"
+            self.store.device(device, availability=text)
+            if text == "online" and self.on_online is not None:
+                self.on_online(device)
+            return f"availability:{text}"
+        if leaf == BRIDGE_LEAF:  # mosquitto's bridge notification: "1" connected, "0" not (its will)
+            text = payload.decode("utf-8", "replace")[:4]
+            if text not in ("0", "1"):
+                return "ignored:bridge"
+            self.store.device(device, bridge="up" if text == "1" else "down")
+            return f"bridge:{text}"
+        if not payload:
+            return "ignored:empty"  # a deleted retained message
+        obj = _json_object(payload)
+        if obj is None:
+            return "ignored:not-json"
+        if leaf in ("info", "state"):
+            self.store.device(device, **{leaf: obj})
+            return leaf
+        if leaf == "results":
+            try:
+                results = ResultsIn.model_validate(obj)
+            except ValidationError as exc:
+                log.warning("results of %s refused: %s", device, str(exc).splitlines()[0][:200])
+                return "ignored:results"
+            if results.device_id not in (None, device):
+                return "ignored:results-device"
+            if results.status in ("running", "paused"):
+                return "ignored:results-running"
+            return "results:" + self.store.store_results(device, obj)
+        if leaf == "events":
+            if not isinstance(obj.get("type"), str):
+                return "ignored:event"
+            return "event:" + ("stored" if self.store.add_event(device, obj) else "duplicate")
+        # response/forget_student: the box's answer to the hub's forget request
+        transaction = obj.get("transaction")
+        if isinstance(transaction, str) and transaction.startswith("hub-forget-"):
+            answer = {k: obj.get(k) for k in ("status", "code", "data", "error")}
+            return "forget:" + ("answered" if self.store.record_forget_answer(device, transaction, answer)
+                                else "unknown")
+        return "ignored:response"
+
+
+def _json_object(payload: bytes) -> dict[str, Any] | None:
+    try:
+        obj = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return obj if isinstance(obj, dict) else None

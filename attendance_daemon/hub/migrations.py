@@ -1,0 +1,96 @@
+"""Versioned PostgreSQL schema of the hub: MIGRATIONS[i] takes the database from version i to i + 1
+(kept in schema_version, applied in one transaction each)."""
+
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE devices (
+        device_id     TEXT PRIMARY KEY,
+        availability  TEXT,
+        bridge        TEXT,
+        info          JSONB,
+        state         JSONB,
+        last_seen     TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    -- One row per (device_id, session_id): the results a box published; replays only count deliveries.
+    CREATE TABLE sessions (
+        device_id     TEXT NOT NULL,
+        session_id    TEXT NOT NULL,
+        name          TEXT NOT NULL,
+        section       TEXT NOT NULL,
+        status        TEXT NOT NULL,
+        started_at    TIMESTAMPTZ NOT NULL,
+        ended_at      TIMESTAMPTZ,
+        present_count INTEGER NOT NULL,
+        total         INTEGER NOT NULL,
+        payload       JSONB NOT NULL,
+        digest        TEXT NOT NULL,
+        deliveries    INTEGER NOT NULL DEFAULT 1,
+        revisions     INTEGER NOT NULL DEFAULT 0,
+        stored_at     TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+        PRIMARY KEY (device_id, session_id)
+    );
+    CREATE INDEX sessions_section ON sessions(section, started_at);
+    CREATE TABLE attendance (
+        device_id   TEXT NOT NULL,
+        session_id  TEXT NOT NULL,
+        student_id  TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        present     BOOLEAN NOT NULL,
+        seen_s      DOUBLE PRECISION,
+        late        BOOLEAN,
+        left_early  BOOLEAN,
+        arrived_at  TEXT,
+        left_at     TEXT,
+        PRIMARY KEY (device_id, session_id, student_id),
+        FOREIGN KEY (device_id, session_id) REFERENCES sessions ON DELETE CASCADE
+    );
+    CREATE INDEX attendance_student ON attendance(student_id);
+    CREATE TABLE events (
+        device_id   TEXT NOT NULL,
+        digest      TEXT NOT NULL,
+        type        TEXT NOT NULL,
+        at          TEXT,
+        payload     JSONB NOT NULL,
+        received_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        PRIMARY KEY (device_id, digest)
+    );
+    CREATE TABLE roster_students (
+        id          BIGSERIAL PRIMARY KEY,
+        section     TEXT NOT NULL,
+        student_id  TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        created_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
+        UNIQUE (section, student_id)
+    );
+    CREATE TABLE roster_encodings (
+        id          BIGSERIAL PRIMARY KEY,
+        student     BIGINT NOT NULL REFERENCES roster_students(id) ON DELETE CASCADE,
+        vector      BYTEA NOT NULL,
+        source      TEXT NOT NULL
+    );
+    CREATE TABLE rosters (
+        section      TEXT PRIMARY KEY,
+        version      INTEGER NOT NULL,
+        hash         TEXT NOT NULL,
+        published_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    -- sha256 of forgotten student ids: results replayed later are scrubbed at ingest.
+    CREATE TABLE forgotten (
+        digest      TEXT PRIMARY KEY,
+        mode        TEXT NOT NULL,
+        at          TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    -- forget_student requests sent to boxes and their answers (re-sent when a box comes back online).
+    CREATE TABLE forget_deliveries (
+        digest      TEXT NOT NULL,
+        device_id   TEXT NOT NULL,
+        request     JSONB NOT NULL,
+        sent_at     TIMESTAMPTZ NOT NULL DEFAULT now(),
+        answered_at TIMESTAMPTZ,
+        answer      JSONB,
+        PRIMARY KEY (digest, device_id)
+    );
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)

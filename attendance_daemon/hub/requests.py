@@ -1,0 +1,280 @@
+"""The hub's own requests, `<base>/@hub/request/<command>` -> `<base>/@hub/response/<command>`, in the boxes'
+style: one registry, strict pydantic models (unknown fields 400, no coercion), exactly one Response each."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import Field, StrictInt, ValidationError
+
+from .. import api
+from ..config import EnrollmentConfig, format_validation_error
+from ..daemon.commands import parse
+from ..daemon.mqtt_link import Incoming
+from ..enrollment import too_large
+from ..errors import AttendanceError, InvalidRequest, NotFound, public_error
+from ..names import DisplayName, LookupText, PathText, SafeId, ShortText
+from ..paths import resolve_inside
+from ..reports import text_cell
+from ..timeutil import iso, parse_iso
+from .roster import RosterPublisher
+from .store import HubStore
+
+log = logging.getLogger(__name__)
+MAX_REPORT_ROWS = 20000
+
+
+class Empty(api.Request):
+    pass
+
+
+class HubSessionsRequest(api.Request):
+    device_id: LookupText | None = None
+    section: LookupText | None = None
+    limit: StrictInt = Field(100, ge=1, le=MAX_REPORT_ROWS)
+
+
+class StudentReportRequest(api.Request):
+    student_id: LookupText
+    since: ShortText | None = None
+    until: ShortText | None = None
+    format: Literal["json", "csv", "pdf"] = "json"
+    limit: StrictInt = Field(1000, ge=1, le=MAX_REPORT_ROWS)
+
+
+class SectionReportRequest(api.Request):
+    section: LookupText
+    since: ShortText | None = None
+    until: ShortText | None = None
+    format: Literal["json", "csv", "pdf"] = "json"
+    limit: StrictInt = Field(1000, ge=1, le=MAX_REPORT_ROWS)
+
+
+class HubEnrollRequest(api.Request):
+    section: SafeId
+    student_id: SafeId
+    name: DisplayName
+    images: list[PathText] = Field(min_length=1)
+
+
+class HubRemoveStudentRequest(api.Request):
+    section: LookupText
+    student_id: LookupText
+
+
+class ForgetStudentRequest(api.Request):
+    student_id: LookupText
+    section: LookupText | None = None
+    attendance: Literal["anonymise", "remove"] = "anonymise"
+
+
+class PublishRosterRequest(api.Request):
+    section: SafeId
+
+
+@dataclass
+class HubContext:
+    """What the handlers use, and nothing more."""
+
+    store: HubStore
+    rosters: RosterPublisher
+    enrollment_dir: Path
+    enrollment: EnrollmentConfig
+    send_to_box: Callable[[str, str, dict[str, Any]], None]  # (device_id, command, request)
+
+
+Q = TypeVar("Q", bound=api.Request)
+HubHandler = Callable[[HubContext, Any], Any]
+HUB_COMMANDS: dict[str, tuple[type[api.Request], HubHandler]] = {}
+
+
+def hub_command(name: str, model: type[Q],
+                ) -> Callable[[Callable[[HubContext, Q], Any]], Callable[[HubContext, Q], Any]]:
+    def register(fn: Callable[[HubContext, Q], Any]) -> Callable[[HubContext, Q], Any]:
+        HUB_COMMANDS[name] = (model, fn)
+        return fn
+
+    return register
+
+
+def handle(ctx: HubContext, name: str, incoming: Incoming) -> api.Response:
+    """Never raises."""
+    transaction: Any = None
+    try:
+        transaction, obj = parse(incoming)
+        if name not in HUB_COMMANDS:
+            raise NotFound(f"unknown command '{name[:64]}' (known: {', '.join(sorted(HUB_COMMANDS))})")
+        model, fn = HUB_COMMANDS[name]
+        try:
+            request = model.model_validate(obj)
+        except ValidationError as exc:
+            raise InvalidRequest(format_validation_error(exc)) from exc
+        return api.Response(transaction=transaction, status="ok", code=200, data=plain(fn(ctx, request)))
+    except AttendanceError as exc:
+        return api.Response(transaction=getattr(exc, "transaction", transaction), status="error", code=exc.code,
+                            error=public_error(exc.message, [(ctx.enrollment_dir, "<enrollment>")]), data=exc.data)
+    except Exception as exc:
+        log.exception("internal error handling hub request %s", name[:64])
+        return api.Response(transaction=transaction, status="error", code=500,
+                            error=f"internal error: {type(exc).__name__}")
+
+
+def plain(value: Any) -> Any:
+    """JSON-ready: datetimes as ISO text."""
+    return json.loads(json.dumps(value, default=lambda v: iso(v) if isinstance(v, datetime) else str(v)))
+
+
+def _time(value: str | None, field: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        return iso(parse_iso(value))
+    except ValueError as exc:
+        raise InvalidRequest(f"{field}: not an ISO 8601 time: '{value}'") from exc
+
+
+# ---- fleet --------------------------------------------------------------------------------------------
+
+
+@hub_command("fleet", Empty)
+def fleet(ctx: HubContext, r: Empty) -> dict[str, Any]:
+    """Every box seen: online (availability online and the bridge not reported down), mode, rosters."""
+    devices = []
+    for d in ctx.store.devices():
+        info, state = d["info"] or {}, d["state"] or {}
+        devices.append({
+            "device_id": d["device_id"],
+            "online": d["availability"] == "online" and d["bridge"] != "down",
+            "availability": d["availability"], "bridge": d["bridge"],
+            "mode": state.get("mode"), "session": (state.get("session") or {}).get("name"),
+            "rosters": info.get("rosters", {}), "problems": info.get("problems", []),
+            "version": info.get("version"), "last_seen": d["last_seen"],
+        })
+    return {"devices": devices, "rosters": ctx.store.rosters()}
+
+
+@hub_command("sessions", HubSessionsRequest)
+def sessions(ctx: HubContext, r: HubSessionsRequest) -> list[dict[str, Any]]:
+    rows = ctx.store.session_rows(device_id=r.device_id)
+    if r.section is not None:
+        rows = [x for x in rows if x["section"] == r.section]
+    return rows[-r.limit:]
+
+
+# ---- reports ------------------------------------------------------------------------------------------
+
+REPORT_COLUMNS = ("student_id", "name", "present", "late", "left_early", "seen_s", "arrived_at", "left_at",
+                  "device_id", "session", "section", "status", "started_at")
+
+
+def report_data(rows: list[dict[str, Any]], fmt: str, title: str = "Attendance") -> dict[str, Any]:
+    summary: dict[str, dict[str, int]] = {}
+    for row in rows:
+        s = summary.setdefault(row["student_id"], {"sessions": 0, "present": 0, "late": 0})
+        s["sessions"] += 1
+        s["present"] += bool(row["present"])
+        s["late"] += bool(row["late"])
+    if fmt == "csv":
+        out = io.StringIO()
+        w = csv.writer(out)
+        w.writerow(REPORT_COLUMNS)
+        for row in rows:
+            w.writerow([text_cell(str(row["student_id"])), text_cell(str(row["name"])),
+                        *("" if row[c] is None else (iso(row[c]) if isinstance(row[c], datetime) else
+                                                      text_cell(str(row[c]))) for c in REPORT_COLUMNS[2:])])
+        return {"csv": out.getvalue(), "rows": len(rows), "summary": summary}
+    if fmt == "pdf":
+        from .report_pdf import render_pdf
+
+        return {"pdf": base64.b64encode(render_pdf(title, rows, summary)).decode(), "rows": len(rows),
+                "summary": summary}
+    return {"rows": [{c: row[c] for c in REPORT_COLUMNS} for row in rows], "summary": summary}
+
+
+@hub_command("student_report", StudentReportRequest)
+def student_report(ctx: HubContext, r: StudentReportRequest) -> dict[str, Any]:
+    """One student over every room and session."""
+    return report_data(ctx.store.student_report(r.student_id, _time(r.since, "since"), _time(r.until, "until"),
+                                            r.limit), r.format, f"Attendance of student {r.student_id}")
+
+
+@hub_command("section_report", SectionReportRequest)
+def section_report(ctx: HubContext, r: SectionReportRequest) -> dict[str, Any]:
+    """Every student of a section over every room and session."""
+    return report_data(ctx.store.section_report(r.section, _time(r.since, "since"), _time(r.until, "until"),
+                                            r.limit), r.format, f"Attendance of section {r.section}")
+
+
+# ---- roster -------------------------------------------------------------------------------------------
+
+
+@hub_command("enroll", HubEnrollRequest)
+def enroll(ctx: HubContext, r: HubEnrollRequest) -> dict[str, Any]:
+    """The box's enrollment rules (limits, one face per photo, photos inside the enrollment directory), then a
+    new roster version of the section."""
+    if len(r.images) > ctx.enrollment.max_images:
+        raise InvalidRequest(f"images: {len(r.images)} images in one request; at most {ctx.enrollment.max_images} "
+                             "(enrollment.max_images)")
+    images = [resolve_inside(ctx.enrollment_dir, p, "images", "enrollment directory") for p in r.images]
+    for i, image in enumerate(images):
+        problem = too_large(image, ctx.enrollment.max_image_pixels) if image.is_file() else None
+        if problem:
+            raise InvalidRequest(f"images[{i}]: '{r.images[i]}': {problem}")
+    outcome = ctx.rosters.enroll(r.section, r.student_id, r.name, images)
+    roster = ctx.rosters.publish(r.section) if outcome.encodings_added else None
+    return {"student_id": r.student_id, "encodings_added": outcome.encodings_added,
+            "rejected": [{"image": Path(x["image"]).name, "reason": x["reason"]} for x in outcome.rejected],
+            "warnings": outcome.warnings, "roster": roster}
+
+
+@hub_command("remove_student", HubRemoveStudentRequest)
+def remove_student(ctx: HubContext, r: HubRemoveStudentRequest) -> dict[str, Any]:
+    if not ctx.store.remove_roster_student(r.section, r.student_id):
+        raise NotFound(f"student_id: no student '{r.student_id}' in section '{r.section}' at the hub")
+    return {"removed": True, "roster": ctx.rosters.publish(r.section)}
+
+
+@hub_command("rosters", Empty)
+def rosters(ctx: HubContext, r: Empty) -> dict[str, Any]:
+    return ctx.store.rosters()
+
+
+@hub_command("publish_roster", PublishRosterRequest)
+def publish_roster(ctx: HubContext, r: PublishRosterRequest) -> dict[str, Any]:
+    """Publishes the section again as a new version (e.g. after `attendance-hub enroll` from the shell)."""
+    if r.section not in ctx.store.roster_sections():
+        raise NotFound(f"section: unknown section '{r.section}' at the hub")
+    return ctx.rosters.publish(r.section)
+
+
+# ---- forgetting ---------------------------------------------------------------------------------------
+
+
+@hub_command("forget_student", ForgetStudentRequest)
+def forget_student(ctx: HubContext, r: ForgetStudentRequest) -> dict[str, Any]:
+    """Erases the student at the hub, publishes every affected roster without them, and sends the box command
+    `forget_student` to every known box (offline ones get it from their bridge's queue, and again from the hub
+    when they come back online until they answer)."""
+    counts = ctx.store.forget(r.student_id, r.section, r.attendance)
+    versions = {s: ctx.rosters.publish(s)["version"] for s in counts.sections}
+    request: dict[str, Any] = {"student_id": r.student_id, "attendance": r.attendance}
+    if r.section is not None:
+        request["section"] = r.section
+    sent = []
+    for device in ctx.store.device_ids():
+        box_request = {**request, "transaction": f"hub-forget-{secrets.token_hex(8)}"}
+        ctx.store.record_forget_sent(r.student_id, device, box_request)
+        ctx.send_to_box(device, "forget_student", box_request)
+        sent.append(device)
+    return {"student_id": r.student_id, "sections": counts.sections, "sessions": counts.sessions,
+            "attendance_rows": counts.attendance_rows, "roster_versions": versions, "sent_to": sent}

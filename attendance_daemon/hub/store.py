@@ -1,0 +1,410 @@
+"""The hub's PostgreSQL store (psycopg 3): migrations, exactly-once session rows, fleet, rosters, reports.
+
+One connection in autocommit mode, one lock: the hub's ingest and request threads share it; every write that
+touches several rows is one transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from ..errors import NotFound
+from ..names import check_display_name, check_id
+from ..store.records import StudentRow
+from .migrations import MIGRATIONS, SCHEMA_VERSION
+
+ENCODING_DIM = 128
+Outcome = Literal["inserted", "duplicate", "revised", "stale"]
+
+
+def student_digest(student_id: str) -> str:
+    return hashlib.sha256(student_id.encode()).hexdigest()
+
+
+def payload_digest(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ForgetCounts:
+    sessions: int
+    attendance_rows: int
+    roster_students: int
+    sections: list[str]
+
+
+class HubStore:
+    def __init__(self, dsn: str) -> None:
+        self._lock = threading.RLock()
+        self._db = psycopg.connect(dsn, autocommit=True, row_factory=dict_row)
+        self.migrate()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+        with self._lock, self._db.transaction():
+            yield self._db
+
+    def migrate(self) -> None:
+        """Applies the missing migrations, each in its own transaction; a newer database is refused."""
+        with self._tx() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            db.execute("LOCK TABLE schema_version")  # two hubs starting at once migrate one after the other
+            row = db.execute("SELECT version FROM schema_version").fetchone()
+            if row is None:
+                db.execute("INSERT INTO schema_version VALUES (0)")
+            version = int(row["version"]) if row else 0
+            if version > SCHEMA_VERSION:
+                raise RuntimeError(f"hub database has schema {version}, newer than this build ({SCHEMA_VERSION})")
+            for i in range(version, SCHEMA_VERSION):
+                db.execute(MIGRATIONS[i].encode())
+                db.execute("UPDATE schema_version SET version = %s", (i + 1,))
+
+    def schema_version(self) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT version FROM schema_version").fetchone()
+        return int(row["version"]) if row else 0
+
+    # ---- fleet ------------------------------------------------------------------------------------
+
+    def device(self, device_id: str, **fields: Any) -> None:
+        """Upserts what the hub knows of a box (availability, bridge, info, state)."""
+        cols = [k for k in ("availability", "bridge", "info", "state") if k in fields]
+        values = [Jsonb(fields[k]) if k in ("info", "state") else fields[k] for k in cols]
+        sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in cols)
+        with self._tx() as db:
+            db.execute(
+                f"INSERT INTO devices (device_id{''.join(', ' + c for c in cols)}) "
+                f"VALUES (%s{', %s' * len(cols)}) ON CONFLICT (device_id) DO UPDATE SET "
+                f"{sets + ', ' if sets else ''}last_seen = now()",
+                (device_id, *values))
+
+    def devices(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return self._db.execute("SELECT * FROM devices ORDER BY device_id").fetchall()
+
+    def device_ids(self) -> list[str]:
+        with self._lock:
+            return [r["device_id"] for r in self._db.execute("SELECT device_id FROM devices ORDER BY 1").fetchall()]
+
+    # ---- sessions ---------------------------------------------------------------------------------
+
+    def store_results(self, device_id: str, results: dict[str, Any]) -> Outcome:
+        """Exactly once per (device_id, session_id). The same payload again (a retained replay, a bridge
+        re-send) only counts a delivery. A changed payload for the same session (a box re-publishing
+        after recovery) replaces the row when it ended no earlier than the stored one (a revision);
+        an older one is kept out (stale)."""
+        results = self._scrub_forgotten(results)
+        digest = payload_digest(results)
+        row = _session_values(device_id, results, digest)
+        with self._tx() as db:
+            inserted = db.execute(
+                "INSERT INTO sessions (device_id, session_id, name, section, status, started_at, ended_at, "
+                "present_count, total, payload, digest) VALUES (%(device_id)s, %(session_id)s, "
+                "%(name)s, %(section)s, %(status)s, %(started_at)s, %(ended_at)s, %(present_count)s, %(total)s, "
+                "%(payload)s, %(digest)s) "
+                "ON CONFLICT (device_id, session_id) DO NOTHING RETURNING 1", row).fetchone()
+            if inserted:
+                _insert_attendance(db, device_id, results)
+                return "inserted"
+            old = db.execute("SELECT digest, ended_at FROM sessions WHERE device_id=%s AND session_id=%s FOR UPDATE",
+                             (device_id, row["session_id"])).fetchone()
+            assert old is not None
+            if old["digest"] == digest:
+                db.execute("UPDATE sessions SET deliveries = deliveries + 1 WHERE device_id=%s AND session_id=%s",
+                           (device_id, row["session_id"]))
+                return "duplicate"
+            newer = db.execute("SELECT %s::timestamptz >= COALESCE(%s::timestamptz, '-infinity') AS newer",
+                               (row["ended_at"] or "infinity", old["ended_at"])).fetchone()
+            if not (newer and newer["newer"]):
+                db.execute("UPDATE sessions SET deliveries = deliveries + 1 WHERE device_id=%s AND session_id=%s",
+                           (device_id, row["session_id"]))
+                return "stale"
+            db.execute(
+                "UPDATE sessions SET name=%(name)s, section=%(section)s, status=%(status)s, "
+                "started_at=%(started_at)s, ended_at=%(ended_at)s, present_count=%(present_count)s, "
+                "total=%(total)s, payload=%(payload)s, digest=%(digest)s, deliveries=deliveries + 1, "
+                "revisions=revisions + 1, stored_at=clock_timestamp() "
+                "WHERE device_id=%(device_id)s AND session_id=%(session_id)s", row)
+            db.execute("DELETE FROM attendance WHERE device_id=%s AND session_id=%s", (device_id, row["session_id"]))
+            _insert_attendance(db, device_id, results)
+            return "revised"
+
+    def session_rows(self, device_id: str | None = None, session_id: str | None = None) -> list[dict[str, Any]]:
+        where, args = [], []
+        for col, value in (("device_id", device_id), ("session_id", session_id)):
+            if value is not None:
+                where.append(f"{col} = %s")
+                args.append(value)
+        sql = ("SELECT device_id, session_id, name, section, status, started_at, ended_at, present_count, total, "
+               "deliveries, revisions, stored_at FROM sessions")
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        with self._lock:
+            return self._db.execute(sql + " ORDER BY started_at", args).fetchall()
+
+    def add_event(self, device_id: str, event: dict[str, Any]) -> bool:
+        """Stored once: a re-sent event (same content) is a no-op. True when new."""
+        with self._tx() as db:
+            return db.execute(
+                "INSERT INTO events (device_id, digest, type, at, payload) VALUES (%s, %s, %s, %s, %s) "
+                "ON CONFLICT DO NOTHING RETURNING 1",
+                (device_id, payload_digest(event), str(event.get("type", ""))[:64], str(event.get("at", ""))[:64],
+                 Jsonb(event))).fetchone() is not None
+
+    # ---- reports ----------------------------------------------------------------------------------
+
+    def student_report(self, student_id: str, since: str | None, until: str | None,
+                       limit: int) -> list[dict[str, Any]]:
+        """Every session of every room where the student was on the roster (present or absent)."""
+        sql, args = _report_sql("a.student_id = %s", [student_id], since, until, limit)
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    def section_report(self, section: str, since: str | None, until: str | None,
+                       limit: int) -> list[dict[str, Any]]:
+        sql, args = _report_sql("s.section = %s", [section], since, until, limit)
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # ---- roster (duck-types the box Store for Enroller: same enrollment rules at the hub) ---------------
+
+    def section_exists(self, section: str) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM roster_students WHERE section=%s LIMIT 1",
+                                    (section,)).fetchone() is not None
+
+    def upsert_student(self, section: str, student_id: str, name: str) -> int:
+        check_id(section, "section")
+        check_id(student_id, "student_id")
+        check_display_name(name)
+        with self._tx() as db:
+            row = db.execute(
+                "INSERT INTO roster_students (section, student_id, name) VALUES (%s, %s, %s) "
+                "ON CONFLICT (section, student_id) DO UPDATE SET name = EXCLUDED.name RETURNING id",
+                (section, student_id, name)).fetchone()
+        assert row is not None
+        return int(row["id"])
+
+    def add_encoding(self, student_rowid: int, vector: np.ndarray, source: str) -> int:
+        vec = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if vec.shape != (ENCODING_DIM,):
+            raise ValueError(f"encoding must have {ENCODING_DIM} values, got {vec.shape}")
+        with self._tx() as db:
+            row = db.execute("INSERT INTO roster_encodings (student, vector, source) VALUES (%s, %s, %s) "
+                             "RETURNING id", (student_rowid, vec.tobytes(), source)).fetchone()
+        assert row is not None
+        return int(row["id"])
+
+    def student_rowid(self, section: str, student_id: str) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT id FROM roster_students WHERE section = %s AND student_id = %s",
+                                   (section, student_id)).fetchone()
+        if row is None:
+            raise NotFound(f"student_id: no student '{student_id}' in section '{section}' at the hub")
+        return int(row["id"])
+
+    def students(self, section: str) -> list[StudentRow]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT st.id, st.section, st.student_id, st.name, COUNT(e.id) AS n FROM roster_students st "
+                "LEFT JOIN roster_encodings e ON e.student = st.id WHERE st.section = %s "
+                "GROUP BY st.id ORDER BY st.student_id", (section,)).fetchall()
+        if not rows:
+            raise NotFound(f"section: unknown section '{section}' at the hub")
+        return [StudentRow(int(r["id"]), r["section"], r["student_id"], r["name"], int(r["n"])) for r in rows]
+
+    def section_encodings(self, section: str) -> tuple[list[StudentRow], np.ndarray, np.ndarray]:
+        roster = self.students(section)
+        index = {s.rowid: i for i, s in enumerate(roster)}
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT e.student, e.vector FROM roster_encodings e JOIN roster_students st ON st.id = e.student "
+                "WHERE st.section = %s ORDER BY e.id", (section,)).fetchall()
+        if not rows:
+            return roster, np.zeros((0, ENCODING_DIM), np.float32), np.zeros(0, np.int64)
+        matrix = np.stack([np.frombuffer(r["vector"], dtype=np.float32) for r in rows])
+        owners = np.array([index[int(r["student"])] for r in rows], dtype=np.int64)
+        return roster, matrix, owners
+
+    def remove_roster_student(self, section: str, student_id: str) -> bool:
+        with self._tx() as db:
+            return db.execute("DELETE FROM roster_students WHERE section=%s AND student_id=%s",
+                              (section, student_id)).rowcount > 0
+
+    def roster_sections(self) -> list[str]:
+        with self._lock:
+            rows = self._db.execute("SELECT DISTINCT section FROM roster_students UNION "
+                                    "SELECT section FROM rosters ORDER BY 1").fetchall()
+        return [r["section"] for r in rows]
+
+    def roster_content(self, section: str) -> list[dict[str, Any]]:
+        """[{student_id, name, encodings}] of a section, in student_id order (empty when none left)."""
+        try:
+            roster, matrix, owners = self.section_encodings(section)
+        except NotFound:
+            return []
+        return [{"student_id": s.student_id, "name": s.name,
+                 "encodings": [[float(x) for x in matrix[j]] for j in np.flatnonzero(owners == i)]}
+                for i, s in enumerate(roster)]
+
+    def next_roster_version(self, section: str) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT version FROM rosters WHERE section=%s", (section,)).fetchone()
+        return (int(row["version"]) if row else 0) + 1
+
+    def record_roster(self, section: str, version: int, digest: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO rosters (section, version, hash) VALUES (%s, %s, %s) ON CONFLICT (section) "
+                       "DO UPDATE SET version = EXCLUDED.version, hash = EXCLUDED.hash, published_at = now()",
+                       (section, version, digest))
+
+    def rosters(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute("SELECT section, version, hash FROM rosters ORDER BY section").fetchall()
+        return {r["section"]: {"version": int(r["version"]), "hash": r["hash"]} for r in rows}
+
+    # ---- forgetting ---------------------------------------------------------------------------------
+
+    def forget(self, student_id: str, section: str | None, mode: Literal["anonymise", "remove"]) -> ForgetCounts:
+        """Erases a student from the hub in one transaction: roster entries (with their encodings), and the
+        attendance of the sessions (removed, or kept under a random pseudonym with the name dropped); the stored
+        results payloads are scrubbed the same way. Remembered (as a hash) so later replays are scrubbed too."""
+        alias = f"forgotten-{secrets.token_hex(4)}"
+        with self._tx() as db:
+            sec_clause, sec_args = ("AND section = %s", [section]) if section else ("", [])
+            sections = [r["section"] for r in db.execute(
+                f"DELETE FROM roster_students WHERE student_id = %s {sec_clause} RETURNING section",
+                [student_id, *sec_args]).fetchall()]
+            sessions = db.execute(
+                "SELECT s.device_id, s.session_id, s.payload FROM sessions s JOIN attendance a USING "
+                f"(device_id, session_id) WHERE a.student_id = %s {sec_clause.replace('section', 's.section')} "
+                "FOR UPDATE OF s", [student_id, *sec_args]).fetchall()
+            rows = 0
+            for s in sessions:
+                payload = _scrub(s["payload"], {student_id}, mode, alias)
+                db.execute("UPDATE sessions SET payload=%s, digest=%s, present_count=%s, total=%s "
+                           "WHERE device_id=%s AND session_id=%s",
+                           (Jsonb(payload), payload_digest(payload), int(payload.get("present_count", 0)),
+                            int(payload.get("total", 0)), s["device_id"], s["session_id"]))
+                if mode == "remove":
+                    cur = db.execute("DELETE FROM attendance WHERE device_id=%s AND session_id=%s AND student_id=%s",
+                                     (s["device_id"], s["session_id"], student_id))
+                else:
+                    cur = db.execute("UPDATE attendance SET student_id=%s, name=%s WHERE device_id=%s AND "
+                                     "session_id=%s AND student_id=%s",
+                                     (alias, alias, s["device_id"], s["session_id"], student_id))
+                rows += cur.rowcount
+            if section is None:
+                db.execute("INSERT INTO forgotten (digest, mode) VALUES (%s, %s) ON CONFLICT (digest) DO UPDATE "
+                           "SET mode = EXCLUDED.mode, at = now()", (student_digest(student_id), mode))
+        return ForgetCounts(len(sessions), rows, len(sections), sorted(set(sections)))
+
+    def _scrub_forgotten(self, results: dict[str, Any]) -> dict[str, Any]:
+        ids = {str(p.get("student_id")) for key in ("present", "absent") for p in results.get(key, [])
+               if isinstance(p, dict)}
+        if not ids:
+            return results
+        digests = {student_digest(i): i for i in ids}
+        with self._lock:
+            rows = self._db.execute("SELECT digest, mode FROM forgotten WHERE digest = ANY(%s)",
+                                    (list(digests),)).fetchall()
+        for r in rows:
+            results = _scrub(results, {digests[r["digest"]]}, r["mode"], f"forgotten-{secrets.token_hex(4)}")
+        return results
+
+    def record_forget_sent(self, student_id: str, device_id: str, request: dict[str, Any]) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO forget_deliveries (digest, device_id, request) VALUES (%s, %s, %s) "
+                       "ON CONFLICT (digest, device_id) DO UPDATE SET request = EXCLUDED.request, sent_at = now(), "
+                       "answered_at = NULL, answer = NULL", (student_digest(student_id), device_id, Jsonb(request)))
+
+    def record_forget_answer(self, device_id: str, transaction: str, answer: dict[str, Any]) -> bool:
+        """The box answered. `ok`: done, the stored request (which names the student) is dropped. An error (e.g.
+        404 from a box too old to know the command) is kept with the request, which goes out again when the box
+        next comes online."""
+        done = answer.get("status") == "ok"
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE forget_deliveries SET answer = %s, answered_at = CASE WHEN %s THEN now() END, "
+                "request = CASE WHEN %s THEN '{}'::jsonb ELSE request END "
+                "WHERE device_id = %s AND request->>'transaction' = %s",
+                (Jsonb(answer), done, done, device_id, transaction))
+            return cur.rowcount > 0
+
+    def pending_forgets(self, device_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute("SELECT request FROM forget_deliveries WHERE device_id = %s AND "
+                                    "answered_at IS NULL ORDER BY sent_at", (device_id,)).fetchall()
+        return [r["request"] for r in rows]
+
+    def forget_deliveries(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return self._db.execute("SELECT device_id, sent_at, answered_at, answer FROM forget_deliveries "
+                                    "ORDER BY sent_at").fetchall()
+
+
+def _session_values(device_id: str, r: dict[str, Any], digest: str) -> dict[str, Any]:
+    return {"device_id": device_id, "session_id": r["session_id"], "name": r["name"], "section": r["section"],
+            "status": r["status"], "started_at": r["started_at"], "ended_at": r.get("ended_at"),
+            "present_count": int(r["present_count"]), "total": int(r["total"]), "payload": Jsonb(r),
+            "digest": digest}
+
+
+def _insert_attendance(db: psycopg.Connection[dict[str, Any]], device_id: str, r: dict[str, Any]) -> None:
+    rows = [(device_id, r["session_id"], p["student_id"], p["name"], True, p["seen_s"], p["late"], p["left_early"],
+             p["arrived_at"], p["left_at"]) for p in r["present"]]
+    rows += [(device_id, r["session_id"], a["student_id"], a["name"], False, None, None, None, None, None)
+             for a in r["absent"]]
+    with db.cursor() as cur:
+        cur.executemany("INSERT INTO attendance (device_id, session_id, student_id, name, present, seen_s, late, "
+                        "left_early, arrived_at, left_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                        "ON CONFLICT DO NOTHING", rows)
+
+
+def _scrub(results: dict[str, Any], ids: set[str], mode: str, alias: str) -> dict[str, Any]:
+    out = dict(results)
+    for key in ("present", "absent"):
+        kept = []
+        for p in results.get(key, []):
+            if isinstance(p, dict) and p.get("student_id") in ids:
+                if mode == "remove":
+                    continue
+                kept.append({**p, "student_id": alias, "name": alias})
+                continue
+            kept.append(p)
+        out[key] = kept
+    if mode == "remove":
+        out["present_count"] = len(out.get("present", []))
+        out["total"] = len(out.get("present", [])) + len(out.get("absent", []))
+    return out
+
+
+def _report_sql(where: str, args: list[Any], since: str | None, until: str | None,
+                limit: int) -> tuple[str, list[Any]]:
+    clauses = [where]
+    if since is not None:
+        clauses.append("s.started_at >= %s")
+        args.append(since)
+    if until is not None:
+        clauses.append("s.started_at <= %s")
+        args.append(until)
+    sql = ("SELECT a.student_id, a.name, a.present, a.seen_s, a.late, a.left_early, a.arrived_at, a.left_at, "
+           "s.device_id, s.session_id, s.name AS session, s.section, s.status, s.started_at, s.ended_at "
+           f"FROM attendance a JOIN sessions s USING (device_id, session_id) WHERE {' AND '.join(clauses)} "
+           "ORDER BY s.started_at, s.device_id, a.student_id LIMIT %s")
+    return sql, [*args, limit]

@@ -1,0 +1,98 @@
+"""A real PostgreSQL (Debian's package: initdb + pg_ctl on a free port, socket in a temp dir, as the
+`postgres` user when run as root) and attendance-hub as a real process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import psycopg
+
+from tests.mqtt_fixtures import Broker, free_port
+
+
+def _bindir() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    if not found:
+        raise RuntimeError("PostgreSQL is not installed: scripts/test.sh installs Debian's postgresql package")
+    return found[-1].parent
+
+
+class Postgres:
+    """One server per test session; each test gets its own database (`new_database`)."""
+
+    def __init__(self) -> None:
+        self.bin = _bindir()
+        self.dir = Path(tempfile.mkdtemp(prefix="attendance-pg-"))
+        self.port = free_port()
+        self.as_root = os.geteuid() == 0
+        if self.as_root:  # postgres refuses to run as root
+            shutil.chown(self.dir, "postgres", "postgres")
+        self._run(str(self.bin / "initdb"), "-D", str(self.dir / "data"), "-U", "postgres", "--auth=trust",
+                  "-E", "UTF8", "--no-sync")
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-l", str(self.dir / "log"), "-w",
+                  "-o", f"-p {self.port} -k {self.dir} -c listen_addresses='' -c fsync=off", "start")
+
+    def _run(self, *argv: str) -> None:
+        cmd = ["runuser", "-u", "postgres", "--", *argv] if self.as_root else list(argv)
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self.dir)
+
+    def dsn(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@/{database}?host={self.dir}&port={self.port}"
+
+    def new_database(self) -> str:
+        name = f"hub_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(self.dsn(), autocommit=True) as db:
+            db.execute(f"CREATE DATABASE {name}".encode())
+        return self.dsn(name)
+
+    def stop(self) -> None:
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "fast", "-w", "stop")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class HubProcess:
+    """`attendance-hub serve` against a central broker and a database."""
+
+    def __init__(self, workdir: Path, broker: Broker, dsn: str, extra: str = "") -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir, self.broker, self.dsn = workdir, broker, dsn
+        self.config = workdir / "hub.toml"
+        self.config.write_text(f'[hub]\ndatabase = "{dsn}"\ndata_dir = "{workdir / "data"}"\n{extra}'
+                               f'[mqtt]\nport = {broker.port}\nreconnect_min_s = 0.5\nreconnect_max_s = 1\n')
+        self.log = workdir / "hub.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "attendance_daemon.hub", "--config", str(self.config), *args],
+                              check=False, capture_output=True, text=True, timeout=300)
+
+    def start(self, wait: bool = True, env_extra: dict[str, str] | None = None) -> HubProcess:
+        env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "attendance_daemon.hub", "--config",
+                                          str(self.config), "serve"], stdout=log, stderr=log,
+                                         env={**env, "PYTHONUNBUFFERED": "1", **(env_extra or {})})
+        if not wait:
+            return self
+        with self.broker.client("@hub") as c:
+            c.wait_for("availability", lambda v: v == "online", timeout=60)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.proc = None
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
