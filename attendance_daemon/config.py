@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .api import LessonEntry
 from .errors import InvalidRequest
 
 
@@ -182,6 +183,10 @@ class AttendanceConfig(_Strict):
     late_after_s: float = Field(300.0, ge=0)
     # Left early: last seen more than this many seconds before the session's end.
     left_early_before_s: float = Field(300.0, ge=0)
+    # An `attendance_low` event when a student's attendance in a section falls below this percentage (after a
+    # session of the section ends; once per fall), counted only from `alert_min_sessions` sessions on. Unset: off.
+    alert_below_percent: float | None = Field(None, gt=0, le=100)
+    alert_min_sessions: int = Field(3, ge=1)
 
     @field_validator("timezone")
     @classmethod
@@ -213,6 +218,18 @@ class Config(_Strict):
     enrollment: EnrollmentConfig = EnrollmentConfig()
     # name -> index, /dev path or stream URL (credentials allowed: they are never published).
     cameras: dict[str, str] = Field(default_factory=dict)
+    # [[timetable]] lessons (see docs/mqtt-api.md `schedule`): when given, they are the timetable (stored at
+    # start-up) and the MQTT schedule commands that change it are refused; when absent, MQTT manages it.
+    timetable: list[LessonEntry] | None = None
+
+    @field_validator("timetable")
+    @classmethod
+    def _timetable_consistent(cls, value: list[LessonEntry] | None) -> list[LessonEntry] | None:
+        if value is not None:
+            from .schedule import lessons_of
+
+            lessons_of(value)  # ValueError: overlap, duplicate id, end before start
+        return value
 
     @field_validator("cameras")
     @classmethod

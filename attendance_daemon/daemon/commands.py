@@ -10,15 +10,19 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import ValidationError
 
 from .. import api
+from ..attendance_report import section_attendance as attendance_of
+from ..attendance_report import student_history as history_of
 from ..cameras import resolve_camera
 from ..config import format_validation_error
 from ..enrollment import too_large
-from ..errors import AttendanceError, InvalidRequest, NotFound, public_error
+from ..errors import AttendanceError, Conflict, InvalidRequest, NotFound, public_error
 from ..paths import resolve_inside
 from ..planning import plan_mp4, plan_webcam
 from ..reports import write_report
 from ..results import build_results, summaries
-from ..timeutil import iso, parse_iso
+from ..schedule import entry_of, lessons_of, next_lesson, row_of
+from ..timetable import current, next_after
+from ..timeutil import iso, parse_iso, utcnow
 from .mqtt_link import Incoming
 
 if TYPE_CHECKING:
@@ -184,7 +188,7 @@ def stop(d: Daemon, r: api.SessionGuard) -> api.State:
 
 @command("status", api.Empty)
 def status(d: Daemon, r: api.Empty) -> api.State:
-    return d.sm.state()
+    return d.state()
 
 
 # ---- roster -----------------------------------------------------------------------------------------
@@ -256,3 +260,71 @@ def session(d: Daemon, r: api.SessionRequest) -> api.Results:
 def report(d: Daemon, r: api.ReportRequest) -> dict[str, str]:
     results = build_results(d.store, d.store.get_session(r.session_id), d.cfg)
     return {"path": str(write_report(results, d.cfg.paths.reports, r.format))}
+
+
+# ---- timetable and attendance over time (issue 8) ----------------------------------------------------
+
+
+def _schedule(d: Daemon) -> api.Schedule:
+    zone_name, zone = d.cfg.attendance.zone()
+    lessons = d.scheduler.lessons()
+    now = utcnow()
+    return api.Schedule(timezone=zone_name, source="config" if d.cfg.timetable is not None else "mqtt",
+                        lessons=[entry_of(r) for r in d.store.timetable()],
+                        current=next_lesson(current(lessons, zone, now), zone),
+                        next_lesson=next_lesson(next_after(lessons, zone, now), zone))
+
+
+def _set_timetable(d: Daemon, entries: list[api.LessonEntry]) -> api.Schedule:
+    """Checks the whole table (times, overlaps, sections, cameras), then stores it in one transaction."""
+    if d.cfg.timetable is not None:
+        raise Conflict("timetable: set by [[timetable]] in the config file; change it there and restart the daemon")
+    try:
+        lessons_of(entries)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from exc
+    for e in entries:
+        d.store.require_section(e.section)
+        resolve_camera(d.cfg, e.camera)  # the same rules as start_webcam's camera (declared names)
+    d.store.replace_timetable([row_of(e) for e in entries])
+    d.scheduler.changed()
+    return _schedule(d)
+
+
+@command("schedule", api.Empty)
+def schedule(d: Daemon, r: api.Empty) -> api.Schedule:
+    return _schedule(d)
+
+
+@command("schedule_set", api.ScheduleSet)
+def schedule_set(d: Daemon, r: api.ScheduleSet) -> api.Schedule:
+    return _set_timetable(d, r.lessons)
+
+
+@command("schedule_add", api.ScheduleAdd)
+def schedule_add(d: Daemon, r: api.ScheduleAdd) -> api.Schedule:
+    entries = [entry_of(x) for x in d.store.timetable()]
+    if any(e.lesson_id == r.lesson_id for e in entries):
+        raise Conflict(f"lesson_id: lesson '{r.lesson_id}' exists; remove it first or use schedule_set")
+    if len(entries) >= api.MAX_LESSONS:
+        raise InvalidRequest(f"lessons: the timetable holds at most {api.MAX_LESSONS} lessons")
+    return _set_timetable(d, [*entries, api.LessonEntry.model_validate(r.model_dump(exclude={"transaction"}))])
+
+
+@command("schedule_remove", api.ScheduleRemove)
+def schedule_remove(d: Daemon, r: api.ScheduleRemove) -> api.Schedule:
+    entries = [entry_of(x) for x in d.store.timetable()]
+    if not any(e.lesson_id == r.lesson_id for e in entries):
+        raise NotFound(f"lesson_id: no lesson '{r.lesson_id}' in the timetable")
+    return _set_timetable(d, [e for e in entries if e.lesson_id != r.lesson_id])
+
+
+@command("student_history", api.HistoryRequest)
+def student_history(d: Daemon, r: api.HistoryRequest) -> api.StudentHistory:
+    return history_of(d.store, d.cfg, r.section, r.student_id, _iso_field(r.since, "since"),
+                      _iso_field(r.until, "until"), r.limit)
+
+
+@command("section_attendance", api.SectionAttendanceRequest)
+def section_attendance(d: Daemon, r: api.SectionAttendanceRequest) -> api.SectionAttendance:
+    return attendance_of(d.store, d.cfg, r.section, _iso_field(r.since, "since"), _iso_field(r.until, "until"))
