@@ -14,9 +14,6 @@ from typing import Literal
 
 from .timetable import Lesson, Occurrence, current
 
-# A start later than this after the lesson's start is reported as late (`late_start`), e.g. after a reboot.
-LATE_START_S = 5.0
-
 
 @dataclass(frozen=True)
 class Running:
@@ -40,6 +37,7 @@ class LessonPlanner:
     started: dict[str, Occurrence] = field(default_factory=dict)
     waiting: dict[str, Occurrence] = field(default_factory=dict)
     done: set[str] = field(default_factory=set)
+    last_look: datetime | None = None
 
     def settle(self, keys: set[str]) -> None:
         """Occurrences already handled (e.g. by an earlier run of the daemon): never started again."""
@@ -47,6 +45,7 @@ class LessonPlanner:
 
     def step(self, lessons: list[Lesson], zone: tzinfo, now: datetime, running: Running | None) -> list[Action]:
         actions: list[Action] = []
+        previous, self.last_look = self.last_look, now
         self._forget_before(now.astimezone(zone).date() - timedelta(days=2))
         ran = self.started.get(running.lesson_key) if running and running.lesson_key else None
         if running and ran is not None and ran.end <= now:  # its own duration normally ends it first
@@ -61,9 +60,11 @@ class LessonPlanner:
         if occ is None or occ.key in self.started or occ.key in self.done:
             return actions
         if running is None:
-            self.waiting.pop(occ.key, None)
+            waited = self.waiting.pop(occ.key, None) is not None
             self.started[occ.key] = occ
-            late = (now - occ.start).total_seconds() > LATE_START_S
+            # late: it waited, or it was already on when the planner last looked (or, at its first look, when the
+            # box was off at the lesson's start); else it starts at the first look after its start
+            late = waited or (occ.start <= previous if previous else occ.start < now)
             actions.append(Action("start", occ, late_start=late))
         elif running.lesson_key != occ.key and occ.key not in self.waiting:
             self.waiting[occ.key] = occ

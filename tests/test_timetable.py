@@ -37,16 +37,16 @@ def test_clock_texts_and_table_rules() -> None:
     assert parse_clock("08:05", "start") == time(8, 5)
     assert parse_clock("23:59:59", "end") == time(23, 59, 59)
     for bad in ("8:05", "24:00", "12:60", "12:00:60", "12:00:00.5", "noon"):
-        with pytest.raises(ValueError, match="^start: "):
+        with pytest.raises(ValueError, match=r"^start: "):
             parse_clock(bad, "start")
     a, b = lesson("a", 0, "08:00", "08:45"), lesson("b", 0, "08:45", "09:30")  # back to back is fine
     assert [x.lesson_id for x in check_timetable([b, a])] == ["a", "b"]
-    with pytest.raises(ValueError, match="lesson 'c' .* overlaps lesson 'a'"):
+    with pytest.raises(ValueError, match=r"lesson 'c' .* overlaps lesson 'a'"):
         check_timetable([a, b, lesson("c", 0, "08:30", "08:50")])
     check_timetable([a, lesson("c", 1, "08:30", "08:50")])  # another weekday
-    with pytest.raises(ValueError, match="^lesson_id: 'a' is used twice"):
+    with pytest.raises(ValueError, match=r"^lesson_id: 'a' is used twice"):
         check_timetable([a, lesson("a", 2, "08:00", "08:45")])
-    with pytest.raises(ValueError, match="^end: lesson 'x' ends"):
+    with pytest.raises(ValueError, match=r"^end: lesson 'x' ends"):
         check_timetable([lesson("x", 0, "09:00", "09:00")])
 
 
