@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from .api import HistorySession, SectionAttendance, StudentHistory, StudentPercent
 from .config import Config
@@ -58,7 +58,21 @@ def section_attendance(store: Store, cfg: Config, section: str, since: str | Non
                              students=students)
 
 
-def low_attendance(store: Store, cfg: Config, session: SessionRow) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class LowAttendance:
+    """One `attendance_low` event's fields."""
+
+    section: str
+    student_id: str
+    name: str
+    percent: float | None
+    counted: int
+    attended: int
+    alert_below_percent: float
+    session_id: str
+
+
+def low_attendance(store: Store, cfg: Config, session: SessionRow) -> list[LowAttendance]:
     """The `attendance_low` events that `session` (just finished) causes: each student whose percentage in its
     section fell below `attendance.alert_below_percent` with it (once per fall). Empty when the alert is off."""
     below, need = cfg.attendance.alert_below_percent, cfg.attendance.alert_min_sessions
@@ -70,7 +84,6 @@ def low_attendance(store: Store, cfg: Config, session: SessionRow) -> list[dict[
         after = tally(found)
         before: Tally = tally(m for m in found if m.session.id != session.id)
         if before.counted < after.counted and fell_below(before, after, below, need):
-            events.append({"section": session.section, "student_id": sid, "name": roster[sid][0],
-                           "percent": after.percent, "counted": after.counted, "attended": after.attended,
-                           "alert_below_percent": below, "session_id": session.id})
+            events.append(LowAttendance(session.section, sid, roster[sid][0], after.percent, after.counted,
+                                        after.attended, below, session.id))
     return events

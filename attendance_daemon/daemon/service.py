@@ -273,8 +273,10 @@ class Daemon:
     def _alert_low_attendance(self, row: SessionRow) -> None:
         """`attendance_low` for each student this session took below `attendance.alert_below_percent`."""
         try:
-            for alert in low_attendance(self.store, self.cfg, row):
-                self.publish_event("attendance_low", **alert)
+            for a in low_attendance(self.store, self.cfg, row):
+                self.publish_event("attendance_low", section=a.section, student_id=a.student_id, name=a.name,
+                                   percent=a.percent, counted=a.counted, attended=a.attended,
+                                   alert_below_percent=a.alert_below_percent, session_id=a.session_id)
         except (AttendanceError, sqlite3.Error) as exc:  # the session is stored; only the alert is lost
             log.error("attendance alerts of %s: %s", row.name, exc)
 
