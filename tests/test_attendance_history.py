@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from attendance_daemon.api import SectionAttendance, StudentHistory
@@ -15,6 +16,7 @@ from attendance_daemon.punctuality import PunctualityRule
 from attendance_daemon.store import AttendanceRow, SessionRow, Store
 from attendance_daemon.timeutil import iso
 from tests.mqtt_fixtures import Broker
+from tests.test_ctl_and_auth import ctl
 
 
 def _session(started: datetime, status: str = "completed", lesson_start: datetime | None = None) -> SessionRow:
@@ -61,7 +63,7 @@ def _seed(database: Any, roster: list[str]) -> list[SessionRow]:
 
 
 def test_history_commands_and_low_attendance_alert(broker: Broker, daemon_factory: Any,
-                                                   ground_truth: dict[str, Any]) -> None:
+                                                   ground_truth: dict[str, Any], tmp_path: Path) -> None:
     d = daemon_factory()
     d.config.write_text(d.config.read_text() + "[attendance]\nalert_below_percent = 70\nalert_min_sessions = 3\n")
     roster = sorted(ground_truth["present"] + ground_truth["absent"])
@@ -99,6 +101,29 @@ def test_history_commands_and_low_attendance_alert(broker: Broker, daemon_factor
         assert sorted(by_id) == roster
         assert all(by_id[s].percent == 100.0 for s in ground_truth["present"])
         assert all(by_id[s].percent == 66.7 for s in ground_truth["absent"])
+
+        # the same through attendancectl
+        proc = ctl(broker, d.device, "history", "--section", "demo", "--student-id", gone, "--limit", "2")
+        assert proc.returncode == 0, proc.stderr
+        cli = json.loads(proc.stdout)
+        assert cli["percent"] == 66.7 and [s["status"] for s in cli["sessions"]] == ["absent", "late"]
+        cli = json.loads(ctl(broker, d.device, "attendance", "--section", "demo").stdout)
+        assert {s["student_id"]: s["percent"] for s in cli["students"]}[gone] == 66.7
+        table = tmp_path / "timetable.toml"
+        table.write_text('[[timetable]]\nlesson_id = "math"\nweekday = "sun"\nstart = "03:00"\nend = "03:45"\n'
+                         'section = "demo"\nname = "Maths"\n')
+        proc = ctl(broker, d.device, "schedule-set", str(table))
+        assert proc.returncode == 0, proc.stderr
+        cli = json.loads(proc.stdout)
+        assert [(x["lesson_id"], x["name"]) for x in cli["lessons"]] == [("math", "Maths")]
+        cli = json.loads(ctl(broker, d.device, "schedule-add", "bio", "--weekday", "sun", "--start", "04:00",
+                             "--end", "04:30:30", "--section", "demo").stdout)
+        assert [x["lesson_id"] for x in cli["lessons"]] == ["math", "bio"]
+        clash = ctl(broker, d.device, "schedule-add", "x", "--weekday", "sun", "--start", "04:10", "--end", "05:00",
+                    "--section", "demo")
+        assert clash.returncode == 1 and "400: start: lesson 'x'" in clash.stderr and "overlaps" in clash.stderr
+        assert json.loads(ctl(broker, d.device, "schedule-remove", "math").stdout)["lessons"][0]["lesson_id"] == "bio"
+        assert json.loads(ctl(broker, d.device, "schedule").stdout)["next_lesson"]["lesson_id"] == "bio"
 
         assert c.request("student_history", {"section": "demo", "student_id": "nobody"}, check=False)["code"] == 404
         assert c.request("section_attendance", {"section": "nope"}, check=False)["code"] == 404
