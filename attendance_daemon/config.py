@@ -251,6 +251,14 @@ class Config(_Strict):
                              f"({', '.join(names)})")
         return self
 
+    @model_validator(mode="after")
+    def _lesson_cameras_declared(self) -> Config:
+        for i, lesson in enumerate(self.timetable or []):
+            if lesson.camera is not None and lesson.camera not in self.cameras:
+                raise ValueError(f"timetable[{i}].camera: '{lesson.camera}' is not a name in [cameras] "
+                                 f"({', '.join(self.cameras) or 'none declared'}); leave it out for default_camera")
+        return self
+
     def ensure_dirs(self) -> None:
         for d in (
             self.paths.data_dir,

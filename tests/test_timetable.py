@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import tomllib
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -21,6 +24,7 @@ from attendance_daemon.timetable import (
     parse_clock,
 )
 
+REPO = Path(__file__).resolve().parent.parent
 WARSAW = ZoneInfo("Europe/Warsaw")
 MON = date(2026, 11, 23)  # a Monday
 
@@ -142,5 +146,12 @@ def test_entries_round_trip_and_config_validation() -> None:
     assert cfg.timetable == [entry]
     with pytest.raises(ValueError, match="overlaps"):
         Config.model_validate({"timetable": [entry.model_dump(), {**entry.model_dump(), "lesson_id": "b"}]})
+    with pytest.raises(ValueError, match=r"timetable\[0\]\.camera: 'front' is not a name in \[cameras\]"):
+        Config.model_validate({"timetable": [{**entry.model_dump(), "camera": "front"}]})
+    example = (REPO / "config" / "attendance-daemon.toml").read_text()  # the shipped example, uncommented
+    example = example.replace("# [cameras]\n# front", "[cameras]\nfront").replace("# [[timetable]]", "[[timetable]]")
+    example = re.sub(r"(?m)^# (\w+ = .*)$", r"\1", example.split("[[timetable]]", 1)[1])
+    shipped = Config.model_validate({"cameras": {"front": "/dev/video0"}, **tomllib.loads("[[timetable]]" + example)})
+    assert shipped.timetable and shipped.timetable[0].lesson_id == "cs101-mon"
     with pytest.raises(ValueError, match="weekday"):
         LessonEntry.model_validate({**entry.model_dump(), "weekday": "Tuesday"})
