@@ -81,7 +81,7 @@ def test_every_runtime_wheel_exists_for_aarch64(python: str, tmp_path: Path) -> 
     specs = [f"{name}=={version}" for name, version in sorted(pins.items()) if name not in SDIST_ONLY]
     proc = pip_download(tmp_path, specs, *aarch64_options(python))
     assert proc.returncode == 0, f"a pinned package has no aarch64 wheel for Python {python}:\n{proc.stderr[-3000:]}"
-    got = {}
+    got: dict[str, str] = {}
     for wheel in tmp_path.glob("*.whl"):
         name, version, _, tags = parse_wheel_filename(wheel.name)
         assert all(t.platform == "any" or t.platform.endswith("_aarch64") for t in tags), wheel.name
