@@ -83,9 +83,9 @@ def test_every_runtime_wheel_exists_for_aarch64(python: str, tmp_path: Path) -> 
     assert proc.returncode == 0, f"a pinned package has no aarch64 wheel for Python {python}:\n{proc.stderr[-3000:]}"
     got: dict[str, str] = {}
     for wheel in tmp_path.glob("*.whl"):
-        name, version, _, tags = parse_wheel_filename(wheel.name)
+        dist, version, _, tags = parse_wheel_filename(wheel.name)
         assert all(t.platform == "any" or t.platform.endswith("_aarch64") for t in tags), wheel.name
-        got[canonicalize_name(name)] = str(version)
+        got[canonicalize_name(dist)] = str(version)
     assert got == {n: v for n, v in pins.items() if n not in SDIST_ONLY}
     for name in SDIST_ONLY:  # the exception list is exact: a wheel appearing upstream fails here, to shorten it
         none = pip_download(tmp_path / "sdist-only", [f"{name}=={pins[name]}"], *aarch64_options(python))
