@@ -39,10 +39,16 @@ class Tally:
 Seen = dict[tuple[str, str], tuple[float, float]]  # (session id, student id) -> (seen_s, first_seen_s)
 
 
+_RANK = {"absent": 0, "late": 1, "present": 2}
+
+
 def marks(sessions: Iterable[SessionRow], seen: Seen, student_id: str, enrolled_at: str, min_presence_s: float,
           rule: PunctualityRule, into_lesson: dict[str, float]) -> list[Mark]:
-    """The student's mark in each counted session since their enrollment, in the order given."""
-    found = []
+    """The student's mark in each counted session since their enrollment, in the order given. The sessions of
+    one lesson (it was resumed after the daemon restarted) are one mark: the first session's, with the best
+    status and the seconds seen in all of them."""
+    found: list[Mark] = []
+    by_lesson: dict[str, int] = {}
     for s in sessions:
         if s.status not in COUNTED or s.started_at < enrolled_at:
             continue
@@ -50,6 +56,14 @@ def marks(sessions: Iterable[SessionRow], seen: Seen, student_id: str, enrolled_
         status: Status = "absent"
         if seen_s >= min_presence_s:
             status = "late" if rule.late(into_lesson.get(s.id, 0.0) + first_s) else "present"
+        if s.lesson is not None and s.lesson in by_lesson:
+            i = by_lesson[s.lesson]
+            prev = found[i]
+            best = status if _RANK[status] > _RANK[prev.status] else prev.status
+            found[i] = Mark(prev.session, best, round(prev.seen_s + seen_s, 2))
+            continue
+        if s.lesson is not None:
+            by_lesson[s.lesson] = len(found)
         found.append(Mark(s, status, round(seen_s, 2)))
     return found
 

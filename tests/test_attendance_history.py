@@ -41,6 +41,12 @@ def test_marks_percentages_and_one_alert_per_fall() -> None:
                                                          (absent.id, "absent")]
     t = tally(found)
     assert (t.counted, t.attended, t.late, t.percent) == (3, 2, 1, 66.7)
+    # one lesson resumed after a restart: two sessions, one mark (the best status, the seconds of both)
+    first = _session(t0, "interrupted", lesson_start=t0)
+    resumed = _session(t0 + timedelta(minutes=20), lesson_start=t0)
+    seen = {(first.id, "a"): (2.0, 1.0), (resumed.id, "a"): (600.0, 5.0)}
+    [mark] = marks([first, resumed], seen, "a", iso(t0), 3.0, rule, {resumed.id: 1200.0})
+    assert (mark.session.id, mark.status, mark.seen_s) == (first.id, "late", 602.0)
     assert Tally(0, 0, 0).percent is None
     assert fell_below(Tally(2, 2, 0), Tally(3, 2, 0), 70, 3)  # reaches the minimum below the threshold
     assert not fell_below(Tally(3, 2, 0), Tally(4, 2, 0), 70, 3)  # was below already: no second alert

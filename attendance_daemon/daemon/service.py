@@ -425,6 +425,7 @@ class Daemon:
     def _shutdown(self) -> int:
         log.info("stopping")
         self.notifier.stopping()
+        self._scheduler.join(35)  # first, so it cannot start a lesson behind us (it may be ending one)
         active = self._active
         if active is not None and active[1].is_alive():
             active[0].stop(SHUTDOWN_REASON)  # a lesson's session is started again if the box is back in time
@@ -433,7 +434,6 @@ class Daemon:
         self._dispatcher.join(5)
         self._drain_background()
         self._housekeeper.join(5)
-        self._scheduler.join(35)  # it may be stopping a lesson's session (waits for its results)
         self.link.stop()
         self.encoder.close()
         self.store.close()
