@@ -1,6 +1,7 @@
 """The timetable's edge: once a second, asks the LessonPlanner what to do and does it through the daemon's
 own start and stop (the same state machine, so the same 409 lock rules as MQTT requests), with an event for
-each step. Runs on its own thread; the clock is a parameter so tests can drive it.
+each step. Runs on its own thread. The decisions are the pure LessonPlanner's (tested with plain datetimes); this
+edge only reads the clock and the store and acts, and is tested end to end on the real daemon.
 
 It never holds the state machine's lock: starting a lesson opens its camera on this thread before the commit,
 like a `start_webcam` request does on the dispatcher's."""
