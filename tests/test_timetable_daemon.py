@@ -149,16 +149,32 @@ def test_timetable_runs_lessons_on_the_real_daemon(broker: Broker, daemon_factor
     assert "Traceback" not in d.log_text()
 
 
-def test_timetable_from_the_config_is_read_only(broker: Broker, daemon_factory: Any) -> None:
+def test_timetable_from_the_config_is_read_only(broker: Broker, daemon_factory: Any, tmp_path: Path) -> None:
+    """`[[timetable]]` in the config is the timetable; a lesson under way whose camera cannot open is skipped."""
+    zone = _zone()
+    now = datetime.now(zone)
+    later = (now + timedelta(days=3)).date()
     d = daemon_factory()
-    d.config.write_text(d.config.read_text() + '[attendance]\ntimezone = "UTC"\n[[timetable]]\n'
-                        'lesson_id = "math"\nweekday = "mon"\nstart = "08:00"\nend = "08:45"\nsection = "demo"\n')
-    d.start()
-    with broker.client(d.device) as c:
+    d.config.write_text(
+        d.config.read_text() + f'[attendance]\ntimezone = "{zone.key}"\n'
+        f'[cameras]\nbroken = "{tmp_path / "no-such-camera.mp4"}"\n'
+        f'[[timetable]]\nlesson_id = "math"\nweekday = "{WEEKDAYS[later.weekday()]}"\nstart = "08:00"\n'
+        f'end = "08:45"\nsection = "demo"\n'
+        f'[[timetable]]\nlesson_id = "now"\nweekday = "{WEEKDAYS[now.weekday()]}"\n'
+        f'start = "{(now - timedelta(seconds=30)).strftime("%H:%M:%S")}"\n'
+        f'end = "{(now + timedelta(minutes=5)).strftime("%H:%M:%S")}"\nsection = "demo"\ncamera = "broken"\n')
+    with broker.client(d.device) as c:  # subscribed before the daemon starts: sees its first events
+        d.start()
+        skipped = wait_event(c, "lesson_skipped", lesson_id="now")
+        assert skipped["reason"] == "could not start: camera: no such video file: no-such-camera.mp4"
+        assert str(tmp_path) not in json.dumps(skipped)  # the camera's path is not published
         schedule = Schedule.model_validate(c.request("schedule")["data"])
-        assert schedule.source == "config" and [x.lesson_id for x in schedule.lessons] == ["math"]
-        assert schedule.next_lesson is not None and schedule.next_lesson.start.endswith("T08:00:00+00:00")
-        assert datetime.fromisoformat(schedule.next_lesson.start).weekday() == 0
+        assert schedule.source == "config" and sorted(x.lesson_id for x in schedule.lessons) == ["math", "now"]
+        assert schedule.current is not None and schedule.current.lesson_id == "now"
+        assert schedule.next_lesson is not None and schedule.next_lesson.lesson_id == "math"
+        expected = datetime(later.year, later.month, later.day, 8, 0, tzinfo=zone).isoformat(timespec="seconds")
+        assert schedule.next_lesson.start == expected
+        assert c.request("status")["data"]["mode"] == "idle"
         refused = c.request("schedule_remove", {"lesson_id": "math"}, check=False)
         assert refused["code"] == 409 and "[[timetable]]" in refused["error"]
         strict = c.request("schedule_add", {"lesson_id": "x", "weekday": 1, "start": "8:00", "end": "09:00",

@@ -137,6 +137,11 @@ def handle(daemon: Daemon, incoming: Incoming) -> tuple[str, api.Response]:
 
 def _public(daemon: Daemon, message: str) -> str:
     """Error texts leave the box: no absolute paths of it, no credentials, at most 300 characters."""
+    return public_text(daemon, message)
+
+
+def public_text(daemon: Daemon, message: str) -> str:
+    """The same filter for texts the daemon publishes on its own (a lesson that could not start)."""
     p = daemon.cfg.paths
     return public_error(message, [(p.media, "<media>"), (p.enrollment, "<enrollment>"), (p.data_dir, "<data>")])
 

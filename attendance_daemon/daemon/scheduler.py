@@ -34,9 +34,10 @@ class Scheduler:
     def __init__(self, store: Store, zone: tzinfo, start: Callable[[Occurrence, datetime], api.State],
                  stop: Callable[[str], object], running: Callable[[], Running | None],
                  event: Callable[..., None], on_next: Callable[[], None],
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 public: Callable[[str], str] = str, clock: Callable[[], datetime] = utcnow) -> None:
         self._store, self._zone, self._clock = store, zone, clock
         self._start, self._stop, self._running, self._on_next = start, stop, running, on_next
+        self._public = public  # error texts leave the box as a Response's do: no paths of the box
         self.publish_event = event
         self.planner = LessonPlanner()
         self.next: api.NextLesson | None = None  # read lock-free by the state's publisher
@@ -99,12 +100,12 @@ class Scheduler:
         except Conflict as exc:  # a manual start won the race for the camera
             self.planner.refused(occ)
             running = self._running()
-            self._tell("lesson_waiting", occ, f"{exc.message}; the lesson starts when the camera is free",
+            self._tell("lesson_waiting", occ, self._public(f"{exc.message}; the lesson starts when the camera is free"),
                        running.session_id if running else None)
         except AttendanceError as exc:
             self.planner.failed(occ)
             log.error("lesson %s could not start: %s", occ.key, exc.message)
-            self._tell("lesson_skipped", occ, f"could not start: {exc.message}")
+            self._tell("lesson_skipped", occ, self._public(f"could not start: {exc.message}"))
         else:
             assert state.session is not None
             self._tell("lesson_started", occ, "", state.session.id, late_start)

@@ -256,7 +256,8 @@ class Daemon:
             self.store.replace_timetable([row_of(e) for e in self.cfg.timetable])
         self._lesson_sessions: dict[str, str] = {}  # running session id -> lesson key (scheduler thread writes)
         self.scheduler = Scheduler(self.store, self.cfg.attendance.zone()[1], self.start_lesson, self.stop,
-                                   self._running_lesson, self.publish_event, self._next_changed)
+                                   self._running_lesson, self.publish_event, self._next_changed,
+                                   public=lambda text: commands.public_text(self, text))
 
     def start_lesson(self, occ: Occurrence, now: datetime) -> api.State:
         """A webcam session for a lesson: its camera, its section, until its end (the same path as a request)."""
