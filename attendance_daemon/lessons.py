@@ -14,6 +14,10 @@ from typing import Literal
 
 from .timetable import Lesson, Occurrence, current
 
+# A lesson's session ends itself at the lesson's end (its duration); one still running this long after (it was
+# paused, so its video time fell behind the clock) is stopped.
+OVERRUN_S = 10.0
+
 
 @dataclass(frozen=True)
 class Running:
@@ -37,6 +41,7 @@ class LessonPlanner:
     started: dict[str, Occurrence] = field(default_factory=dict)
     waiting: dict[str, Occurrence] = field(default_factory=dict)
     done: set[str] = field(default_factory=set)
+    on_time: dict[str, bool] = field(default_factory=dict)  # seen under way at the first look after its start?
     last_look: datetime | None = None
 
     def settle(self, keys: set[str]) -> None:
@@ -48,9 +53,12 @@ class LessonPlanner:
         previous, self.last_look = self.last_look, now
         self._forget_before(now.astimezone(zone).date() - timedelta(days=2))
         ran = self.started.get(running.lesson_key) if running and running.lesson_key else None
-        if running and ran is not None and ran.end <= now:  # its own duration normally ends it first
+        # the session of a lesson that has ended: it ends itself (its duration), else it is stopped after OVERRUN_S
+        overrun = running is not None and ran is not None and ran.end <= now
+        stopped = False
+        if running and ran is not None and ran.end + timedelta(seconds=OVERRUN_S) <= now:
             actions.append(Action("stop", ran, session_id=running.session_id, reason="the lesson ended"))
-            running = None
+            running, overrun, stopped = None, False, True
         for key, held in list(self.waiting.items()):
             if held.end <= now:
                 del self.waiting[key]
@@ -59,17 +67,18 @@ class LessonPlanner:
         occ = current(lessons, zone, now)
         if occ is None or occ.key in self.started or occ.key in self.done:
             return actions
+        # on time: the planner's first look at it under way is its first look after the lesson's start (at its
+        # very first look, only if the lesson starts just then: the box was off before)
+        self.on_time.setdefault(occ.key, previous < occ.start if previous else occ.start >= now)
         if running is None:
             waited = self.waiting.pop(occ.key, None) is not None
             self.started[occ.key] = occ
-            # late: it waited, or it was already on when the planner last looked (or, at its first look, when the
-            # box was off at the lesson's start); else it starts at the first look after its start
-            late = waited or (occ.start <= previous if previous else occ.start < now)
-            actions.append(Action("start", occ, late_start=late))
-        elif running.lesson_key != occ.key and occ.key not in self.waiting:
+            actions.append(Action("start", occ, late_start=waited or stopped or not self.on_time[occ.key]))
+        elif not overrun and occ.key not in self.waiting:  # (the lesson before, back to back, ends itself now)
             self.waiting[occ.key] = occ
+            holder = "a manual session" if running.lesson_key is None else f"the session of {running.lesson_key}"
             actions.append(Action("wait", occ, session_id=running.session_id,
-                                  reason="a manual session holds the camera; the lesson starts when it ends"))
+                                  reason=f"{holder} holds the camera; the lesson starts when it ends"))
         return actions
 
     def _forget_before(self, day: date) -> None:
@@ -77,6 +86,7 @@ class LessonPlanner:
         cutoff = day.isoformat()
         self.done = {k for k in self.done if k.rsplit("@", 1)[-1] >= cutoff}
         self.started = {k: o for k, o in self.started.items() if o.day >= day}
+        self.on_time = {k: v for k, v in self.on_time.items() if k.rsplit("@", 1)[-1] >= cutoff}
 
     def refused(self, occ: Occurrence) -> None:
         """The start lost a race with a manual start (409): wait for the camera like any busy lesson."""

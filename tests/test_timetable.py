@@ -97,7 +97,8 @@ def test_planner_starts_once_and_stops_at_the_end() -> None:
     assert p.step(lessons, WARSAW, at(MON, 9, 20), None) == []  # stopped by hand: not started again
     p2 = LessonPlanner()
     p2.step(lessons, WARSAW, at(MON, 9, 0), None)
-    [stop] = p2.step(lessons, WARSAW, at(MON, 9, 45), mine)  # still running at the end (e.g. it was paused)
+    assert p2.step(lessons, WARSAW, at(MON, 9, 45, 5), mine) == []  # its own duration ends it normally
+    [stop] = p2.step(lessons, WARSAW, at(MON, 9, 45, 10), mine)  # still running (e.g. it was paused)
     assert stop.kind == "stop" and stop.session_id == "s1"
 
 
@@ -126,9 +127,15 @@ def test_planner_after_a_reboot_and_back_to_back() -> None:
     assert settled.step(lessons, WARSAW, at(MON, 9, 20), None) == []
     p = LessonPlanner()
     p.step(lessons, WARSAW, at(MON, 9, 0), None)
-    stop, start = p.step(lessons, WARSAW, at(MON, 9, 45), Running("s1", "a@2026-11-23"))
+    for t in (at(MON, 9, 44, 59), at(MON, 9, 45), at(MON, 9, 45, 3)):  # a's session ends itself: b waits, silently
+        assert p.step(lessons, WARSAW, t, Running("s1", "a@2026-11-23")) == []
+    [start] = p.step(lessons, WARSAW, at(MON, 9, 45, 4), None)
+    assert start.kind == "start" and start.occ.key == "b@2026-11-23" and not start.late_start  # seen at 09:45
+    p2 = LessonPlanner()
+    p2.step(lessons, WARSAW, at(MON, 9, 0), None)
+    stop, start = p2.step(lessons, WARSAW, at(MON, 9, 45, 10), Running("s1", "a@2026-11-23"))  # a overran: stopped
     assert (stop.kind, stop.session_id, start.kind, start.occ.key) == ("stop", "s1", "start", "b@2026-11-23")
-    assert not start.late_start
+    assert start.late_start  # it waited for a's overrunning session
     p.refused(start.occ)  # a manual start won the race for the camera: the lesson waits
     assert p.step(lessons, WARSAW, at(MON, 9, 46), Running("m", None)) == []
     assert p.step(lessons, WARSAW, at(MON, 9, 50), None)[0].kind == "start"
