@@ -78,8 +78,8 @@ def test_timetable_runs_lessons_on_the_real_daemon(broker: Broker, daemon_factor
         assert State.model_validate(c.json("state")).next_lesson is None
 
         t = Lessons(zone)
-        table = [t.entry("one", 6, 12), t.entry("two", 18, 60)]
-        bad = c.request("schedule_set", {"lessons": [*table, t.entry("clash", 10, 20)]}, check=False)
+        table = [t.entry("one", 6, 16), t.entry("two", 22, 64)]
+        bad = c.request("schedule_set", {"lessons": [*table, t.entry("clash", 12, 24)]}, check=False)
         assert bad["code"] == 400 and "overlaps" in bad["error"]
         unknown = c.request("schedule_add", {**t.entry("x", 100, 110), "section": "nope"}, check=False)
         assert unknown["code"] == 404 and unknown["error"].startswith("section:")
@@ -102,7 +102,7 @@ def test_timetable_runs_lessons_on_the_real_daemon(broker: Broker, daemon_factor
         assert results.lesson == t.key("one", 6)
         assert results.lesson_start == t.at(6).astimezone(zone).isoformat(timespec="seconds")
         ended = datetime.fromisoformat(results.ended_at.replace("Z", "+00:00"))  # type: ignore[union-attr]
-        assert t.at(12) <= ended <= t.at(12) + timedelta(seconds=8)
+        assert t.at(16) <= ended <= t.at(16) + timedelta(seconds=8)
         # late counts from the lesson's start (late_after_s = 1): whoever was first seen after 1 s into it
         started_at = datetime.fromisoformat(results.started_at.replace("Z", "+00:00"))
         into = (started_at - t.at(6)).total_seconds()
@@ -112,11 +112,11 @@ def test_timetable_runs_lessons_on_the_real_daemon(broker: Broker, daemon_factor
 
         # 2. a manual session holds the camera at lesson two's start: the lesson waits, then starts late
         manual = c.request("start_webcam", {"section": "demo", "camera": "clip"})["data"]["session"]["id"]
-        waiting = wait_event(c, "lesson_waiting", lesson=t.key("two", 18))
+        waiting = wait_event(c, "lesson_waiting", lesson=t.key("two", 22))
         assert waiting["session_id"] == manual
-        assert not events(c, "lesson_started", lesson=t.key("two", 18))
+        assert not events(c, "lesson_started", lesson=t.key("two", 22))
         c.request("stop", {"session_id": manual})
-        late = wait_event(c, "lesson_started", lesson=t.key("two", 18))
+        late = wait_event(c, "lesson_started", lesson=t.key("two", 22))
         assert late["late_start"] is True
 
         # 3. stopped by hand: the lesson is not started again while it lasts
@@ -126,19 +126,19 @@ def test_timetable_runs_lessons_on_the_real_daemon(broker: Broker, daemon_factor
         assert now.current is not None and now.current.lesson_id == "two"
         time.sleep(3 * 1.0 + 0.5)  # three scheduler ticks
         assert c.request("status")["data"]["mode"] == "idle"
-        assert len(events(c, "lesson_started", lesson=t.key("two", 18))) == 1
+        assert len(events(c, "lesson_started", lesson=t.key("two", 22))) == 1
 
         # 4. the daemon is down while lesson "missed" passes and when "three" starts: missed is reported,
         # three is started late once the daemon is back
         r = Lessons(zone)
-        c.request("schedule_set", {"lessons": [r.entry("missed", 6, 8), r.entry("three", 10, 60)]})
+        c.request("schedule_set", {"lessons": [r.entry("missed", 10, 12), r.entry("three", 14, 60)]})
         d.signal(signal.SIGTERM)
         assert d.wait(60) == 0
-        r.sleep_until(12)
+        r.sleep_until(16)
         d.start()
-        missed = wait_event(c, "lesson_missed", lesson=r.key("missed", 6))
+        missed = wait_event(c, "lesson_missed", lesson=r.key("missed", 10))
         assert missed["lesson_id"] == "missed"
-        three = wait_event(c, "lesson_started", lesson=r.key("three", 10))
+        three = wait_event(c, "lesson_started", lesson=r.key("three", 14))
         assert three["late_start"] is True
         kept = Schedule.model_validate(c.request("schedule")["data"])  # the timetable survived the restart
         assert [x.lesson_id for x in kept.lessons] == ["missed", "three"]
