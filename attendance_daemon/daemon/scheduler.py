@@ -51,7 +51,8 @@ class Scheduler:
 
     def recover(self) -> None:
         """At start-up: lessons of today already handled are not started again; today's lessons that ended while
-        the daemon was down are reported (`lesson_missed`), and one under way is started late by the next tick."""
+        the daemon was down are reported (`lesson_missed`), and one under way is started late by the next tick.
+        Skips are not stored, so a lesson skipped earlier today also counts as missed here: no session has it."""
         now, lessons = self._clock(), self.lessons()
         today = ended_today(lessons, self._zone, now)
         day = now.astimezone(self._zone).date()
@@ -62,7 +63,8 @@ class Scheduler:
         for occ in today:
             if occ.key not in statuses:
                 self.planner.settle({occ.key})
-                self._tell("lesson_missed", occ, "the daemon was not running during the lesson")
+                self._tell("lesson_missed", occ, "no session was recorded for it: the daemon was not running "
+                           "(or it was skipped before a restart)")
         self._update_next(now, lessons)
 
     def changed(self) -> None:
