@@ -215,7 +215,7 @@ class Daemon:
             self._publish_unstored(runner, error)
         finally:
             self.sm.end(sid)
-            self._lesson_sessions.pop(sid, None)
+            self._lesson_sessions.pop(name, None)
 
     def _publish_unstored(self, runner: SessionRunner, error: str) -> None:
         """Results from memory when the store refused the session's end: dashboards see `failed`, not `running`."""
@@ -254,7 +254,7 @@ class Daemon:
         it the stored one, managed over MQTT, is."""
         if self.cfg.timetable is not None:
             self.store.replace_timetable([row_of(e) for e in self.cfg.timetable])
-        self._lesson_sessions: dict[str, str] = {}  # running session id -> lesson key (scheduler thread writes)
+        self._lesson_sessions: dict[str, str] = {}  # session name -> lesson key, while its session runs
         self.scheduler = Scheduler(self.store, self.cfg.attendance.zone()[1], self.start_lesson, self.stop,
                                    self._running_lesson, self.publish_event, self._next_changed,
                                    public=lambda text: commands.public_text(self, text))
@@ -266,10 +266,12 @@ class Daemon:
         plan = plan_webcam(self.cfg, self.store, occ.lesson.section, None, False, camera,
                            max(1.0, (occ.end - now).total_seconds()))
         plan.lesson, plan.lesson_start = occ.key, iso(occ.start)
-        state = self.start_session(plan)
-        if state.session is not None:
-            self._lesson_sessions[state.session.id] = occ.key
-        return self._with_next(state)
+        self._lesson_sessions[plan.name] = occ.key  # before the worker starts (it removes it when it ends)
+        try:
+            return self.start_session(plan)
+        except BaseException:
+            self._lesson_sessions.pop(plan.name, None)
+            raise
 
     def _alert_low_attendance(self, row: SessionRow) -> None:
         """`attendance_low` for each student this session took below `attendance.alert_below_percent`."""
@@ -283,7 +285,7 @@ class Daemon:
 
     def _running_lesson(self) -> Running | None:
         session = self.sm.state().session
-        return None if session is None else Running(session.id, self._lesson_sessions.get(session.id))
+        return None if session is None else Running(session.id, self._lesson_sessions.get(session.name))
 
     def _with_next(self, state: api.State) -> api.State:
         return state.model_copy(update={"next_lesson": self.scheduler.next})
@@ -402,7 +404,7 @@ class Daemon:
         self.scheduler.recover()
         self.publish_info()
         self.publish_discovery()
-        self.link.set_retained("state", _json(self.sm.state()))
+        self.link.set_retained("state", _json(self.state()))
         self._dispatcher.start()
         self._background.start()
         self._housekeeper.start()
