@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .api import LessonEntry
+from .api import MAX_LESSONS, LessonEntry
 from .errors import InvalidRequest
 
 
@@ -220,7 +220,7 @@ class Config(_Strict):
     cameras: dict[str, str] = Field(default_factory=dict)
     # [[timetable]] lessons (see docs/mqtt-api.md `schedule`): when given, they are the timetable (stored at
     # start-up) and the MQTT schedule commands that change it are refused; when absent, MQTT manages it.
-    timetable: list[LessonEntry] | None = None
+    timetable: list[LessonEntry] | None = Field(None, max_length=MAX_LESSONS)
 
     @field_validator("timetable")
     @classmethod
