@@ -196,6 +196,7 @@ class Daemon:
 
     def _run_worker(self, runner: SessionRunner) -> None:
         sid, name = runner.row.id, runner.row.name
+        finished: SessionRow | None = None
         try:
             log.info("session %s started: %s, section %s, source %s%s", name, runner.row.mode, runner.row.section,
                      runner.row.source, ", export" if runner.row.export else "")
@@ -207,7 +208,7 @@ class Daemon:
                      f" ({results.error})" if results.error else "")
             self.publish_event("session_finished", session_id=sid, status=results.status,
                                present_count=results.present_count, total=results.total)
-            self._alert_low_attendance(row)
+            finished = row
         except Exception as exc:  # the session could not even record its end (e.g. disk full): say so, free the lock
             log.exception("session %s could not be finalised", runner.row.name)
             error = f"session could not be stored: {type(exc).__name__}: {exc}"
@@ -216,6 +217,8 @@ class Daemon:
         finally:
             self.sm.end(sid)
             self._lesson_sessions.pop(name, None)
+        if finished is not None:  # after the lock is free: reading the section's history takes a moment
+            self._alert_low_attendance(finished)
 
     def _publish_unstored(self, runner: SessionRunner, error: str) -> None:
         """Results from memory when the store refused the session's end: dashboards see `failed`, not `running`."""
