@@ -35,6 +35,8 @@ class State(Payload):
     session: SessionInfo | None
     updated_at: str
     device_id: str | None = None
+    # Extension (timetable): the next lesson to start, when the box has a timetable
+    next_lesson: NextLesson | None = None
 
 
 class Progress(Payload):
@@ -110,6 +112,10 @@ class Results(SessionSummary):
     # Compatible extension: what the daemon noticed about the source, e.g. a file that ended before the frame
     # count its container announces (truncated), or a frame rate replaced by the frames' timestamps.
     warnings: list[str] = Field(default_factory=list)
+    # Extension (timetable): the lesson a scheduled session was started for, and when that lesson began (in the
+    # box's zone); `late` then counts from the lesson's start, not the session's
+    lesson: str | None = None
+    lesson_start: str | None = None
 
 
 class RosterStudent(Payload):
@@ -145,6 +151,8 @@ class Info(Payload):
     problems: list[str] = Field(default_factory=list)
     # Extension (many rooms): section -> {"version", "hash"} of each hub roster applied here ([roster] sections).
     rosters: dict[str, Any] = Field(default_factory=dict)
+    # Extension (timetable): the next lesson to start, when the box has a timetable
+    next_lesson: NextLesson | None = None
 
 
 class Response(Payload):
@@ -260,3 +268,107 @@ class ForgetStudentRequest(Request):
     student_id: LookupText
     section: LookupText | None = None
     attendance: Literal["anonymise", "remove"] = "anonymise"
+
+
+# ---- timetable and attendance over time (Extension, issue 8) ------------------------------------------
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+ClockText = Annotated[StrictStr, Field(min_length=5, max_length=8, pattern=r"^\d{2}:\d{2}(:\d{2})?$")]
+MAX_LESSONS = 200  # a week of ten lessons a day is 70
+
+
+class LessonEntry(Payload):
+    """One weekly lesson: times of day (24 h) in the box's zone; `camera` a declared camera (None: the default)."""
+
+    lesson_id: SafeId
+    weekday: Weekday
+    start: ClockText
+    end: ClockText
+    section: SafeId
+    camera: SafeId | None = None
+    name: DisplayName | None = None
+
+
+class NextLesson(Payload):
+    """A lesson occurrence: `start`/`end` in the box's zone with the offset."""
+
+    lesson_id: str
+    name: str | None
+    section: str
+    camera: str | None
+    start: str
+    end: str
+
+
+class Schedule(Payload):
+    timezone: str
+    source: Literal["config", "mqtt"]
+    lessons: list[LessonEntry]
+    current: NextLesson | None
+    next_lesson: NextLesson | None
+
+
+class ScheduleSet(Request):
+    lessons: list[LessonEntry] = Field(max_length=MAX_LESSONS)
+
+
+class ScheduleAdd(Request, LessonEntry):
+    pass
+
+
+class ScheduleRemove(Request):
+    lesson_id: LookupText
+
+
+class HistoryRequest(Request):
+    section: LookupText
+    student_id: LookupText
+    since: ShortText | None = None
+    until: ShortText | None = None
+    limit: StrictInt = Field(100, ge=1, le=1000)
+
+
+class HistorySession(Payload):
+    session_id: str
+    name: str
+    started_at: str
+    lesson: str | None
+    status: Literal["present", "late", "absent"]
+    seen_s: float
+
+
+class StudentHistory(Payload):
+    section: str
+    student_id: str
+    name: str
+    sessions: list[HistorySession]
+    counted: int
+    attended: int
+    late: int
+    percent: float | None
+
+
+class SectionAttendanceRequest(Request):
+    section: LookupText
+    since: ShortText | None = None
+    until: ShortText | None = None
+
+
+class StudentPercent(Payload):
+    student_id: str
+    name: str
+    counted: int
+    attended: int
+    late: int
+    percent: float | None
+
+
+class SectionAttendance(Payload):
+    section: str
+    sessions: int
+    alert_below_percent: float | None
+    students: list[StudentPercent]
+
+
+State.model_rebuild()
+Info.model_rebuild()

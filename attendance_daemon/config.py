@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .api import MAX_LESSONS, LessonEntry
 from .errors import InvalidRequest
 
 
@@ -200,6 +201,10 @@ class AttendanceConfig(_Strict):
     late_after_s: float = Field(300.0, ge=0)
     # Left early: last seen more than this many seconds before the session's end.
     left_early_before_s: float = Field(300.0, ge=0)
+    # An `attendance_low` event when a student's attendance in a section falls below this percentage (after a
+    # session of the section ends; once per fall), counted only from `alert_min_sessions` sessions on. Unset: off.
+    alert_below_percent: float | None = Field(None, gt=0, le=100)
+    alert_min_sessions: int = Field(3, ge=1)
 
     @field_validator("timezone")
     @classmethod
@@ -254,6 +259,18 @@ class Config(_Strict):
     roster: RosterConfig = RosterConfig()
     # name -> index, /dev path or stream URL (credentials allowed: they are never published).
     cameras: dict[str, str] = Field(default_factory=dict)
+    # [[timetable]] lessons (see docs/mqtt-api.md `schedule`): when given, they are the timetable (stored at
+    # start-up) and the MQTT schedule commands that change it are refused; when absent, MQTT manages it.
+    timetable: list[LessonEntry] | None = Field(None, max_length=MAX_LESSONS)
+
+    @field_validator("timetable")
+    @classmethod
+    def _timetable_consistent(cls, value: list[LessonEntry] | None) -> list[LessonEntry] | None:
+        if value is not None:
+            from .schedule import lessons_of
+
+            lessons_of(value)  # ValueError: overlap, duplicate id, end before start
+        return value
 
     @field_validator("cameras")
     @classmethod
@@ -273,6 +290,14 @@ class Config(_Strict):
         if names and want not in self.cameras and not (want.isdigit() and int(want) < len(names)):
             raise ValueError(f"daemon.default_camera: '{want}' is not a name or index in [cameras] "
                              f"({', '.join(names)})")
+        return self
+
+    @model_validator(mode="after")
+    def _lesson_cameras_declared(self) -> Config:
+        for i, lesson in enumerate(self.timetable or []):
+            if lesson.camera is not None and lesson.camera not in self.cameras:
+                raise ValueError(f"timetable[{i}].camera: '{lesson.camera}' is not a name in [cameras] "
+                                 f"({', '.join(self.cameras) or 'none declared'}); leave it out for default_camera")
         return self
 
     def ensure_dirs(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -347,6 +348,82 @@ def forget(ctx: click.Context, student_id: str, section: str | None, remove_atte
 def delete_session(ctx: click.Context, session_id: str) -> None:
     """Delete a finished session with its attendance, unknown faces, reports, export and frame."""
     _print(_call(ctx, "delete_session", {"session_id": session_id}))
+
+
+# ---- timetable and attendance over time (issue 8) ----------------------------------------------------
+
+
+@cli.command()
+@click.pass_context
+def schedule(ctx: click.Context) -> None:
+    """The timetable, the lesson under way and the next one."""
+    _print(_call(ctx, "schedule"))
+
+
+@cli.command("schedule-add")
+@click.argument("lesson_id")
+@click.option("--weekday", required=True, type=click.Choice(["mon", "tue", "wed", "thu", "fri", "sat", "sun"]))
+@click.option("--start", required=True, help="HH:MM or HH:MM:SS in the box's time zone.")
+@click.option("--end", required=True, help="HH:MM or HH:MM:SS, after --start.")
+@click.option("--section", required=True)
+@click.option("--camera", help="A declared camera's name (default: the daemon's default camera).")
+@click.option("--name", help="Display name of the lesson.")
+@click.pass_context
+def schedule_add(ctx: click.Context, lesson_id: str, weekday: str, start: str, end: str, section: str,
+                 camera: str | None, name: str | None) -> None:
+    """Add a weekly lesson to the timetable."""
+    _print(_call(ctx, "schedule_add", {"lesson_id": lesson_id, "weekday": weekday, "start": start, "end": end,
+                                       "section": section, "camera": camera, "name": name}))
+
+
+@cli.command("schedule-remove")
+@click.argument("lesson_id")
+@click.pass_context
+def schedule_remove(ctx: click.Context, lesson_id: str) -> None:
+    """Remove a lesson from the timetable."""
+    _print(_call(ctx, "schedule_remove", {"lesson_id": lesson_id}))
+
+
+@cli.command("schedule-set")
+@click.argument("file", type=click.File("rb"))
+@click.pass_context
+def schedule_set(ctx: click.Context, file: Any) -> None:
+    """Replace the whole timetable with the lessons of a TOML file (`[[timetable]]` entries, as in the config
+    file) or a JSON file (a list of lessons); `-` reads standard input."""
+    raw = file.read()
+    try:
+        lessons = json.loads(raw)
+    except ValueError:
+        try:
+            lessons = tomllib.loads(raw.decode())["timetable"]
+        except (ValueError, KeyError) as exc:  # TOMLDecodeError and UnicodeDecodeError are ValueErrors
+            raise click.ClickException(f"{file.name}: neither a JSON list of lessons nor TOML with [[timetable]] "
+                                       f"({type(exc).__name__}: {exc})") from exc
+    _print(_call(ctx, "schedule_set", {"lessons": lessons}))
+
+
+@cli.command()
+@click.option("--section", required=True)
+@click.option("--student-id", required=True)
+@click.option("--since", help="ISO 8601 (UTC when without a zone).")
+@click.option("--until")
+@click.option("--limit", type=int)
+@click.pass_context
+def history(ctx: click.Context, section: str, student_id: str, since: str | None, until: str | None,
+            limit: int | None) -> None:
+    """A student's attendance in each session of a section, and their percentage."""
+    _print(_call(ctx, "student_history", {"section": section, "student_id": student_id, "since": since,
+                                          "until": until, "limit": limit}))
+
+
+@cli.command()
+@click.option("--section", required=True)
+@click.option("--since")
+@click.option("--until")
+@click.pass_context
+def attendance(ctx: click.Context, section: str, since: str | None, until: str | None) -> None:
+    """Every student's attendance percentage in a section."""
+    _print(_call(ctx, "section_attendance", {"section": section, "since": since, "until": until}))
 
 
 def main() -> None:

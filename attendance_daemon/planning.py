@@ -28,6 +28,8 @@ class SessionPlan:
     video_path: Path | None = None
     camera: CameraChoice | None = None
     duration_s: float | None = None
+    lesson: str | None = None  # a timetable lesson's key and start (UTC): set by the scheduler only
+    lesson_start: str | None = None
 
 
 def default_session_name(store: Store, section: str) -> str:

@@ -9,7 +9,7 @@ from .config import Config
 from .export import video_codec
 from .punctuality import PunctualityRule, WallClock, intervals
 from .store import AttendanceRow, SessionRow, Store
-from .timeutil import parse_iso
+from .timeutil import local_iso, parse_iso
 
 ACTIVE = ("running", "paused")
 
@@ -36,7 +36,7 @@ def build_results(store: Store, session: SessionRow, cfg: Config) -> Results:
         **summary(session, len(present), cfg.mqtt.device_id).model_dump(),
         total=total,
         unknowns=len(store.unknowns(session.id)),
-        present=[_present(a, clock, rule, end_s) for a in present],
+        present=[_present(a, clock, rule, end_s, into_lesson_s(session)) for a in present],
         absent=absent,
         export_path=session.export_path,
         export_codec=None if session.status in ACTIVE else video_codec(session.export_path),
@@ -46,15 +46,26 @@ def build_results(store: Store, session: SessionRow, cfg: Config) -> Results:
         late_after_s=rule.late_after_s,
         left_early_before_s=rule.left_early_before_s,
         warnings=session.warnings,
+        lesson=session.lesson,
+        lesson_start=local_iso(parse_iso(session.lesson_start), zone) if session.lesson_start else None,
     )
 
 
-def _present(a: AttendanceRow, clock: WallClock, rule: PunctualityRule, end_s: float | None) -> PresentStudent:
+def into_lesson_s(session: SessionRow) -> float:
+    """How far into its lesson a lesson's session started (it waited for the camera, or the box was off): `late`
+    counts from the lesson's start, so video second 0 is already this late. 0 for other sessions."""
+    if not session.lesson_start:
+        return 0.0
+    return max(0.0, (parse_iso(session.started_at) - parse_iso(session.lesson_start)).total_seconds())
+
+
+def _present(a: AttendanceRow, clock: WallClock, rule: PunctualityRule, end_s: float | None,
+             into_lesson_s: float = 0.0) -> PresentStudent:
     spans = intervals(a.intervals or [(a.first_seen_s, a.last_seen_s)], clock)
     return PresentStudent(
         student_id=a.student_id, name=a.name, first_seen_s=a.first_seen_s, last_seen_s=a.last_seen_s,
         seen_s=a.seen_s, arrived_at=clock.at(a.first_seen_s), left_at=clock.at(a.last_seen_s),
-        late=rule.late(a.first_seen_s), left_early=rule.left_early(a.last_seen_s, end_s),
+        late=rule.late(into_lesson_s + a.first_seen_s), left_early=rule.left_early(a.last_seen_s, end_s),
         intervals=[PresenceInterval(start_s=i.start_s, end_s=i.end_s, start=i.start, end=i.end) for i in spans],
     )
 

@@ -39,8 +39,10 @@ class SessionControl:
         self._stop = threading.Event()
         self._running = threading.Event()
         self._running.set()
+        self.reason: str | None = None  # why it was stopped, when not at a user's request (stored as its error)
 
-    def stop(self) -> None:
+    def stop(self, reason: str | None = None) -> None:
+        self.reason = reason
         self._stop.set()
         self._running.set()
 
@@ -130,7 +132,7 @@ class SessionRunner:
         self.row = SessionRow(
             id=uuid.uuid4().hex, name=plan.name, section=plan.section, mode=plan.mode, source=plan.source_label,
             export=plan.export, status="running", started_at=now_iso(), total_frames=self.source.total,
-            roster_total=len(roster),
+            roster_total=len(roster), lesson=plan.lesson, lesson_start=plan.lesson_start,
         )
         self._committed = False
         self._faces = 0
@@ -182,7 +184,7 @@ class SessionRunner:
         try:
             self._loop()
             if self.control.stopped:
-                status = "stopped"
+                status, error = "stopped", self.control.reason
         except AttendanceError as exc:
             status, error = "failed", exc.message
         except OSError as exc:  # a full disk or an unwritable export: the session fails, the daemon lives

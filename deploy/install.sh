@@ -81,7 +81,7 @@ trap cleanup EXIT
 install -d "$REL/src"
 tar -C "$SRC" --exclude=./.venv --exclude=./.cache --exclude=./.git --exclude=./data --exclude='*.egg-info' \
     --exclude=./build --exclude=__pycache__ -cf - . | tar -C "$REL/src" -xf -
-python3 -m venv "$REL/venv"
+"${PYTHON:-python3}" -m venv "$REL/venv"  # PYTHON=python3.11 where python3 is older (Jetson, Ubuntu 22.04)
 V=$REL/venv/bin
 W=$PREFIX/wheels
 INDEX=()

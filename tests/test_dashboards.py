@@ -59,7 +59,7 @@ MODEL_OF: dict[str, type[api.Payload]] = {"state": api.State, "progress": api.Pr
 def test_discovery_payloads_follow_the_home_assistant_schema() -> None:
     topics = Topics("attendance", "room-1")
     messages = discovery_messages(HomeAssistantConfig(), topics, "9.9")
-    assert len(messages) == len(ENTITIES) == 11
+    assert len(messages) == len(ENTITIES) == 12
     unique_ids, object_ids = set(), set()
     components = set()
     for topic, payload in messages:
@@ -101,7 +101,7 @@ def test_discovery_payloads_follow_the_home_assistant_schema() -> None:
                 assert cfg["device_class"] in BINARY_DEVICE_CLASSES and "'ON'" in cfg["value_template"]
     assert components == set(COMPONENTS)
     assert object_ids >= {"mode", "session", "progress", "present", "last_present", "last_total",
-                                       "last_ended", "busy", "pause", "resume", "stop"}
+                                       "last_ended", "next_lesson", "busy", "pause", "resume", "stop"}
     off = discovery_messages(HomeAssistantConfig(enabled=False, prefix="ha"), topics, "9.9")
     assert [t for t, _ in off] == [t.replace("homeassistant/", "ha/", 1) for t, _ in messages]
     assert all(p == b"" for _, p in off)

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import ValidationError
 
 from .. import api
+from ..attendance_report import section_attendance as attendance_of
+from ..attendance_report import student_history as history_of
 from ..cameras import resolve_camera
 from ..config import format_validation_error
 from ..enrollment import EnrollOutcome, too_large
@@ -18,7 +20,9 @@ from ..paths import resolve_inside
 from ..planning import plan_mp4, plan_webcam
 from ..reports import write_report
 from ..results import build_results, summaries
-from ..timeutil import iso, parse_iso
+from ..schedule import entry_of, lessons_of, next_lesson, row_of
+from ..timetable import current, next_after
+from ..timeutil import iso, parse_iso, utcnow
 from ..transfer import outgoing
 from .mqtt_link import Incoming
 
@@ -139,6 +143,11 @@ def handle(daemon: Daemon, incoming: Incoming) -> tuple[str, api.Response]:
 
 def _public(daemon: Daemon, message: str) -> str:
     """Error texts leave the box: no absolute paths of it, no credentials, at most 300 characters."""
+    return public_text(daemon, message)
+
+
+def public_text(daemon: Daemon, message: str) -> str:
+    """The same filter for texts the daemon publishes on its own (a lesson that could not start)."""
     p = daemon.cfg.paths
     return public_error(message, [(p.media, "<media>"), (p.enrollment, "<enrollment>"), (p.data_dir, "<data>")])
 
@@ -190,7 +199,7 @@ def stop(d: Daemon, r: api.SessionGuard) -> api.State:
 
 @command("status", api.Empty)
 def status(d: Daemon, r: api.Empty) -> api.State:
-    return d.sm.state()
+    return d.state()
 
 
 # ---- roster -----------------------------------------------------------------------------------------
@@ -287,6 +296,74 @@ def report(d: Daemon, r: api.ReportRequest) -> dict[str, Any]:
     f = outgoing(path, "report")  # Extension: the report itself, for clients off the box
     return {"path": str(path), "content_type": f.content_type, "encoding": f.encoding, "content": f.content,
             "bytes": f.bytes, "sha256": f.sha256}
+
+
+# ---- timetable and attendance over time (issue 8) ----------------------------------------------------
+
+
+def _schedule(d: Daemon) -> api.Schedule:
+    zone_name, zone = d.cfg.attendance.zone()
+    lessons = d.scheduler.lessons()
+    now = utcnow()
+    return api.Schedule(timezone=zone_name, source="config" if d.cfg.timetable is not None else "mqtt",
+                        lessons=[entry_of(r) for r in d.store.timetable()],
+                        current=next_lesson(current(lessons, zone, now), zone),
+                        next_lesson=next_lesson(next_after(lessons, zone, now), zone))
+
+
+def _set_timetable(d: Daemon, entries: list[api.LessonEntry]) -> api.Schedule:
+    """Checks the whole table (times, overlaps, sections, cameras), then stores it in one transaction."""
+    if d.cfg.timetable is not None:
+        raise Conflict("timetable: set by [[timetable]] in the config file; change it there and restart the daemon")
+    try:
+        lessons_of(entries)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from exc
+    for e in entries:
+        d.store.require_section(e.section)
+        resolve_camera(d.cfg, e.camera)  # the same rules as start_webcam's camera (declared names)
+    d.store.replace_timetable([row_of(e) for e in entries])
+    d.scheduler.changed()
+    return _schedule(d)
+
+
+@command("schedule", api.Empty)
+def schedule(d: Daemon, r: api.Empty) -> api.Schedule:
+    return _schedule(d)
+
+
+@command("schedule_set", api.ScheduleSet)
+def schedule_set(d: Daemon, r: api.ScheduleSet) -> api.Schedule:
+    return _set_timetable(d, r.lessons)
+
+
+@command("schedule_add", api.ScheduleAdd)
+def schedule_add(d: Daemon, r: api.ScheduleAdd) -> api.Schedule:
+    entries = [entry_of(x) for x in d.store.timetable()]
+    if any(e.lesson_id == r.lesson_id for e in entries):
+        raise Conflict(f"lesson_id: lesson '{r.lesson_id}' exists; remove it first or use schedule_set")
+    if len(entries) >= api.MAX_LESSONS:
+        raise InvalidRequest(f"lessons: the timetable holds at most {api.MAX_LESSONS} lessons")
+    return _set_timetable(d, [*entries, api.LessonEntry.model_validate(r.model_dump(exclude={"transaction"}))])
+
+
+@command("schedule_remove", api.ScheduleRemove)
+def schedule_remove(d: Daemon, r: api.ScheduleRemove) -> api.Schedule:
+    entries = [entry_of(x) for x in d.store.timetable()]
+    if not any(e.lesson_id == r.lesson_id for e in entries):
+        raise NotFound(f"lesson_id: no lesson '{r.lesson_id}' in the timetable")
+    return _set_timetable(d, [e for e in entries if e.lesson_id != r.lesson_id])
+
+
+@command("student_history", api.HistoryRequest)
+def student_history(d: Daemon, r: api.HistoryRequest) -> api.StudentHistory:
+    return history_of(d.store, d.cfg, r.section, r.student_id, _iso_field(r.since, "since"),
+                      _iso_field(r.until, "until"), r.limit)
+
+
+@command("section_attendance", api.SectionAttendanceRequest)
+def section_attendance(d: Daemon, r: api.SectionAttendanceRequest) -> api.SectionAttendance:
+    return attendance_of(d.store, d.cfg, r.section, _iso_field(r.since, "since"), _iso_field(r.until, "until"))
 
 
 from . import commands_remote  # noqa: E402  (registers its commands; it imports `command` from here)

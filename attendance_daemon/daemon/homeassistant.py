@@ -46,6 +46,8 @@ ENTITIES: tuple[Entity, ...] = (
            {"icon": "mdi:account-multiple"}),
     Entity("sensor", "last_ended", "Last session ended", "results", "{{ value_json.ended_at }}",
            {"device_class": "timestamp"}),
+    Entity("sensor", "next_lesson", "Next lesson", "state",  # the timetable's (Extension); unknown without one
+           "{{ value_json.next_lesson.start if value_json.next_lesson else None }}", {"device_class": "timestamp"}),
     Entity("binary_sensor", "busy", "Busy", "state", "{{ 'ON' if value_json.busy else 'OFF' }}",
            {"device_class": "running"}),
     Entity("button", "pause", "Pause", "pause", extra={"icon": "mdi:pause"}),

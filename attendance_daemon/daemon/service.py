@@ -14,28 +14,35 @@ import signal
 import sqlite3
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from .. import __version__, api, retention
+from ..attendance_report import low_attendance
 from ..bridge import roster_topic
+from ..cameras import resolve_camera
 from ..config import Config
 from ..enrollment import Enroller
 from ..errors import AttendanceError, Conflict, StoreError
-from ..planning import SessionPlan
+from ..lessons import Running
+from ..planning import SessionPlan, plan_webcam
 from ..results import build_results
 from ..retention import RetentionTimer
 from ..roster import live_roster
 from ..roster_payload import MAX_ROSTER_BYTES
 from ..roster_sync import RosterSync
 from ..runtime import configured_detector
+from ..schedule import row_of
 from ..session import SessionControl, SessionHooks, SessionRunner
 from ..store import AttendanceRow, SessionRow, Store, StudentRow
-from ..timeutil import now_iso
+from ..timetable import Occurrence
+from ..timeutil import iso, now_iso
 from ..vision.encode import Encoder, FaceEncoder, ProcessEncoder
 from . import commands, homeassistant
 from .mqtt_link import Incoming, MqttLink
 from .notify import SystemdNotifier
+from .scheduler import SHUTDOWN_REASON, Scheduler
 from .state_machine import StateMachine
 from .topics import Topics
 
@@ -96,7 +103,9 @@ class Daemon:
                              watched=([roster_topic(cfg.mqtt.base_topic, s) for s in cfg.roster.sections],
                                       self._roster_arrived))
         self.device_id = cfg.mqtt.device_id
-        self.sm = StateMachine(on_change=lambda s: self.link.set_retained("state", _json(s)), device_id=self.device_id)
+        self.sm = StateMachine(on_change=lambda s: self.link.set_retained("state", _json(self._with_next(s))),
+                               device_id=self.device_id)
+        self._init_timetable()
         rc = cfg.recognition
         self.notifier.status("loading models")
         self.detector = configured_detector(cfg)
@@ -115,6 +124,8 @@ class Daemon:
         self.background: queue.Queue[Incoming | None] = queue.Queue(BACKGROUND_QUEUE)
         self._background = threading.Thread(target=self._run_background, name="enrollment", daemon=True)
         self._housekeeper = threading.Thread(target=self._housekeep, name="housekeeper", daemon=True)
+        self._scheduler = threading.Thread(target=self.scheduler.run, args=(self.shutdown,), name="scheduler",
+                                           daemon=True)
 
     # ---- publishing --------------------------------------------------------------------------------
 
@@ -126,7 +137,8 @@ class Daemon:
                             started_at=self.started_at,
                             problems=([self.db_problem] if self.db_problem else [])
                             + (self.rosters.problems() if self.rosters else []),
-                            rosters=self.rosters.status() if self.rosters else {})
+                            rosters=self.rosters.status() if self.rosters else {},
+                            next_lesson=self.scheduler.next)
             payload = _json(info)
             if payload != self._info_payload:
                 self._info_payload = payload
@@ -214,13 +226,14 @@ class Daemon:
                                    export=row.export, started_at=row.started_at)
 
         try:
-            return self.sm.begin(plan.mode, commit)
+            return self._with_next(self.sm.begin(plan.mode, commit))
         except Conflict:
             runner.discard()  # busy (another start won the race): do not hold the camera or file
             raise
 
     def _run_worker(self, runner: SessionRunner) -> None:
         sid, name = runner.row.id, runner.row.name
+        finished: SessionRow | None = None
         try:
             log.info("session %s started: %s, section %s, source %s%s", name, runner.row.mode, runner.row.section,
                      runner.row.source, ", export" if runner.row.export else "")
@@ -232,6 +245,7 @@ class Daemon:
                      f" ({results.error})" if results.error else "")
             self.publish_event("session_finished", session_id=sid, status=results.status,
                                present_count=results.present_count, total=results.total)
+            finished = row
         except Exception as exc:  # the session could not even record its end (e.g. disk full): say so, free the lock
             log.exception("session %s could not be finalised", runner.row.name)
             error = f"session could not be stored: {type(exc).__name__}: {exc}"
@@ -239,6 +253,9 @@ class Daemon:
             self._publish_unstored(runner, error)
         finally:
             self.sm.end(sid)
+            self._lesson_sessions.pop(name, None)
+        if finished is not None:  # after the lock is free: reading the section's history takes a moment
+            self._alert_low_attendance(finished)
 
     def _publish_unstored(self, runner: SessionRunner, error: str) -> None:
         """Results from memory when the store refused the session's end: dashboards see `failed`, not `running`."""
@@ -256,11 +273,11 @@ class Daemon:
 
     def pause(self, session_id: str | None) -> api.State:
         active = self._active
-        return self.sm.pause(session_id, then=active[0].pause if active else None)
+        return self._with_next(self.sm.pause(session_id, then=active[0].pause if active else None))
 
     def resume(self, session_id: str | None) -> api.State:
         active = self._active
-        return self.sm.resume(session_id, then=active[0].resume if active else None)
+        return self._with_next(self.sm.resume(session_id, then=active[0].resume if active else None))
 
     def stop(self, session_id: str | None, timeout: float = 30.0) -> api.State:
         """Stops and waits for the worker to store and publish the results, then answers the idle state."""
@@ -268,7 +285,57 @@ class Daemon:
         self.sm.check_stop(session_id, then=active[0].stop if active else None)
         if active is not None:
             active[1].join(timeout)
-        return self.sm.state()
+        return self.state()
+
+    # ---- timetable (issue 8) --------------------------------------------------------------------------
+
+    def _init_timetable(self) -> None:
+        """`[[timetable]]` in the config is the timetable (stored, so history and restarts agree); without
+        it the stored one, managed over MQTT, is."""
+        if self.cfg.timetable is not None:
+            self.store.replace_timetable([row_of(e) for e in self.cfg.timetable])
+        self._lesson_sessions: dict[str, str] = {}  # session name -> lesson key, while its session runs
+        self.scheduler = Scheduler(self.store, self.cfg.attendance.zone()[1], self.start_lesson, self.stop,
+                                   self._running_lesson, self.publish_event, self._next_changed,
+                                   public=lambda text: commands.public_text(self, text))
+
+    def start_lesson(self, occ: Occurrence, now: datetime) -> api.State:
+        """A webcam session for a lesson: its camera, its section, until its end (the same path as a request)."""
+        self.sm.ensure_idle()
+        camera = resolve_camera(self.cfg, occ.lesson.camera)
+        plan = plan_webcam(self.cfg, self.store, occ.lesson.section, None, False, camera,
+                           max(1.0, (occ.end - now).total_seconds()))
+        plan.lesson, plan.lesson_start = occ.key, iso(occ.start)
+        self._lesson_sessions[plan.name] = occ.key  # before the worker starts (it removes it when it ends)
+        try:
+            return self.start_session(plan)
+        except BaseException:
+            self._lesson_sessions.pop(plan.name, None)
+            raise
+
+    def _alert_low_attendance(self, row: SessionRow) -> None:
+        """`attendance_low` for each student this session took below `attendance.alert_below_percent`."""
+        try:
+            for a in low_attendance(self.store, self.cfg, row):
+                self.publish_event("attendance_low", section=a.section, student_id=a.student_id, name=a.name,
+                                   percent=a.percent, counted=a.counted, attended=a.attended,
+                                   alert_below_percent=a.alert_below_percent, session_id=a.session_id)
+        except (AttendanceError, sqlite3.Error) as exc:  # the session is stored; only the alert is lost
+            log.error("attendance alerts of %s: %s", row.name, exc)
+
+    def _running_lesson(self) -> Running | None:
+        session = self.sm.state().session
+        return None if session is None else Running(session.id, self._lesson_sessions.get(session.name))
+
+    def _with_next(self, state: api.State) -> api.State:
+        return state.model_copy(update={"next_lesson": self.scheduler.next})
+
+    def state(self) -> api.State:
+        return self._with_next(self.sm.state())
+
+    def _next_changed(self) -> None:
+        self.link.set_retained("state", _json(self.state()))
+        self.publish_info()
 
     # ---- loops -------------------------------------------------------------------------------------------
 
@@ -389,7 +456,7 @@ class Daemon:
         if active is not None and active[1].is_alive() and now - self.worker_beat > WORKER_STALL_S:
             log.error("session worker stalled")
             return False
-        for thread in (self._background, self._housekeeper):
+        for thread in (self._background, self._housekeeper, self._scheduler):
             if not thread.is_alive():
                 log.error("%s thread died", thread.name)
                 return False
@@ -416,12 +483,14 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.shutdown.set())
         self._recover()
+        self.scheduler.recover()
         self.publish_info()
         self.publish_discovery()
-        self.link.set_retained("state", _json(self.sm.state()))
+        self.link.set_retained("state", _json(self.state()))
         self._dispatcher.start()
         self._background.start()
         self._housekeeper.start()
+        self._scheduler.start()
         self.notifier.status("connecting to the MQTT broker")
         self.link.start()
         wd = self.notifier.watchdog_s
@@ -441,9 +510,10 @@ class Daemon:
     def _shutdown(self) -> int:
         log.info("stopping")
         self.notifier.stopping()
+        self._scheduler.join(35)  # first, so it cannot start a lesson behind us (it may be ending one)
         active = self._active
         if active is not None and active[1].is_alive():
-            active[0].stop()
+            active[0].stop(SHUTDOWN_REASON)  # a lesson's session is started again if the box is back in time
             active[1].join(60)
         self.requests.put(None)
         self._dispatcher.join(5)

@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import Conflict, NotFound, StoreError
 from ..names import check_display_name, check_id
 from ..timeutil import now_iso
-from .records import AttendanceRow, Erasure, PhotoRow, SessionRow, StudentRow, UnknownRow
+from .records import AttendanceRow, Erasure, LessonRow, PhotoRow, SessionRow, StudentRow, UnknownRow
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
 ENCODING_DIM = 128
@@ -254,10 +254,10 @@ class Store:
                 raise Conflict(f"session_name: a session named '{row.name}' already exists")
             db.execute(
                 "INSERT INTO sessions(id, name, section, mode, source, export, status, started_at, "
-                "total_frames, roster_total) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "total_frames, roster_total, lesson, lesson_start) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     row.id, row.name, row.section, row.mode, row.source, int(row.export), row.status,
-                    row.started_at, row.total_frames, row.roster_total,
+                    row.started_at, row.total_frames, row.roster_total, row.lesson, row.lesson_start,
                 ),
             )
 
@@ -521,6 +521,69 @@ class Store:
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
+    # ---- timetable ----------------------------------------------------------------------------
+
+    def timetable(self) -> list[LessonRow]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM timetable ORDER BY weekday, start, lesson_id").fetchall()
+        return [LessonRow(r["lesson_id"], int(r["weekday"]), r["start"], r["end"], r["section"], r["camera"],
+                          r["name"]) for r in rows]
+
+    def replace_timetable(self, lessons: list[LessonRow]) -> None:
+        """The whole table in one transaction: readers see the old or the new timetable, never a mix."""
+        with self._tx() as db:
+            db.execute("DELETE FROM timetable")
+            db.executemany("INSERT INTO timetable(lesson_id, weekday, start, end, section, camera, name) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           [(x.lesson_id, x.weekday, x.start, x.end, x.section, x.camera, x.name) for x in lessons])
+
+    def lesson_statuses(self, keys: list[str]) -> dict[str, list[tuple[str, str | None]]]:
+        """(status, error) of the sessions started for each of these lessons (`<lesson_id>@<date>`)."""
+        if not keys:
+            return {}
+        marks = ",".join("?" * len(keys))
+        with self._lock:
+            rows = self._db.execute(f"SELECT lesson, status, error FROM sessions WHERE lesson IN ({marks})",
+                                    keys).fetchall()
+        found: dict[str, list[tuple[str, str | None]]] = {}
+        for r in rows:
+            found.setdefault(str(r[0]), []).append((str(r[1]), r[2]))
+        return found
+
+    # ---- attendance over time -----------------------------------------------------------------
+
+    def enrolled(self, section: str) -> dict[str, tuple[str, str]]:
+        """student id -> (name, enrolled at) for the section's roster (404 for an unknown section)."""
+        self.require_section(section)
+        with self._lock:
+            rows = self._db.execute("SELECT student_id, name, created_at FROM students WHERE section=?",
+                                    (section,)).fetchall()
+        return {str(r[0]): (str(r[1]), str(r[2])) for r in rows}
+
+    def section_history(self, section: str, statuses: tuple[str, ...], since: str | None = None,
+                        until: str | None = None, limit: int = 10_000,
+                        ) -> tuple[list[SessionRow], dict[tuple[str, str], tuple[float, float]]]:
+        """The section's sessions with these statuses (oldest first, at most `limit`, the newest kept) and, per
+        (session id, student id), the seconds seen and the first sighting."""
+        where, args = ["section = ?", f"status IN ({','.join('?' * len(statuses))})"], [section, *statuses]
+        for clause, value in (("started_at >= ?", since), ("started_at <= ?", until)):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        with self._lock:
+            rows = self._db.execute(f"SELECT * FROM sessions WHERE {' AND '.join(where)} "
+                                    "ORDER BY started_at DESC, rowid DESC LIMIT ?", (*args, limit)).fetchall()
+            sessions = [_session_row(r) for r in reversed(rows)]
+            seen: dict[tuple[str, str], tuple[float, float]] = {}
+            for chunk in range(0, len(sessions), 500):
+                ids = [x.id for x in sessions[chunk:chunk + 500]]
+                for r in self._db.execute(
+                        "SELECT session_id, student_id, seen_s, first_seen_s FROM attendance WHERE session_id IN "
+                        f"({','.join('?' * len(ids))})", ids):
+                    seen[(str(r[0]), str(r[1]))] = (float(r[2]), float(r[3]))
+        return sessions, seen
+
+
 def _unknown_row(r: sqlite3.Row) -> UnknownRow:
     vector = None if r[5] is None else np.frombuffer(r[5], dtype=np.float32).copy()
     return UnknownRow(int(r[0]), str(r[1]), int(r[2]), str(r[3]), float(r[4]), vector, r[6])
@@ -534,6 +597,7 @@ def _session_row(r: sqlite3.Row) -> SessionRow:
         roster_total=int(r["roster_total"]), export_path=r["export_path"], error=r["error"],
         video_s=r["video_s"],
         warnings=list(json.loads(r["warnings"] or "[]")),
+        lesson=r["lesson"], lesson_start=r["lesson_start"],
     )
 
 

@@ -34,6 +34,21 @@ class SessionRow:
     error: str | None = None
     video_s: float | None = None  # video position reached (flushed with the attendance); None before schema 2
     warnings: list[str] = field(default_factory=list)
+    lesson: str | None = None  # `<lesson_id>@<date>` when the scheduler started it for a lesson
+    lesson_start: str | None = None  # when that lesson began (UTC); `late` counts from it
+
+
+@dataclass(frozen=True)
+class LessonRow:
+    """A stored timetable entry (times as written, `HH:MM` or `HH:MM:SS`)."""
+
+    lesson_id: str
+    weekday: int
+    start: str
+    end: str
+    section: str
+    camera: str | None
+    name: str | None
 
 
 @dataclass

@@ -83,6 +83,22 @@ MIGRATIONS: list[str] = [
         applied_at  TEXT NOT NULL
     );
     """,
+    # 5 (timetable): the weekly lessons the scheduler starts (times of day in the box's zone); a session started for
+    # a lesson records which (`<lesson_id>@<date>`) and when the lesson began (UTC), from which `late` counts
+    """
+    CREATE TABLE timetable (
+        lesson_id  TEXT PRIMARY KEY,
+        weekday    INTEGER NOT NULL CHECK (weekday BETWEEN 0 AND 6),
+        start      TEXT NOT NULL,
+        end        TEXT NOT NULL,
+        section    TEXT NOT NULL,
+        camera     TEXT,
+        name       TEXT
+    );
+    ALTER TABLE sessions ADD COLUMN lesson TEXT;
+    ALTER TABLE sessions ADD COLUMN lesson_start TEXT;
+    CREATE INDEX sessions_lesson ON sessions(lesson);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
