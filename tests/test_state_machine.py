@@ -60,3 +60,19 @@ def test_only_one_of_many_concurrent_begins_wins() -> None:
         t.join()
     assert len(wins) == 1 and len(refusals) == 31
     assert sm.state().session is not None and sm.state().session.id == wins[0]  # type: ignore[union-attr]
+
+
+def test_a_start_waits_for_a_session_that_is_only_publishing_its_results() -> None:
+    sm = StateMachine()
+    sm.begin("mp4", _info("a"))
+    with pytest.raises(Conflict, match="busy"):  # still running: refused at once, as ever
+        sm.begin("mp4", _info("b"))
+    sm.finishing("a")  # the worker stored the session; its results are on their way out
+    ended = threading.Timer(0.2, sm.end, args=("a",))
+    ended.start()
+    state = sm.begin("mp4", _info("b"))  # a dashboard that saw the results starts the next one: no 409
+    assert state.session is not None and state.session.id == "b"
+    ended.join()
+    sm.finishing("b")
+    sm.end("b")
+    assert not sm.state().busy

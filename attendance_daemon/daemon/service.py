@@ -239,6 +239,7 @@ class Daemon:
                      runner.row.source, ", export" if runner.row.export else "")
             self.publish_event("session_started", session_id=sid, name=runner.row.name, mode=runner.row.mode)
             row = runner.run()
+            self.sm.finishing(sid)  # a start from now on waits for `end` instead of a 409
             results = self._publish_results(row.id)
             log.info("session %s ended: %s, present %d/%d, unknown faces %d%s", name, results.status,
                      results.present_count, results.total, results.unknowns,

@@ -18,6 +18,7 @@ from ..errors import Conflict
 from ..timeutil import now_iso
 
 ActiveMode = Literal["webcam", "mp4"]
+FINISH_WAIT_S = 10.0  # a start waits this long for a session that is only publishing its results
 
 
 class StateMachine:
@@ -27,6 +28,8 @@ class StateMachine:
         self._mode: Literal["idle", "webcam", "mp4"] = "idle"
         self._paused = False
         self._session: SessionInfo | None = None
+        self._finishing = False  # the session's worker is done and is publishing its results
+        self._ended = threading.Condition(self._lock)
         self._updated_at = now_iso()
         self._on_change = on_change
 
@@ -39,7 +42,11 @@ class StateMachine:
         return Conflict(message, {"state": self.state().model_dump()})
 
     def ensure_idle(self) -> None:
+        """Refuses while a session runs. A session that is only publishing its results (a dashboard saw them
+        and starts the next one at once) is waited for, so that start is not a spurious 409."""
         with self._lock:
+            if self._session is not None and self._finishing:
+                self._ended.wait_for(lambda: self._session is None or not self._finishing, FINISH_WAIT_S)
             if self._session is not None:
                 raise self._refuse(f"busy: {self._mode} session '{self._session.name}' is running")
 
@@ -49,7 +56,7 @@ class StateMachine:
         with self._lock:
             self.ensure_idle()
             info = session() if callable(session) else session
-            self._mode, self._paused, self._session = mode, False, info
+            self._mode, self._paused, self._session, self._finishing = mode, False, info, False
             return self._changed()
 
     def _guard(self, session_id: str | None, action: str) -> SessionInfo:
@@ -89,11 +96,18 @@ class StateMachine:
                 then()
             return info
 
+    def finishing(self, session_id: str) -> None:
+        """The worker has stored the session and is publishing its results; `end` follows."""
+        with self._lock:
+            if self._session is not None and self._session.id == session_id:
+                self._finishing = True
+
     def end(self, session_id: str) -> State:
         """The worker finished: back to idle (only if that session is still the active one)."""
         with self._lock:
             if self._session is not None and self._session.id == session_id:
-                self._mode, self._paused, self._session = "idle", False, None
+                self._mode, self._paused, self._session, self._finishing = "idle", False, None, False
+                self._ended.notify_all()
                 return self._changed()
             return self.state()
 
