@@ -4,6 +4,7 @@ video with ground truth, and a runtime over a fresh data directory."""
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -121,7 +122,10 @@ def daemon_factory(tmp_path: Path, broker: Broker, daemon_media: Path, sample: d
 
     def make(extra: str = "", mqtt_extra: str = "", device: str | None = None,
              on: Broker | None = None) -> DaemonProcess:
-        d = DaemonProcess(tmp_path / f"d{len(made)}", on or broker, daemon_media, Path(sample["enrollment"]),
+        # each daemon its own copy of the enrollment tree: forget_student deletes a student's folder there
+        enrollment = tmp_path / f"enrollment{len(made)}"
+        shutil.copytree(sample["enrollment"], enrollment)
+        d = DaemonProcess(tmp_path / f"d{len(made)}", on or broker, daemon_media, enrollment,
                           enrolled_db, extra, device=device, mqtt_extra=mqtt_extra)
         made.append(d)
         return d

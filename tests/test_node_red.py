@@ -235,8 +235,6 @@ def test_dashboard_flow_drives_a_session(tmp_path: Path, auth_broker: Broker, da
             assert reply["via"] == "correlation" and reply["correlation"] == response["transaction"]
             assert reply["topic"] == f"attendance/{room1.device}/reply/nr-test"
             sid = response["data"]["session"]["id"]
-            busy = nr.command(room1.device, "start_mp4", {"path": "classroom.mp4", "section": "demo"})["response"]
-            assert busy["code"] == 409 and busy["error"].startswith("busy")
             _, errors = browser.communicate(timeout=120)
             assert browser.returncode == 0, errors[-3000:]
         finally:
@@ -248,6 +246,9 @@ def test_dashboard_flow_drives_a_session(tmp_path: Path, auth_broker: Broker, da
             shutil.copy(shot, REPO / os.environ["NODE_RED_SCREENSHOT"])
         pressed = nr.state()["last_reply"]
         assert pressed["command"] == "pause" and pressed["response"]["data"]["paused"] is True
+        # (asked only now: a reply to it must not race the browser's click for `last_reply`)
+        busy = nr.command(room1.device, "start_mp4", {"path": "classroom.mp4", "section": "demo"})["response"]
+        assert busy["code"] == 409 and busy["error"].startswith("busy")
         held = nr.wait(lambda k: _device(k, room1.device)["state"]["paused"] and _device(k, room1.device),
                        what="the paused state")
         assert held["state"]["session"]["id"] == sid
