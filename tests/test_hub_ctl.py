@@ -1,11 +1,13 @@
-"""`attendancectl hub ...` as a user runs it, against the real hub on a real PostgreSQL and a real broker:
-every hub subcommand, its files, its errors (exit 1 with the hub's code, exit 2 for usage) and a hub that is
-missing or offline."""
+"""`attendancectl hub ...` as a user runs it, against the real hub on a real PostgreSQL and a central mosquitto
+with passwords and the sample ACL (deploy/central-mosquitto.acl): every hub subcommand as the `office` user, its
+files, its errors (exit 1 with the hub's code, exit 2 for usage), a box's user kept out, a hub missing or
+offline."""
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -17,13 +19,32 @@ from pypdf import PdfReader
 
 from attendance_daemon.roster_payload import open_roster
 from tests.hub_fixtures import HubProcess, Postgres, results_payload
-from tests.mqtt_fixtures import Broker
+from tests.mqtt_fixtures import Broker, RecordingClient
+
+REPO = Path(__file__).resolve().parent.parent
+USERS = {"office": "office-pw", "attendance-hub": "hub-pw", "room-1": "room-pw"}
 
 
-def hubctl(broker: Broker, *args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+def _central(tmp: Path) -> Broker:
+    passwd = tmp / "central-passwd"
+    passwd.touch()
+    for user, password in USERS.items():
+        subprocess.run(["mosquitto_passwd", "-b", str(passwd), user, password], check=True)
+    work = tmp / "central"
+    work.mkdir()
+    return Broker(work, allow_anonymous=False, extra=f"user root\npassword_file {passwd}\n"
+                  f"acl_file {REPO / 'deploy' / 'central-mosquitto.acl'}\n")
+
+
+def _client(broker: Broker, user: str, device: str) -> RecordingClient:
+    return RecordingClient("127.0.0.1", broker.port, device, username=user, password=USERS[user])
+
+
+def hubctl(broker: Broker, *args: str, timeout: float = 20, user: str = "office") -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", "from attendance_daemon.ctl import main; main()",
-                           "--port", str(broker.port), "--timeout", str(timeout), "hub", *args],
-                          capture_output=True, text=True, timeout=180, check=False)
+                           "--port", str(broker.port), "--username", user, "--timeout", str(timeout), "hub", *args],
+                          capture_output=True, text=True, timeout=180, check=False,
+                          env={**os.environ, "ATTENDANCE_MQTT_PASSWORD": USERS[user]})
 
 
 def ok(proc: subprocess.CompletedProcess[str]) -> Any:
@@ -48,16 +69,23 @@ def _until(what: str, fn: Any, timeout: float = 60.0) -> Any:
     return value
 
 
-def test_attendancectl_hub(tmp_path: Path, broker: Broker, postgres: Postgres, sample: dict[str, Any]) -> None:
+def test_attendancectl_hub(tmp_path: Path, postgres: Postgres, sample: dict[str, Any]) -> None:
+    broker = _central(tmp_path)
     hub = HubProcess(tmp_path / "hub", broker, postgres.new_database())
+    with hub.config.open("a") as config:  # [mqtt] is its last table
+        config.write(f'username = "attendance-hub"\npassword = "{USERS["attendance-hub"]}"\n')
     failed(hubctl(broker, "fleet"), 1, "the hub is unknown on this broker")  # no attendance-hub here yet
     photo_dir = next(Path(sample["enrollment"], "demo").iterdir())
     photo = next(photo_dir.iterdir())
     shutil.copytree(photo_dir, tmp_path / "hub" / "data" / "enrollment" / "faces")
-    hub.start()
+    hub.start(wait=False)
     try:
+        with _client(broker, "office", "@hub") as office:
+            office.wait_for("availability", lambda v: v == "online", timeout=60)
+        # a box's user may not talk to the hub (the sample ACL): it does not even see it
+        failed(hubctl(broker, "fleet", user="room-1"), 1, "the hub is unknown on this broker")
         results = results_payload("bbbbbbbb-1", ["s1", "s2"], ["s3"], "2026-11-26T09:45:00Z")
-        with broker.client("room-1") as box:
+        with _client(broker, "room-1", "room-1") as box:
             box.client.publish("attendance/room-1/availability", b"online", qos=1, retain=True).wait_for_publish(5)
             box.client.publish("attendance/room-1/results", json.dumps(results).encode(), qos=1,
                                retain=True).wait_for_publish(5)
@@ -100,7 +128,7 @@ def test_attendancectl_hub(tmp_path: Path, broker: Broker, postgres: Postgres, s
             assert enrolled["encodings_added"] == 1 and enrolled["roster"]["version"] == 1
             published = ok(hubctl(broker, "rosters"))
             assert list(published) == ["7b"] and published["7b"]["version"] == 1
-            with broker.client("@hub") as watcher:
+            with _client(broker, "office", "@hub") as watcher:
                 watcher.wait_for("roster/7b", lambda r: r["version"] == 1)
                 retained = open_roster(watcher.latest["roster/7b"], None)
             assert retained.hash == published["7b"]["hash"] and [s.name for s in retained.students] == ["Ann"]
@@ -115,6 +143,8 @@ def test_attendancectl_hub(tmp_path: Path, broker: Broker, postgres: Postgres, s
             sent = box.wait_for("request/forget_student", lambda r: r["student_id"] == "s3", timeout=30)
             assert sent["attendance"] == "remove" and "section" not in sent
             assert ok(hubctl(broker, "report", "--student", "s3"))["rows"] == []
+        hub.stop()
+        failed(hubctl(broker, "rosters"), 1, "the hub is offline")  # its clean stop (or will) says so at once
     finally:
         hub.stop()
-    failed(hubctl(broker, "rosters"), 1, "the hub is offline")  # its clean stop (or will) says so at once
+        broker.stop()
