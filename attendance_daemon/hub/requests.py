@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import Field, StrictInt, ValidationError
 
@@ -27,8 +27,10 @@ from ..names import DisplayName, LookupText, PathText, SafeId, ShortText
 from ..paths import resolve_inside
 from ..reports import text_cell
 from ..timeutil import iso, parse_iso
-from .roster import RosterPublisher
-from .store import HubStore
+
+if TYPE_CHECKING:  # the models and the registry import without psycopg (docs/asyncapi.json is made from them)
+    from .roster import RosterPublisher
+    from .store import HubStore
 
 log = logging.getLogger(__name__)
 MAX_REPORT_ROWS = 20000
