@@ -5,12 +5,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
 
 from . import __version__, api
+from .bridge import BRIDGE_LEAF, HUB
 from .daemon.commands import COMMANDS
+from .hub.requests import HUB_COMMANDS
+from .roster_payload import RosterMessage
 
 _OUT: dict[str, tuple[type[BaseModel] | None, bool, str]] = {
     "availability": (None, True, "`online` / `offline` (plain text); also the MQTT Last Will"),
@@ -32,11 +36,16 @@ def build() -> dict[str, Any]:
     channels: dict[str, Any] = {}
     schemas: dict[str, Any] = {}
 
+    def put(name: str, schema: dict[str, Any]) -> None:
+        """One schema per name: the box and the hub share models (Empty, Response), never a name."""
+        if schemas.setdefault(name, schema) != schema:
+            raise ValueError(f"two different models are both called {name}: rename one")
+
     def add(model: type[BaseModel]) -> dict[str, str]:
         s = _schema(model)
         for name, sub in s.pop("$defs", {}).items():
-            schemas[name] = sub
-        schemas[model.__name__] = s
+            put(name, sub)
+        put(model.__name__, s)
         return {"$ref": f"#/components/schemas/{model.__name__}"}
 
     for leaf, (model, retained, doc) in _OUT.items():
@@ -58,6 +67,7 @@ def build() -> dict[str, Any]:
             "publish": {"message": {"payload": add(model)}, "bindings": {"mqtt": {"retain": False, "qos": 1}}},
         }
         channels[f"{{base}}/{{device}}/response/{name}"] = {"subscribe": {"message": {"payload": response}}}
+    channels.update(_hub_channels(add, response))
     return {
         "asyncapi": "2.6.0",
         "info": {"title": "attendance-daemon MQTT API", "version": f"contract v1 / daemon {__version__}"},
@@ -65,6 +75,36 @@ def build() -> dict[str, Any]:
         "channels": channels,
         "components": {"schemas": dict(sorted(schemas.items()))},
     }
+
+
+def _hub_channels(add: Callable[[type[BaseModel]], dict[str, str]], response: dict[str, str]) -> dict[str, Any]:
+    """Many rooms: the bridge's notification of each box, and the hub's namespace (its rosters and requests)."""
+    hub = f"{{base}}/{HUB}"
+    text = {"type": "string", "contentMediaType": "text/plain"}
+    channels: dict[str, Any] = {
+        f"{{base}}/{{device}}/{BRIDGE_LEAF}": {
+            "description": "mosquitto's bridge notification on the central broker: `1` connected, `0` not (its "
+                           "will) (retained)",
+            "subscribe": {"message": {"payload": text}, "bindings": {"mqtt": {"retain": True, "qos": 1}}},
+        },
+        f"{hub}/availability": {
+            "description": "the hub: `online` / `offline` (plain text); also its MQTT Last Will (retained)",
+            "subscribe": {"message": {"payload": text}, "bindings": {"mqtt": {"retain": True, "qos": 1}}},
+        },
+        f"{hub}/roster/{{section}}": {
+            "description": "the section's roster, a new version per change, bridged in to every box (retained)",
+            "subscribe": {"message": {"payload": add(RosterMessage)},
+                          "bindings": {"mqtt": {"retain": True, "qos": 1}}},
+        },
+    }
+    for name, (model, _fn) in sorted(HUB_COMMANDS.items()):
+        channels[f"{hub}/request/{name}"] = {
+            "description": f"hub request `{name}`; answered once on {hub}/response/{name} (and on an MQTT v5 "
+                           f"Response Topic under {hub}/reply/ with its Correlation Data)",
+            "publish": {"message": {"payload": add(model)}, "bindings": {"mqtt": {"retain": False, "qos": 1}}},
+        }
+        channels[f"{hub}/response/{name}"] = {"subscribe": {"message": {"payload": response}}}
+    return channels
 
 
 def render() -> str:

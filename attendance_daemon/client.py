@@ -14,6 +14,7 @@ from typing import Any, Self
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from .bridge import HUB
 from .daemon.mqtt_link import disable_nagle
 from .daemon.topics import Topics
 
@@ -36,8 +37,9 @@ class ApiClient:
     def __init__(self, host: str, port: int, device: str, base: str = "attendance", username: str | None = None,
                  password: str | None = None, client_id: str | None = None, protocol: str = "5",
                  tls: bool = False, cafile: str | None = None, certfile: str | None = None,
-                 keyfile: str | None = None, insecure: bool = False) -> None:
+                 keyfile: str | None = None, insecure: bool = False, leaves: tuple[str, ...] = ("#",)) -> None:
         self.topics = Topics(base, device)
+        self._leaves = leaves  # what to subscribe to under R; the hub's ctl takes only its availability and answers
         self._lock = threading.Condition()
         self.latest: dict[str, bytes] = {}
         self._responses: dict[str, queue.Queue[dict[str, Any]]] = {}
@@ -80,7 +82,7 @@ class ApiClient:
             client.disconnect()
             return
         disable_nagle(client)
-        client.subscribe(f"{self.topics.root}/#", qos=1)
+        client.subscribe([(f"{self.topics.root}/{leaf}", 1) for leaf in self._leaves])
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         leaf = msg.topic[len(self.topics.root) + 1:]
@@ -104,16 +106,22 @@ class ApiClient:
         """Raises DeviceUnavailable unless the device's retained availability (which arrives right after the
         subscription) is `online` within `wait_s`."""
         device = self.topics.device
+        hub = device == HUB
         try:
             self.wait_for("availability", lambda v: True, timeout=wait_s)
         except TimeoutError:
+            if hub:
+                raise DeviceUnavailable(f"the hub is unknown on this broker: no availability message under "
+                                        f"{self.topics.root}/ (wrong broker or --base-topic, or attendance-hub "
+                                        "never connected here)") from None
             raise DeviceUnavailable(f"device '{device}' is unknown on this broker: no availability message "
                                     f"under {self.topics.root}/ (wrong --device or --base-topic, or the daemon "
                                     "never connected here)") from None
         state = self.latest["availability"].decode(errors="replace")
         if state != "online":
-            raise DeviceUnavailable(f"device '{device}' is {state[:40]}: its daemon is not running or lost "
-                                    "its broker connection")
+            raise DeviceUnavailable(f"the hub is {state[:40]}: attendance-hub is not running or lost its broker "
+                                    "connection" if hub else f"device '{device}' is {state[:40]}: its daemon is "
+                                    "not running or lost its broker connection")
 
     def request(self, command: str, payload: dict[str, Any] | None = None, timeout: float = 30.0,
                 check: bool = True) -> dict[str, Any]:

@@ -21,7 +21,7 @@ def _client(ctx: click.Context) -> ApiClient:
         try:
             o["client"] = ApiClient(o["host"], o["port"], o["device"], o["base"], o["username"], o["password"],
                                     protocol=o["protocol"], tls=o["tls"], cafile=o["cafile"], certfile=o["cert"],
-                                    keyfile=o["key"], insecure=o["insecure"])
+                                    keyfile=o["key"], insecure=o["insecure"], leaves=o.get("leaves", ("#",)))
         except (OSError, TimeoutError, ValueError) as exc:  # ConnectionRefusedError, ssl.SSLError are OSErrors
             raise click.ClickException(f"cannot reach the MQTT broker at {o['host']}:{o['port']}: {exc}") from exc
         ctx.call_on_close(o["client"].close)
@@ -424,6 +424,9 @@ def history(ctx: click.Context, section: str, student_id: str, since: str | None
 def attendance(ctx: click.Context, section: str, since: str | None, until: str | None) -> None:
     """Every student's attendance percentage in a section."""
     _print(_call(ctx, "section_attendance", {"section": section, "since": since, "until": until}))
+
+
+from . import ctl_hub  # noqa: E402,F401  (registers `attendancectl hub ...` on `cli`)
 
 
 def main() -> None:

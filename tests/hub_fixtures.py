@@ -10,6 +10,7 @@ import sys
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -96,3 +97,19 @@ class HubProcess:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+def results_payload(session_id: str, present: list[str], absent: list[str], ended: str) -> dict[str, Any]:
+    """A Results payload as a box publishes it (the contract's fields)."""
+    return {
+        "session_id": session_id, "name": f"s-{session_id[:6]}", "section": "5a", "mode": "mp4",
+        "source": "classroom.mp4", "status": "completed", "started_at": "2026-11-26T09:00:00Z", "ended_at": ended,
+        "frames_processed": 10, "present_count": len(present), "device_id": "room-1",
+        "total": len(present) + len(absent), "unknowns": 0,
+        "present": [{"student_id": s, "name": s.upper(), "first_seen_s": 0.0, "last_seen_s": 9.0, "seen_s": 9.0,
+                     "arrived_at": "09:00:00", "left_at": "09:00:09", "late": False, "left_early": False,
+                     "intervals": []} for s in present],
+        "absent": [{"student_id": s, "name": s.upper()} for s in absent],
+        "export_path": None, "export_codec": None, "error": None, "timezone": "UTC", "end_s": 10.0,
+        "late_after_s": 300.0, "left_early_before_s": 300.0, "warnings": [],
+    }

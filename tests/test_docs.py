@@ -253,3 +253,128 @@ def test_readme_points_at_the_shipped_doc() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "../shared" not in readme
     assert "docs/mqtt-api.md" in readme
+
+
+# ---- Many rooms: the hub's requests and roster message (docs/mqtt-api.md "Many rooms: the hub") -----------
+
+HUB_TABLE = "### Hub commands"
+
+
+def _hub_rows() -> dict[str, list[str]]:
+    return {TICKED.findall(row[0])[0]: row for row in _table(HUB_TABLE)}
+
+
+def test_asyncapi_covers_the_hub() -> None:
+    from attendance_daemon.hub.requests import HUB_COMMANDS
+
+    channels = build()["channels"]
+    hub = {c.removeprefix("{base}/@hub/") for c in channels if c.startswith("{base}/@hub/")}
+    assert hub == {"availability", "roster/{section}", *(f"{kind}/{name}" for name in HUB_COMMANDS
+                                                          for kind in ("request", "response"))}
+    roster = channels["{base}/@hub/roster/{section}"]["subscribe"]["message"]["payload"]
+    assert roster == {"$ref": "#/components/schemas/RosterMessage"}
+    assert "{base}/{device}/bridge" in channels
+    # a box has no psycopg (requirements-hub.txt): the generator and the hub's models import without it
+    import subprocess
+    import sys
+
+    code = "import sys; sys.modules['psycopg'] = None; from attendance_daemon.asyncapi import render; render()"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_every_hub_command_has_a_row_with_its_request_fields() -> None:
+    from attendance_daemon.hub.requests import HUB_COMMANDS
+
+    rows = _hub_rows()
+    assert set(rows) == set(HUB_COMMANDS)
+    for name, (model, _fn) in HUB_COMMANDS.items():
+        documented = _items(rows[name][1])
+        fields = {f: info for f, info in model.model_fields.items() if f != "transaction"}
+        assert set(documented) == set(fields), f"hub {name}: request fields in the doc vs {model.__name__}"
+        for field, info in fields.items():
+            item = documented[field]
+            assert ("(required" in item) == info.is_required(), f"hub {name}.{field}: '(required' vs the model"
+            if not info.is_required() and info.default is not None:
+                assert f"default {info.default}" in item or f"`{info.default}` (default)" in item, \
+                    f"hub {name}.{field}: its default {info.default!r} is not in the doc"
+            for arg in (info.annotation, *typing.get_args(info.annotation)):
+                if typing.get_origin(arg) is Literal:
+                    for value in typing.get_args(arg):
+                        assert f"`{value}`" in item, f"hub {name}.{field}: value {value!r} undocumented"
+            bounds = {type(m).__name__: m for m in info.metadata}
+            if "Ge" in bounds and "Le" in bounds:
+                assert f"{bounds['Ge'].ge} to {bounds['Le'].le}" in item, f"hub {name}.{field}: its bounds"
+
+
+def _returned_keys(fn: object, module: object, seen: set[str] | None = None) -> set[str]:
+    """Keys of the dict literals that end up in what a hub handler returns: those in its `return` statements
+    and in statements naming a variable it returns (`devices.append({...})`), following the functions of the
+    same module it calls (`report_data`). A dict built for something else (the request sent to boxes) is not
+    counted."""
+    seen = seen if seen is not None else set()
+    tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))  # type: ignore[arg-type]
+    local = {n.id for a in ast.walk(tree) if isinstance(a, ast.Assign | ast.AnnAssign)
+             for t in (a.targets if isinstance(a, ast.Assign) else [a.target]) for n in ast.walk(t)
+             if isinstance(n, ast.Name)}
+    returned = local & {n.id for r in ast.walk(tree) if isinstance(r, ast.Return) and r.value
+                        for n in ast.walk(r.value) if isinstance(n, ast.Name)}
+    keys: set[str] = set()
+    for stmt in ast.walk(tree):
+        if not isinstance(stmt, ast.Return | ast.Assign | ast.AnnAssign | ast.AugAssign | ast.Expr):
+            continue
+        names = {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name)}
+        if isinstance(stmt, ast.Return) or names & returned:
+            for node in ast.walk(stmt):
+                if isinstance(node, ast.Dict):
+                    keys |= {k.value for k in node.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)}
+        for call in ast.walk(stmt):
+            if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id not in seen:
+                helper = getattr(module, call.func.id, None)
+                if inspect.isfunction(helper) and helper.__module__ == getattr(module, "__name__", None):
+                    seen.add(call.func.id)
+                    keys |= _returned_keys(helper, module, seen)
+    return keys
+
+
+def test_every_key_of_a_hub_answer_is_documented() -> None:
+    from attendance_daemon.hub import requests
+
+    rows = _hub_rows()
+    for name, (_model, fn) in requests.HUB_COMMANDS.items():
+        cell = rows[name][2]
+        same = re.match(r"as `(\w+)`", cell)
+        if same:
+            cell = rows[same.group(1)][2]
+        shapes = [re.sub(r"<[^>]*>", "", t) for t in TICKED.findall(cell) if t.startswith("{")]
+        documented = {w for shape in shapes for w in re.findall(r"[a-z_][a-z0-9_]*", shape)} - {"or", "null"}
+        keys = _returned_keys(fn, requests)
+        assert keys <= documented, f"hub {name}: keys of its ok data missing in the doc: {keys - documented}"
+
+
+def test_roster_message_fields_are_documented() -> None:
+    from attendance_daemon.roster_payload import ENCODING_DIM, RosterMessage, RosterStudentEntry
+
+    text = _section("### Roster message")
+    shape = TICKED.findall(text)[0]
+    nested = re.search(r"students: \[\{(.*?)\}\]", shape)
+    assert nested, f"the roster message's shape must show its students: {shape!r}"
+
+    def keys(s: str) -> set[str]:
+        return set(re.findall(r"([a-z_]+)(?=\s*[:,}]|\s*$)", s))
+
+    assert keys(shape.replace(nested.group(0), "students")) == set(RosterMessage.model_fields)
+    assert keys(nested.group(1)) == set(RosterStudentEntry.model_fields)
+    assert f"[{ENCODING_DIM} numbers]" in nested.group(1)
+    for field, info in RosterMessage.model_fields.items():
+        if not info.is_required():
+            assert f"`{field}`" in text and "present when" in text, f"roster {field}: say when it is present"
+
+
+def test_hub_limits_are_in_the_limits_table() -> None:
+    where = {ref for row in _table("## Limits") for ref in TICKED.findall(row[2])}
+    for module in ("roster_payload", "hub.ingest", "hub.requests"):
+        mod = importlib.import_module(f"attendance_daemon.{module}")
+        for attr in vars(mod):
+            if attr.startswith("MAX_"):
+                assert f"{module}.{attr}" in where, f"limit {module}.{attr} is not in the doc's Limits table"

@@ -18,6 +18,7 @@ from pypdf import PdfReader
 
 from attendance_daemon.bridge import BridgeSpec, render, roster_topic
 from tests.hub_fixtures import HubProcess, Postgres
+from tests.hub_fixtures import results_payload as _results
 from tests.mqtt_fixtures import Broker
 
 
@@ -49,22 +50,6 @@ def _until(what: str, fn: Any, timeout: float = 90.0) -> Any:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what}: not within {timeout:.0f}s")
         time.sleep(0.2)
-
-
-def _results(session_id: str, present: list[str], absent: list[str], ended: str) -> dict[str, Any]:
-    """A Results payload as a box publishes it (the contract's fields)."""
-    return {
-        "session_id": session_id, "name": f"s-{session_id[:6]}", "section": "5a", "mode": "mp4",
-        "source": "classroom.mp4", "status": "completed", "started_at": "2026-11-26T09:00:00Z", "ended_at": ended,
-        "frames_processed": 10, "present_count": len(present), "device_id": "room-1",
-        "total": len(present) + len(absent), "unknowns": 0,
-        "present": [{"student_id": s, "name": s.upper(), "first_seen_s": 0.0, "last_seen_s": 9.0, "seen_s": 9.0,
-                     "arrived_at": "09:00:00", "left_at": "09:00:09", "late": False, "left_early": False,
-                     "intervals": []} for s in present],
-        "absent": [{"student_id": s, "name": s.upper()} for s in absent],
-        "export_path": None, "export_codec": None, "error": None, "timezone": "UTC", "end_s": 10.0,
-        "late_after_s": 300.0, "left_early_before_s": 300.0, "warnings": [],
-    }
 
 
 def test_hub_stores_each_session_once_and_reports_over_mqtt(tmp_path: Path, postgres: Postgres) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import Field, StrictInt, ValidationError
 
@@ -27,15 +27,13 @@ from ..names import DisplayName, LookupText, PathText, SafeId, ShortText
 from ..paths import resolve_inside
 from ..reports import text_cell
 from ..timeutil import iso, parse_iso
-from .roster import RosterPublisher
-from .store import HubStore
+
+if TYPE_CHECKING:  # the models and the registry import without psycopg (docs/asyncapi.json is made from them)
+    from .roster import RosterPublisher
+    from .store import HubStore
 
 log = logging.getLogger(__name__)
 MAX_REPORT_ROWS = 20000
-
-
-class Empty(api.Request):
-    pass
 
 
 class HubSessionsRequest(api.Request):
@@ -65,17 +63,6 @@ class HubEnrollRequest(api.Request):
     student_id: SafeId
     name: DisplayName
     images: list[PathText] = Field(min_length=1)
-
-
-class HubRemoveStudentRequest(api.Request):
-    section: LookupText
-    student_id: LookupText
-
-
-class ForgetStudentRequest(api.Request):
-    student_id: LookupText
-    section: LookupText | None = None
-    attendance: Literal["anonymise", "remove"] = "anonymise"
 
 
 class PublishRosterRequest(api.Request):
@@ -146,8 +133,8 @@ def _time(value: str | None, field: str) -> str | None:
 # ---- fleet --------------------------------------------------------------------------------------------
 
 
-@hub_command("fleet", Empty)
-def fleet(ctx: HubContext, r: Empty) -> dict[str, Any]:
+@hub_command("fleet", api.Empty)
+def fleet(ctx: HubContext, r: api.Empty) -> dict[str, Any]:
     """Every box seen: online (availability online and the bridge not reported down), mode, rosters."""
     devices = []
     for d in ctx.store.devices():
@@ -237,15 +224,15 @@ def enroll(ctx: HubContext, r: HubEnrollRequest) -> dict[str, Any]:
             "warnings": outcome.warnings, "roster": roster}
 
 
-@hub_command("remove_student", HubRemoveStudentRequest)
-def remove_student(ctx: HubContext, r: HubRemoveStudentRequest) -> dict[str, Any]:
+@hub_command("remove_student", api.RemoveStudentRequest)
+def remove_student(ctx: HubContext, r: api.RemoveStudentRequest) -> dict[str, Any]:
     if not ctx.store.remove_roster_student(r.section, r.student_id):
         raise NotFound(f"student_id: no student '{r.student_id}' in section '{r.section}' at the hub")
     return {"removed": True, "roster": ctx.rosters.publish(r.section)}
 
 
-@hub_command("rosters", Empty)
-def rosters(ctx: HubContext, r: Empty) -> dict[str, Any]:
+@hub_command("rosters", api.Empty)
+def rosters(ctx: HubContext, r: api.Empty) -> dict[str, Any]:
     return ctx.store.rosters()
 
 
@@ -260,8 +247,8 @@ def publish_roster(ctx: HubContext, r: PublishRosterRequest) -> dict[str, Any]:
 # ---- forgetting ---------------------------------------------------------------------------------------
 
 
-@hub_command("forget_student", ForgetStudentRequest)
-def forget_student(ctx: HubContext, r: ForgetStudentRequest) -> dict[str, Any]:
+@hub_command("forget_student", api.ForgetStudentRequest)
+def forget_student(ctx: HubContext, r: api.ForgetStudentRequest) -> dict[str, Any]:
     """Erases the student at the hub, publishes every affected roster without them, and sends the box command
     `forget_student` to every known box (offline ones get it from their bridge's queue, and again from the hub
     when they come back online until they answer)."""
