@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from PIL import Image
 
 from attendance_daemon.remote import content_bytes, upload_images
@@ -56,8 +57,9 @@ def _tiny_png(width: int, height: int) -> str:
 
 def test_remote_enroll_fetch_assign_and_forget(tmp_path: Path, broker: Broker, daemon_media: Path,
                                                sample: dict[str, Any], enrolled_db: Path, people: list[Any],
-                                               ground_truth: dict[str, Any]) -> None:
+                                               ground_truth: dict[str, Any], request: pytest.FixtureRequest) -> None:
     d = _daemon(tmp_path, broker, daemon_media, sample, enrolled_db)
+    request.addfinalizer(d.stop)  # also when an assertion fails half way (stop is idempotent)
     by_id = {p.student_id: p for p in people}
     ada = by_id["S001"]  # present in the classroom video (enrolled from obama.jpg, appears as obama2)
     assert ada.student_id in ground_truth["present"]
