@@ -3,7 +3,7 @@
 Encodings are the cost (~80 ms a face), so they run beside the frame loop: a batch of faces is handed to the
 encoder and its votes are counted when it is done, a frame or a few later, while detection and tracking go on.
 A live camera's loop never waits for the encoder; a file read faster than real time waits once the oldest batch
-is `_MAX_LAG_S` of video old and other faces wait (`_MAX_LAG_NEW_S` while a batch of faces never encoded waits:
+is `_MAX_LAG_S` of video old and other faces wait (`_MAX_LAG_NEW_S` while a burst of faces never encoded waits:
 a room that fills the encoder at once is read on meanwhile), so the encoder is never left a video's length behind."""
 
 from __future__ import annotations
@@ -27,10 +27,11 @@ from .vision.track import IouTracker, Track
 _MAX_BATCH = 6  # faces per encoder job: ~0.5 s of encoding, so new faces are not queued behind a long batch
 _IN_FLIGHT = 2  # batches handed to the encoder at once: it starts the next as soon as one is done
 _MAX_LAG_S = 1.0  # video seconds a batch may be under way while other faces wait for the encoder
-# ... while a batch of the faces waiting were never encoded (a room seen at once): a first encoding is as good
-# later (its crop is taken when it is sent). A face or two new (a flickering small face) keep the 1 s pace: the
-# encodings a hard face gets, the mean of which identifies it, must not fall behind.
+# ... while `_BURST` or more of the faces waiting were never encoded (a room seen at once): a first encoding is as
+# good later (its crop is taken when it is sent). A face or two new (a flickering small face) keep the 1 s pace:
+# the encodings a hard face gets, the mean of which identifies it, must not fall behind.
 _MAX_LAG_NEW_S = 3.0
+_BURST = 3  # never-encoded faces waiting that make a burst
 _MEAN_AFTER = 3  # encodings of a track before its mean is matched too
 _MAX_RECHECK_S = 60.0  # an unknown or undecided track is re-encoded at most this rarely, once backed off
 
@@ -95,7 +96,7 @@ class Recognizer:
             self.book.forget(tr.id)
         needy = [tr for tr in seen if self._needs_encoding(tr, frame.t)]
         newcomers = sum(tr.encodings == 0 for tr in needy)
-        lag = _MAX_LAG_NEW_S if newcomers >= _MAX_BATCH else _MAX_LAG_S
+        lag = _MAX_LAG_NEW_S if newcomers >= _BURST else _MAX_LAG_S
         if self._jobs and needy and frame.t - self._jobs[0].t >= lag:
             futures.wait([self._jobs[0].future])  # a file read faster than real time waits for its encodings
             self._collect(outcome, wait=False)

@@ -20,7 +20,6 @@ from .config import Config
 from .errors import AttendanceError, InsufficientStorage, InvalidRequest
 from .export import VideoExporter, annotate, jpeg, save_crop
 from .planning import SessionPlan
-from .readahead import ReadAhead
 from .recognizer import FrameOutcome, Recognizer, UnknownFace
 from .sources import CameraSource, FrameSource, VideoFileSource
 from .store import AttendanceRow, SessionRow, Store, StudentRow
@@ -120,7 +119,7 @@ class SessionRunner:
         timeout = cfg.daemon.open_timeout_s
         if plan.mode == "mp4":
             assert plan.video_path is not None
-            self.source = ReadAhead(VideoFileSource(plan.video_path, rc.analysis_fps, timeout))
+            self.source = VideoFileSource(plan.video_path, rc.analysis_fps, timeout)
         else:
             assert plan.camera is not None  # plan_webcam fills in the configured default
             self.source = CameraSource(plan.camera, rc.analysis_fps, cfg.daemon.camera_retry_s, timeout)

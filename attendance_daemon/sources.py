@@ -13,6 +13,7 @@ import stat
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -117,6 +118,11 @@ class FrameSource(Protocol):
 class VideoFileSource:
     """Decodes only every `stride`-th frame; pausing between frames keeps the exact position.
 
+    The skipped frames must still be decoded (an H.264 stream needs them as references): about a fifth of a
+    1080p30 session's frame loop. They are grabbed on a helper thread while the frame loop works on the frame
+    before them (OpenCV releases the GIL while decoding), holding no extra picture in memory. `position()` is
+    the frame loop's: the frame after the one it has, whatever the helper has grabbed meanwhile.
+
     When the container's frame rate is absent or absurd, time comes from each frame's timestamp and frames
     are picked at the analysis rate by time. `warnings()` says when decoding ended before the container's
     frame count (a truncated file)."""
@@ -150,14 +156,16 @@ class VideoFileSource:
             self.fps = self.source_fps / self.stride
             self.total = count if count > 0 else None
         self.size = (first.shape[1], first.shape[0])
-        self._pos = 0
+        self._pos = 0  # frames taken from the decoder
+        self._shown = 0  # the frame after the last one handed to the frame loop
         self._exhausted = False  # the decoder ran out (not a stop or a duration)
+        self._skipper: ThreadPoolExecutor | None = None
 
     def _timestamp(self) -> float:
         return float(self._cap.get(cv2.CAP_PROP_POS_MSEC)) / 1000.0
 
     def position(self) -> int:
-        return self._pos
+        return self._shown
 
     def warnings(self) -> list[str]:
         """What the caller should know about the file after reading it (e.g. it ended early)."""
@@ -171,23 +179,36 @@ class VideoFileSource:
     def frames(self) -> Iterator[Frame]:
         if self.timed:
             yield from self._timed_frames()
+            self._shown = self._pos
             return
+        skipping: Future[bool] | None = None
         while True:
+            if skipping is not None and not skipping.result():
+                self._exhausted, self._shown = True, self._pos
+                return
             if self._first is not None:
                 bgr, self._first = self._first, None
             else:
                 ok, bgr = self._cap.read()
                 if not ok:
-                    self._exhausted = True
+                    self._exhausted, self._shown = True, self._pos
                     return
             index = self._pos
             self._pos += 1
+            if self.stride > 1:
+                if self._skipper is None:
+                    self._skipper = ThreadPoolExecutor(1, thread_name_prefix="video-skip")
+                skipping = self._skipper.submit(self._skip, self.stride - 1)
+            self._shown = index + 1
             yield Frame(index, index / self.source_fps, bgr)
-            for _ in range(self.stride - 1):
-                if not self._cap.grab():
-                    self._exhausted = True
-                    return
-                self._pos += 1
+
+    def _skip(self, count: int) -> bool:
+        """Grabs (decodes, never converts) the frames between two analysed ones; False at the end."""
+        for _ in range(count):
+            if not self._cap.grab():
+                return False
+            self._pos += 1
+        return True
 
     def _timed_frames(self) -> Iterator[Frame]:
         """Every frame is grabbed; one is decoded whenever its timestamp reaches the next analysis time."""
@@ -212,12 +233,15 @@ class VideoFileSource:
                 if not ok or bgr is None:
                     return
             next_t = max(next_t + period, t)
+            self._shown = self._pos
             yield Frame(index, t, bgr)
 
     def resumed(self) -> None:
         """Nothing to do: the decoder sits on the next frame."""
 
     def close(self) -> None:
+        if self._skipper is not None:  # the helper may be grabbing: the decoder is released after it
+            self._skipper.shutdown(wait=True)
         self._cap.release()
 
 
