@@ -13,7 +13,7 @@ import hmac
 import json
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError, field_validator
 
 from .config import format_validation_error
 from .names import DisplayName, SafeId
@@ -42,6 +42,17 @@ class RosterMessage(BaseModel):
     students: list[RosterStudentEntry] = Field(max_length=MAX_ROSTER_STUDENTS)
     hash: Hex64
     hmac: Hex64 | None = None
+
+    @field_validator("students")
+    @classmethod
+    def _one_entry_each(cls, students: list[RosterStudentEntry]) -> list[RosterStudentEntry]:
+        """A student listed twice would break the box's one-row-per-student roster mid-apply."""
+        seen: set[str] = set()
+        for s in students:
+            if s.student_id in seen:
+                raise ValueError(f"student '{s.student_id}' is listed more than once")
+            seen.add(s.student_id)
+        return students
 
 
 def canonical(body: dict[str, Any]) -> bytes:

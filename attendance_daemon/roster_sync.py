@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 from typing import Any
 
+from .photos import remove_photo_file
 from .roster_payload import RosterMessage, open_roster
 from .store import Store
 
@@ -15,8 +17,9 @@ log = logging.getLogger(__name__)
 
 
 class RosterSync:
-    def __init__(self, store: Store, sections: list[str], key: bytes | None) -> None:
+    def __init__(self, store: Store, sections: list[str], key: bytes | None, photos: Path | None = None) -> None:
         self.store, self.sections, self.key = store, set(sections), key
+        self.photos = photos  # <data>/photos: the photos of encodings a roster replaces are deleted with them
         self._staged: dict[str, RosterMessage] = {}
         self._refused: dict[str, str] = {}  # section -> why its last offered roster was refused
         self._lock = threading.Lock()
@@ -61,7 +64,12 @@ class RosterSync:
         done = []
         for section, m in staged.items():
             students = [(s.student_id, s.name, list(s.encodings)) for s in m.students]
-            if self.store.replace_roster(section, m.version, m.hash, students):
+            replaced = self.store.replace_roster(section, m.version, m.hash, students)
+            if replaced is not None:
+                if self.photos is not None:
+                    removed = sum(remove_photo_file(self.photos, p) for p in replaced)
+                    if removed:
+                        log.info("roster %s: %d stored photos of replaced encodings deleted", section, removed)
                 log.info("roster %s: version %d applied (%d students)", section, m.version, len(students))
                 done.append(f"{section} v{m.version}")
         return done

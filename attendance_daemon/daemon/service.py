@@ -95,7 +95,8 @@ class Daemon:
         self.topics = Topics(cfg.mqtt.base_topic, cfg.mqtt.device_id)
         self.requests: queue.Queue[Incoming | None] = queue.Queue()
         # Hub rosters ([roster] sections): checked and applied by the housekeeper, never mid-session.
-        self.rosters = RosterSync(self.store, cfg.roster.sections, cfg.roster.key()) if cfg.roster.sections else None
+        self.rosters = (RosterSync(self.store, cfg.roster.sections, cfg.roster.key(), cfg.paths.photos)
+                        if cfg.roster.sections else None)
         self.roster_inbox: queue.Queue[Incoming] = queue.Queue(ROSTER_INBOX)
         # Held by a start from reading the roster until the state is busy: a roster is never applied in between.
         self._starting = threading.Lock()

@@ -1,0 +1,137 @@
+"""Where the three issue-8/9 features meet (remote operations, timetable and history, hub rosters): on a real
+SQLite store and real files, no broker. Each test here failed on the merged code before its fix."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from attendance_daemon.history import COUNTED, marks, tally
+from attendance_daemon.punctuality import PunctualityRule
+from attendance_daemon.roster_payload import open_roster, seal
+from attendance_daemon.roster_sync import RosterSync
+from attendance_daemon.store import AttendanceRow, SessionRow, Store
+from attendance_daemon.store.schema import MIGRATIONS, SCHEMA_VERSION
+from attendance_daemon.timeutil import iso
+
+
+def _roster(version: int, students: list[str], section: str = "5a") -> bytes:
+    body = {"section": section, "version": version, "published_at": "2026-11-26T09:00:00Z",
+            "students": [{"student_id": s, "name": s.upper(), "encodings": [[0.25] * 128]} for s in students]}
+    return json.dumps(seal(body, None)).encode()
+
+
+def _session(section: str, started: datetime) -> SessionRow:
+    return SessionRow(id=uuid.uuid4().hex, name=f"s-{uuid.uuid4().hex[:8]}", section=section, mode="webcam",
+                      source="camera:0", export=False, status="completed", started_at=iso(started),
+                      ended_at=iso(started + timedelta(minutes=45)), roster_total=1)
+
+
+def test_a_new_hub_roster_version_keeps_each_students_enrollment_date(tmp_path: Path) -> None:
+    """History counts the sessions since a student was enrolled: a roster version that still lists them must
+    not make them newly enrolled (every earlier session would drop out of their percentage)."""
+    store = Store(tmp_path / "a.sqlite3", allow_init=True)
+    sync = RosterSync(store, ["5a"], None)
+    assert sync.offer("5a", _roster(1, ["s1"])) is None
+    sync.apply_staged()
+    enrolled_at = "2026-09-01T08:00:00Z"  # v1 came in September (the store's clock is the wall clock)
+    store._db.execute("UPDATE students SET created_at=?", (enrolled_at,))
+    lesson = _session("5a", datetime(2026, 9, 7, 8, 0, tzinfo=UTC))
+    store.create_session(lesson)
+    store.save_attendance(lesson.id, [AttendanceRow("s1", "S1", 1.0, 900.0, 899.0, [(1.0, 900.0)])], 10)
+    assert sync.offer("5a", _roster(2, ["s1", "s2"])) is None  # a classmate added at the hub, today
+    sync.apply_staged()
+    assert store.enrolled("5a")["s1"][1] == enrolled_at
+    assert [s.encodings for s in store.students("5a")] == [1, 1]
+    sessions, seen = store.section_history("5a", COUNTED)
+    found = marks(sessions, seen, "s1", store.enrolled("5a")["s1"][1], 3.0, PunctualityRule(300, 300), {})
+    assert (tally(found).counted, tally(found).attended) == (1, 1)
+    assert sync.offer("5a", _roster(3, ["s2"])) is None  # and one dropped is gone, with their encodings
+    sync.apply_staged()
+    assert [s.student_id for s in store.students("5a")] == ["s2"]
+    assert store._db.execute("SELECT COUNT(*) FROM encodings").fetchone()[0] == 1
+    store.close()
+
+
+def test_a_hub_roster_replacing_a_local_section_deletes_its_stored_photos(tmp_path: Path) -> None:
+    """A section enrolled over MQTT (photos kept on the box) and later put under the hub: the hub's roster
+    replaces its encodings, and their photos (biometric data) must not stay behind as orphan files."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    store = Store(tmp_path / "a.sqlite3", allow_init=True)
+    enc = store.add_encoding(store.upsert_student("5a", "s1", "Ada"), np.zeros(128), "upload")
+    (photos / f"{enc}.jpg").write_bytes(b"\xff\xd8 a face")
+    store.set_encoding_photo(enc, f"{enc}.jpg")
+    sync = RosterSync(store, ["5a"], None, photos)
+    assert sync.offer("5a", _roster(1, ["s1"])) is None
+    assert sync.apply_staged() == ["5a v1"]
+    assert not (photos / f"{enc}.jpg").exists()
+    assert [p.photo for p in store.photos("5a", "s1")] == [None]
+    store.close()
+
+
+def test_a_roster_listing_a_student_twice_is_refused_not_half_applied(tmp_path: Path) -> None:
+    body = _roster(1, ["s1", "s1"])
+    with pytest.raises(ValueError, match=r"students.*s1.*more than once"):
+        open_roster(body, None)
+    store = Store(tmp_path / "a.sqlite3", allow_init=True)
+    sync = RosterSync(store, ["5a", "5b"], None)
+    reason = sync.offer("5a", body)
+    assert reason is not None and "more than once" in reason
+    assert sync.offer("5b", _roster(1, ["s2"], "5b")) is None
+    assert sync.apply_staged() == ["5b v1"]
+    store.close()
+
+
+def _v2_database(path: Path) -> None:
+    """A database as the release before this one left it (schema 2), with a roster, a session and a crop."""
+    db = sqlite3.connect(path)
+    for i, script in enumerate(MIGRATIONS[:2]):
+        db.executescript(f"BEGIN; {script}; PRAGMA user_version={i + 1}; COMMIT;")
+    db.execute("INSERT INTO sections VALUES ('5a', '2026-09-01T08:00:00Z')")
+    db.execute("INSERT INTO students VALUES (1, '5a', 's1', 'Ada', '2026-09-01T08:00:00Z')")
+    db.execute("INSERT INTO encodings VALUES (1, 1, ?, 'ada.jpg', '2026-09-01T08:00:00Z')",
+               (np.full(128, 0.5, np.float32).tobytes(),))
+    db.execute("INSERT INTO sessions (id, name, section, mode, source, status, started_at, ended_at, "
+               "roster_total) VALUES ('x1', 'monday', '5a', 'webcam', 'camera:0', 'completed', "
+               "'2026-09-07T08:00:00Z', '2026-09-07T08:45:00Z', 1)")
+    db.execute("INSERT INTO attendance VALUES ('x1', 's1', 'Ada', 1.0, 2000.0, 1999.0, '[[1.0, 2000.0]]')")
+    db.execute("INSERT INTO unknown_faces VALUES (1, 'x1', 7, '/data/unknowns/monday/t.jpg', 3.0, "
+               "'2026-09-07T08:00:03Z')")
+    db.commit()
+    db.close()
+
+
+def test_a_schema_2_database_is_upgraded_in_order_and_every_feature_reads_it(tmp_path: Path) -> None:
+    path = tmp_path / "attendance.sqlite3"
+    _v2_database(path)
+    store = Store(path)
+    assert store.schema_version() == SCHEMA_VERSION
+    assert store._db.execute("PRAGMA foreign_key_check").fetchall() == []
+    # remote operations (3): photos, unknown faces with no vector and no assignment yet
+    assert [(p.id, p.source, p.photo) for p in store.photos("5a", "s1")] == [(1, "ada.jpg", None)]
+    face = store.unknown_face(1)
+    assert (face.vector, face.assigned_to) == (None, None)
+    # timetable and history (5): the old session counts, with no lesson
+    row = store.get_session("x1")
+    assert (row.lesson, row.lesson_start) == (None, None) and store.timetable() == []
+    sessions, seen = store.section_history("5a", COUNTED)
+    assert [s.id for s in sessions] == ["x1"] and seen[("x1", "s1")] == (1999.0, 1.0)
+    # hub rosters (4): the local section becomes hub-managed; Ada keeps her enrollment date
+    sync = RosterSync(store, ["5a"], None)
+    assert sync.offer("5a", _roster(1, ["s1"])) is None and sync.apply_staged() == ["5a v1"]
+    assert store.enrolled("5a")["s1"][1] == "2026-09-01T08:00:00Z"
+    # an assignment's FK: deleting the encoding leaves the face unassigned, not a dangling id
+    new_enc = store.photos("5a", "s1")[0].id
+    store.mark_assigned(1, new_enc)
+    assert store.unknown_face(1).assigned_to == "s1"
+    erased = store.forget_student("s1", "5a", False, "forgotten-x")
+    assert erased.crops == ["/data/unknowns/monday/t.jpg"] and erased.attendance_rows == 1
+    assert store._db.execute("PRAGMA foreign_key_check").fetchall() == []
+    store.close()
