@@ -13,12 +13,15 @@ import numpy as np
 import pytest
 
 from attendance_daemon.history import COUNTED, marks, tally
+from attendance_daemon.hub.ingest import Ingest
+from attendance_daemon.hub.store import HubStore
 from attendance_daemon.punctuality import PunctualityRule
 from attendance_daemon.roster_payload import open_roster, seal
 from attendance_daemon.roster_sync import RosterSync
 from attendance_daemon.store import AttendanceRow, SessionRow, Store
 from attendance_daemon.store.schema import MIGRATIONS, SCHEMA_VERSION
 from attendance_daemon.timeutil import iso
+from tests.hub_fixtures import Postgres
 
 
 def _roster(version: int, students: list[str], section: str = "5a") -> bytes:
@@ -134,4 +137,30 @@ def test_a_schema_2_database_is_upgraded_in_order_and_every_feature_reads_it(tmp
     erased = store.forget_student("s1", "5a", False, "forgotten-x")
     assert erased.crops == ["/data/unknowns/monday/t.jpg"] and erased.attendance_rows == 1
     assert store._db.execute("PRAGMA foreign_key_check").fetchall() == []
+    store.close()
+
+
+def test_the_hub_sends_a_refused_forget_again_when_the_box_is_idle(postgres: Postgres) -> None:
+    """A box answers a hub forget with 409 while the student's section has a session running. Boxes come
+    `online` rarely (a restart), so waiting for that would leave the student's attendance on the box for
+    weeks: the hub sends it again once the box's state is idle."""
+    store = HubStore(postgres.new_database())
+    resent: list[str] = []
+    ingest = Ingest(store, "attendance", on_online=resent.append)
+    request = {"student_id": "s1", "attendance": "anonymise", "transaction": "hub-forget-0123456789abcdef"}
+    store.record_forget_sent("s1", "room-a", request)
+    answer = {"transaction": request["transaction"], "status": "error", "code": 409,
+              "error": "student_id: 's1' is on the roster of the running session", "data": {"session_id": "x"}}
+    busy = {"mode": "webcam", "busy": True, "paused": False, "session": None, "updated_at": "t"}
+    assert ingest.handle("attendance/room-a/state", json.dumps(busy).encode()) == "state"
+    assert ingest.handle("attendance/room-a/response/forget_student",
+                         json.dumps(answer).encode()) == "forget:answered"
+    assert store.pending_forgets("room-a") == [request] and resent == []
+    assert ingest.handle("attendance/room-a/state", json.dumps({**busy, "paused": True}).encode()) == "state"
+    assert resent == []
+    assert ingest.handle("attendance/room-a/state",
+                         json.dumps({**busy, "mode": "idle", "busy": False}).encode()) == "state"
+    assert resent == ["room-a"]
+    store.record_forget_answer("room-a", request["transaction"], {"status": "ok", "code": 200})
+    assert store.pending_forgets("room-a") == []
     store.close()

@@ -74,7 +74,8 @@ class Hub:
         self.client.publish(f"{self.base}/{device_id}/request/{command}", json.dumps(request).encode(), qos=1)
 
     def _resend_forgets(self, device_id: str) -> None:
-        """A box came (back) online: forget requests it has not answered go out again (idempotent on the box)."""
+        """A box came (back) online or turned idle: forget requests it has not done go out again (idempotent on the
+        box, which refuses one with 409 while the student's section has a session running)."""
         for request in self.store.pending_forgets(device_id):
             if request:
                 self.send_to_box(device_id, "forget_student", request)
