@@ -208,6 +208,7 @@ class Daemon:
         """Prepare without the state lock (free space, roster, open the source with a time-out), then commit
         under it (create the row, begin, start the worker). A refused commit closes the source again."""
         with self._starting:
+            self.sm.ensure_idle()  # a start that waited here for another one: 409 now, without opening its source
             return self._start_session(plan)
 
     def _start_session(self, plan: SessionPlan) -> api.State:
@@ -335,7 +336,7 @@ class Daemon:
         return self._with_next(self.sm.state())
 
     def _next_changed(self) -> None:
-        self.link.set_retained("state", _json(self.state()))
+        self.sm.republish()  # ordered with the transitions' own publishes (the scheduler's thread races them)
         self.publish_info()
 
     # ---- loops -------------------------------------------------------------------------------------------
