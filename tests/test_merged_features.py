@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,7 +14,9 @@ import numpy as np
 import pytest
 
 from attendance_daemon.history import COUNTED, marks, tally
+from attendance_daemon.hub.config import HubConfig
 from attendance_daemon.hub.ingest import Ingest
+from attendance_daemon.hub.service import REQUESTS, Hub
 from attendance_daemon.hub.store import HubStore
 from attendance_daemon.punctuality import PunctualityRule
 from attendance_daemon.roster_payload import open_roster, seal
@@ -22,6 +25,7 @@ from attendance_daemon.store import AttendanceRow, SessionRow, Store
 from attendance_daemon.store.schema import MIGRATIONS, SCHEMA_VERSION
 from attendance_daemon.timeutil import iso
 from tests.hub_fixtures import Postgres
+from tests.mqtt_fixtures import Broker
 
 
 def _roster(version: int, students: list[str], section: str = "5a") -> bytes:
@@ -164,3 +168,34 @@ def test_the_hub_sends_a_refused_forget_again_when_the_box_is_idle(postgres: Pos
     store.record_forget_answer("room-a", request["transaction"], {"status": "ok", "code": 200})
     assert store.pending_forgets("room-a") == []
     store.close()
+
+
+def test_the_hub_answers_every_request_even_when_its_queue_is_full(tmp_path: Path, postgres: Postgres) -> None:
+    """The real hub on a real broker with its request workers not started, so its queue fills for certain:
+    every request beyond it gets its own 409 (with its transaction), none is dropped unanswered."""
+    broker = Broker(tmp_path)
+    cfg = HubConfig.model_validate({"hub": {"database": postgres.new_database(), "data_dir": str(tmp_path / "hub")},
+                                    "mqtt": {"device_id": "hub", "port": broker.port}})
+    hub = Hub(cfg)
+    hub.client.connect("127.0.0.1", broker.port)
+    hub.client.loop_start()
+    try:
+        assert hub.connected.wait(10)
+        with broker.client("@hub") as c:
+            for i in range(REQUESTS + 5):
+                c.client.publish("attendance/@hub/request/fleet", json.dumps({"transaction": f"t{i}"}).encode(),
+                                 qos=1).wait_for_publish(5)
+            c.client.publish("attendance/@hub/request/fleet", b"x" * 100_000, qos=1).wait_for_publish(5)
+            c.wait_for("response/fleet", lambda r: r["transaction"] is None, timeout=30)  # the last answer
+            deadline = time.monotonic() + 10  # `messages` is appended just after `latest`
+            while len(got := [json.loads(p) for leaf, p, _ in c.messages if leaf == "response/fleet"]) < 6 \
+                    and time.monotonic() < deadline:
+                time.sleep(0.05)
+        assert [(r["code"], r["transaction"]) for r in got] == [
+            (409, f"t{i}") for i in range(REQUESTS, REQUESTS + 5)] + [(409, None)]
+        assert hub.requests.qsize() == REQUESTS
+    finally:
+        hub.client.loop_stop()
+        hub.client.disconnect()
+        hub.store.close()
+        broker.stop()
