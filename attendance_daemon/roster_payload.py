@@ -77,6 +77,8 @@ def open_roster(payload: bytes, key: bytes | None) -> RosterMessage:
         body = json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"not UTF-8 JSON ({exc})") from exc
+    except RecursionError as exc:  # '[[[[…' : not a ValueError, and it would end the thread reading it
+        raise ValueError("JSON nested too deeply") from exc
     if not isinstance(body, dict):
         raise ValueError("must be a JSON object")
     try:

@@ -13,6 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from attendance_daemon.daemon.commands import parse
+from attendance_daemon.daemon.mqtt_link import Incoming
+from attendance_daemon.errors import InvalidRequest
 from attendance_daemon.history import COUNTED, marks, tally
 from attendance_daemon.hub.config import HubConfig
 from attendance_daemon.hub.ingest import Ingest
@@ -199,3 +202,16 @@ def test_the_hub_answers_every_request_even_when_its_queue_is_full(tmp_path: Pat
         hub.client.disconnect()
         hub.store.close()
         broker.stop()
+
+
+def test_a_roster_nested_too_deeply_is_refused_not_raised(tmp_path: Path) -> None:
+    """json.loads raises RecursionError (not a ValueError) on '[[[[…': it reached the daemon's housekeeper
+    uncaught, ended that thread, and the watchdog restart replayed the same retained roster."""
+    store = Store(tmp_path / "a.sqlite3", allow_init=True)
+    sync = RosterSync(store, ["5a"], None)
+    reason = sync.offer("5a", b"[" * 200_000)
+    assert reason is not None and "nested too deeply" in reason and sync.problems() == [reason]
+    store.close()
+    # the same text as a request (the box's and the hub's parser): a 400 naming the payload, not a 500
+    with pytest.raises(InvalidRequest, match="payload: JSON nested too deeply"):
+        parse(Incoming("attendance/x/request/status", b"[" * 200_000, False, None, None))

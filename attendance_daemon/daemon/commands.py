@@ -98,6 +98,8 @@ def parse(incoming: Incoming) -> tuple[Any, dict[str, Any]]:
         raise InvalidRequest(f"payload: not UTF-8 text ({exc.reason})") from exc
     except json.JSONDecodeError as exc:
         raise InvalidRequest(f"payload: invalid JSON ({exc.msg} at position {exc.pos})") from exc
+    except RecursionError as exc:
+        raise InvalidRequest("payload: JSON nested too deeply") from exc
     if not isinstance(obj, dict):
         raise InvalidRequest(f"payload: must be a JSON object, got {type(obj).__name__}")
     transaction = obj.get("transaction")

@@ -401,6 +401,8 @@ class Daemon:
                     self.publish_info()
             except (AttendanceError, OSError, sqlite3.Error) as exc:
                 log.error("housekeeping: %s: %s", type(exc).__name__, exc)
+            except Exception:  # a bug or a hostile roster must not end the thread (the watchdog would restart us
+                log.exception("housekeeping failed; carrying on")  # into the same retained message)
 
     def _roster_arrived(self, incoming: Incoming) -> None:
         """paho's thread: only enqueue (bounded); the housekeeper checks and applies."""
