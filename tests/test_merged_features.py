@@ -15,6 +15,7 @@ import pytest
 
 from attendance_daemon.daemon.commands import parse
 from attendance_daemon.daemon.mqtt_link import Incoming
+from attendance_daemon.erasure import forget_student
 from attendance_daemon.errors import InvalidRequest
 from attendance_daemon.history import COUNTED, marks, tally
 from attendance_daemon.hub.config import HubConfig
@@ -22,11 +23,14 @@ from attendance_daemon.hub.ingest import Ingest
 from attendance_daemon.hub.service import REQUESTS, Hub
 from attendance_daemon.hub.store import HubStore
 from attendance_daemon.punctuality import PunctualityRule
+from attendance_daemon.reports import write_report
+from attendance_daemon.results import build_results
 from attendance_daemon.roster_payload import open_roster, seal
 from attendance_daemon.roster_sync import RosterSync
 from attendance_daemon.store import AttendanceRow, SessionRow, Store
 from attendance_daemon.store.schema import MIGRATIONS, SCHEMA_VERSION
 from attendance_daemon.timeutil import iso
+from tests.conftest import make_config
 from tests.hub_fixtures import Postgres
 from tests.mqtt_fixtures import Broker
 
@@ -215,3 +219,23 @@ def test_a_roster_nested_too_deeply_is_refused_not_raised(tmp_path: Path) -> Non
     # the same text as a request (the box's and the hub's parser): a 400 naming the payload, not a 500
     with pytest.raises(InvalidRequest, match="payload: JSON nested too deeply"):
         parse(Incoming("attendance/x/request/status", b"[" * 200_000, False, None, None))
+
+
+def test_forget_deletes_the_reports_that_list_the_student_as_absent(tmp_path: Path) -> None:
+    """A student never seen in a session has no attendance row there, but its report lists them as absent,
+    by name: forget must delete those reports too (`report` writes them anew without the name)."""
+    cfg = make_config(tmp_path)
+    store = Store(cfg.paths.database, allow_init=True)
+    for sid, name in (("s1", "Ada Absent"), ("s2", "Bob Present")):
+        store.add_encoding(store.upsert_student("5a", sid, name), np.zeros(128), "x.jpg")
+    row = _session("5a", datetime(2026, 9, 7, 8, 0, tzinfo=UTC))
+    store.create_session(row)
+    store.save_attendance(row.id, [AttendanceRow("s2", "Bob Present", 1.0, 900.0, 899.0, [(1.0, 900.0)])], 10)
+    report = write_report(build_results(store, store.get_session(row.id), cfg), cfg.paths.reports, "csv")
+    assert "Ada Absent" in report.read_text(encoding="utf-8-sig")
+    done = forget_student(cfg, store, "s1", None, remove_rows=False)
+    assert (done.sections, done.sessions, done.attendance_rows) == (["5a"], [], 0)
+    assert not report.exists()
+    again = write_report(build_results(store, store.get_session(row.id), cfg), cfg.paths.reports, "csv")
+    assert "Ada" not in again.read_text(encoding="utf-8-sig") and "Bob Present" in again.read_text("utf-8-sig")
+    store.close()
