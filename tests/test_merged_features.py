@@ -13,12 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from attendance_daemon.config import RosterConfig
 from attendance_daemon.daemon.commands import parse
 from attendance_daemon.daemon.mqtt_link import Incoming
 from attendance_daemon.erasure import forget_student
 from attendance_daemon.errors import InvalidRequest
 from attendance_daemon.history import COUNTED, marks, tally
-from attendance_daemon.hub.config import HubConfig
+from attendance_daemon.hub.config import HubConfig, HubSection
 from attendance_daemon.hub.ingest import Ingest
 from attendance_daemon.hub.service import REQUESTS, Hub
 from attendance_daemon.hub.store import HubStore
@@ -239,3 +240,16 @@ def test_forget_deletes_the_reports_that_list_the_student_as_absent(tmp_path: Pa
     again = write_report(build_results(store, store.get_session(row.id), cfg), cfg.paths.reports, "csv")
     assert "Ada" not in again.read_text(encoding="utf-8-sig") and "Bob Present" in again.read_text("utf-8-sig")
     store.close()
+
+
+def test_an_empty_roster_key_file_is_an_error_not_no_key(tmp_path: Path) -> None:
+    """With `roster.key_file` set a box refuses unsigned rosters; an empty file (a failed copy) read as no key at
+    all and quietly turned that check off."""
+    empty = tmp_path / "roster.key"
+    empty.write_bytes(b"\n")
+    with pytest.raises(InvalidRequest, match=r"roster.key_file: .* is empty"):
+        RosterConfig(sections=["5a"], key_file=empty).key()
+    with pytest.raises(InvalidRequest, match=r"hub.roster_key_file: .* is empty"):
+        HubSection(roster_key_file=empty).roster_key()
+    empty.write_bytes(b"s3cret\n")
+    assert RosterConfig(sections=["5a"], key_file=empty).key() == b"s3cret"
