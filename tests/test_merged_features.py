@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,7 @@ from attendance_daemon.errors import InvalidRequest
 from attendance_daemon.history import COUNTED, marks, tally
 from attendance_daemon.hub.config import HubConfig, HubSection
 from attendance_daemon.hub.ingest import Ingest
+from attendance_daemon.hub.roster import RosterPublisher
 from attendance_daemon.hub.service import REQUESTS, Hub
 from attendance_daemon.hub.store import HubStore
 from attendance_daemon.punctuality import PunctualityRule
@@ -253,3 +255,35 @@ def test_an_empty_roster_key_file_is_an_error_not_no_key(tmp_path: Path) -> None
         HubSection(roster_key_file=empty).roster_key()
     empty.write_bytes(b"s3cret\n")
     assert RosterConfig(sections=["5a"], key_file=empty).key() == b"s3cret"
+
+
+def test_concurrent_hub_publications_of_a_section_get_distinct_versions(postgres: Postgres) -> None:
+    """The hub publishes a section from its request worker (forget, remove) and its enrollment worker (enroll),
+    and `attendance-hub` CLI runs beside it. Two publications must never share a version: a box applies the
+    first it sees and refuses the other as not newer, so e.g. a forgotten student would stay on it."""
+    dsn = postgres.new_database()
+    store = HubStore(dsn)
+    store.add_encoding(store.upsert_student("5a", "s1", "Ada"), np.zeros(128), "ada.jpg")
+    other = HubStore(dsn)  # another process's connection (the CLI)
+    sent: list[bytes] = []
+    publishers = [RosterPublisher(s, "attendance", None, lambda t, p: sent.append(p)) for s in (store, store, other)]
+    errors: list[BaseException] = []
+
+    def publish_many(p: RosterPublisher) -> None:
+        try:
+            for _ in range(15):
+                p.publish("5a")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=publish_many, args=(p,)) for p in publishers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    versions = sorted(json.loads(p)["version"] for p in sent)
+    assert versions == list(range(1, 46))
+    assert store.rosters()["5a"]["version"] == 45
+    store.close()
+    other.close()

@@ -262,6 +262,14 @@ class HubStore:
                  "encodings": [[float(x) for x in matrix[j]] for j in np.flatnonzero(owners == i)]}
                 for i, s in enumerate(roster)]
 
+    @contextmanager
+    def roster_publication(self, section: str) -> Iterator[None]:
+        """Held while a section's next version is numbered, read, published and recorded: two publications (the
+        hub's two workers, a CLI beside it) never share a version (a box would refuse the second as not newer)."""
+        with self._tx() as db:
+            db.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"roster:{section}",))
+            yield
+
     def next_roster_version(self, section: str) -> int:
         with self._lock:
             row = self._db.execute("SELECT version FROM rosters WHERE section=%s", (section,)).fetchone()
