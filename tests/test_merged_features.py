@@ -25,6 +25,7 @@ from attendance_daemon.hub.ingest import Ingest
 from attendance_daemon.hub.roster import RosterPublisher
 from attendance_daemon.hub.service import REQUESTS, Hub
 from attendance_daemon.hub.store import HubStore
+from attendance_daemon.photos import clear_incoming
 from attendance_daemon.punctuality import PunctualityRule
 from attendance_daemon.reports import write_report
 from attendance_daemon.results import build_results
@@ -287,3 +288,15 @@ def test_concurrent_hub_publications_of_a_section_get_distinct_versions(postgres
     assert store.rosters()["5a"]["version"] == 45
     store.close()
     other.close()
+
+
+def test_uploads_left_by_an_enrollment_the_daemon_died_in_are_deleted(tmp_path: Path) -> None:
+    """`enroll` with images_b64 writes the photos to <data>/photos/.incoming-<id>/ while it encodes them; a
+    crash then left faces on the box that no listing, forget or retention ever reaches."""
+    photos = tmp_path / "photos"
+    stale = photos / ".incoming-0123abcd"
+    stale.mkdir(parents=True)
+    (stale / "0-ada.jpg").write_bytes(b"\xff\xd8 a face")
+    (photos / "7.jpg").write_bytes(b"\xff\xd8 a stored photo")
+    assert clear_incoming(photos) == 1
+    assert not stale.exists() and (photos / "7.jpg").exists()

@@ -26,6 +26,7 @@ from ..config import Config
 from ..enrollment import Enroller
 from ..errors import AttendanceError, Conflict, StoreError
 from ..lessons import Running
+from ..photos import clear_incoming
 from ..planning import SessionPlan, plan_webcam
 from ..results import build_results
 from ..retention import RetentionTimer
@@ -92,6 +93,8 @@ class Daemon:
         cfg.ensure_dirs()
         self.notifier = notifier or SystemdNotifier()
         self.store = Store(cfg.paths.database, allow_init=init or cfg.daemon.allow_init)
+        if clear_incoming(cfg.paths.photos):
+            log.warning("deleted the uploads of enrollments the daemon did not live to finish")
         self.topics = Topics(cfg.mqtt.base_topic, cfg.mqtt.device_id)
         self.requests: queue.Queue[Incoming | None] = queue.Queue()
         # Hub rosters ([roster] sections): checked and applied by the housekeeper, never mid-session.
