@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from attendance_daemon.config import RosterConfig
+from attendance_daemon.config import EnrollmentConfig, RosterConfig
 from attendance_daemon.daemon.commands import parse
 from attendance_daemon.daemon.mqtt_link import Incoming
 from attendance_daemon.erasure import forget_student
@@ -22,6 +22,8 @@ from attendance_daemon.errors import InvalidRequest
 from attendance_daemon.history import COUNTED, marks, tally
 from attendance_daemon.hub.config import HubConfig, HubSection
 from attendance_daemon.hub.ingest import Ingest
+from attendance_daemon.hub.requests import HubContext
+from attendance_daemon.hub.requests import handle as handle_hub
 from attendance_daemon.hub.roster import RosterPublisher
 from attendance_daemon.hub.service import REQUESTS, Hub
 from attendance_daemon.hub.store import HubStore
@@ -300,3 +302,16 @@ def test_uploads_left_by_an_enrollment_the_daemon_died_in_are_deleted(tmp_path: 
     (photos / "7.jpg").write_bytes(b"\xff\xd8 a stored photo")
     assert clear_incoming(photos) == 1
     assert not stale.exists() and (photos / "7.jpg").exists()
+
+
+def test_the_hubs_fleet_survives_a_box_publishing_a_malformed_state(tmp_path: Path, postgres: Postgres) -> None:
+    store = HubStore(postgres.new_database())
+    ingest = Ingest(store, "attendance")
+    assert ingest.handle("attendance/room-a/state", b'{"mode": "webcam", "session": "not an object"}') == "state"
+    assert ingest.handle("attendance/room-b/state", b'{"mode": "webcam", "session": {"name": "maths"}}') == "state"
+    ctx = HubContext(store, RosterPublisher(store, "attendance", None, lambda t, p: None), tmp_path,
+                     EnrollmentConfig(), lambda *a: None)
+    answer = handle_hub(ctx, "fleet", Incoming("attendance/@hub/request/fleet", b"{}", False, None, None))
+    assert answer.code == 200, answer.error
+    assert {d["device_id"]: d["session"] for d in answer.data["devices"]} == {"room-a": None, "room-b": "maths"}
+    store.close()
