@@ -58,13 +58,17 @@ class RosterSync:
             return bool(self._staged)
 
     def apply_staged(self) -> list[str]:
-        """Applies every staged roster (call only while idle); returns `section vN` of those applied."""
+        """Applies every staged roster (call only while idle); returns `section vN` of those applied. One the
+        database refuses (disk full) stays staged, for the next call."""
         with self._lock:
-            staged, self._staged = self._staged, {}
+            staged = dict(self._staged)
         done = []
         for section, m in staged.items():
             students = [(s.student_id, s.name, list(s.encodings)) for s in m.students]
             replaced = self.store.replace_roster(section, m.version, m.hash, students)
+            with self._lock:
+                if self._staged.get(section) is m:  # (a newer one staged meanwhile stays)
+                    del self._staged[section]
             if replaced is not None:
                 if self.photos is not None:
                     removed = sum(remove_photo_file(self.photos, p) for p in replaced)

@@ -315,3 +315,19 @@ def test_the_hubs_fleet_survives_a_box_publishing_a_malformed_state(tmp_path: Pa
     assert answer.code == 200, answer.error
     assert {d["device_id"]: d["session"] for d in answer.data["devices"]} == {"room-a": None, "room-b": "maths"}
     store.close()
+
+
+def test_a_roster_the_database_could_not_apply_stays_staged_and_is_applied_later(tmp_path: Path) -> None:
+    """The staged roster was taken out before it was written: a failed write (disk full, a locked file) lost it
+    until the hub happened to publish again, the box silently keeping the old roster."""
+    store = Store(tmp_path / "a.sqlite3", allow_init=True)
+    sync = RosterSync(store, ["5a"], None)
+    assert sync.offer("5a", _roster(1, ["s1"])) is None
+    store._db.execute("CREATE TRIGGER full BEFORE INSERT ON students BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+    with pytest.raises(sqlite3.Error, match="disk full"):
+        sync.apply_staged()
+    assert sync.pending() and sync.status() == {"5a": {"version": None, "hash": None, "pending": 1}}
+    store._db.execute("DROP TRIGGER full")
+    assert sync.apply_staged() == ["5a v1"] and not sync.pending()
+    assert [s.student_id for s in store.students("5a")] == ["s1"]
+    store.close()
