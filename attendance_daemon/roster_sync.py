@@ -41,17 +41,21 @@ class RosterSync:
                     return None  # the retained copy of what is applied: nothing to do
                 raise ValueError(f"version {message.version} is not newer than the applied {applied[0]}")
         except ValueError as exc:
-            reason = f"roster {section}: refused: {exc}"
-            with self._lock:
-                self._refused[section] = reason
-            log.error("%s", reason)
-            return reason
+            return self.refuse(section, str(exc))
         with self._lock:
             staged = self._staged.get(section)
             if staged is None or message.version > staged.version:
                 self._staged[section] = message
             self._refused.pop(section, None)
         return None
+
+    def refuse(self, section: str, why: str) -> str:
+        """Records why a roster offered for `section` is refused (Info problems until a good one comes)."""
+        reason = f"roster {section}: refused: {why}"
+        with self._lock:
+            self._refused[section] = reason
+        log.error("%s", reason)
+        return reason
 
     def pending(self) -> bool:
         with self._lock:

@@ -31,7 +31,7 @@ from attendance_daemon.photos import clear_incoming
 from attendance_daemon.punctuality import PunctualityRule
 from attendance_daemon.reports import write_report
 from attendance_daemon.results import build_results
-from attendance_daemon.roster_payload import open_roster, seal
+from attendance_daemon.roster_payload import MAX_ROSTER_BYTES, open_roster, seal
 from attendance_daemon.roster_sync import RosterSync
 from attendance_daemon.store import AttendanceRow, SessionRow, Store
 from attendance_daemon.store.schema import MIGRATIONS, SCHEMA_VERSION
@@ -330,4 +330,16 @@ def test_a_roster_the_database_could_not_apply_stays_staged_and_is_applied_later
     store._db.execute("DROP TRIGGER full")
     assert sync.apply_staged() == ["5a v1"] and not sync.pending()
     assert [s.student_id for s in store.students("5a")] == ["s1"]
+    store.close()
+
+
+def test_an_oversized_roster_refused_unread_is_an_info_problem(tmp_path: Path) -> None:
+    """The daemon refuses a roster beyond MAX_ROSTER_BYTES on paho's thread without queueing it; that refusal was
+    only a log line, so Info showed no problem while the box kept its old roster."""
+    store = Store(tmp_path / "a.sqlite3", allow_init=True)
+    sync = RosterSync(store, ["5a"], None)
+    reason = sync.refuse("5a", f"roster message of {MAX_ROSTER_BYTES + 1} bytes; at most {MAX_ROSTER_BYTES}")
+    assert sync.problems() == [reason] and reason.startswith("roster 5a: refused: roster message of")
+    assert sync.offer("5a", b"") is None and sync.problems() == [reason]  # the empty wake-up changes nothing
+    assert sync.offer("5a", _roster(1, ["s1"])) is None and sync.problems() == []
     store.close()

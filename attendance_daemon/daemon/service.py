@@ -409,10 +409,12 @@ class Daemon:
 
     def _roster_arrived(self, incoming: Incoming) -> None:
         """paho's thread: only enqueue (bounded); the housekeeper checks and applies."""
-        if len(incoming.payload) > MAX_ROSTER_BYTES:
-            log.error("roster message on %s: %d bytes, at most %d; ignored", incoming.topic, len(incoming.payload),
-                      MAX_ROSTER_BYTES)
-            return
+        if len(incoming.payload) > MAX_ROSTER_BYTES:  # refused unread and not queued, but as visibly as the rest
+            if self.rosters is not None:
+                reason = self.rosters.refuse(incoming.topic.rsplit("/", 1)[-1], f"roster message of "
+                                             f"{len(incoming.payload)} bytes; at most {MAX_ROSTER_BYTES}")
+                self.publish_event("error", error=reason)
+            incoming = Incoming(incoming.topic, b"", incoming.retain, None, None)  # wakes the Info republish
         try:
             self.roster_inbox.put_nowait(incoming)
         except queue.Full:
