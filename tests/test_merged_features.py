@@ -309,6 +309,7 @@ def test_the_hubs_fleet_survives_a_box_publishing_a_malformed_state(tmp_path: Pa
     ingest = Ingest(store, "attendance")
     assert ingest.handle("attendance/room-a/state", b'{"mode": "webcam", "session": "not an object"}') == "state"
     assert ingest.handle("attendance/room-b/state", b'{"mode": "webcam", "session": {"name": "maths"}}') == "state"
+    assert ingest.handle("attendance/room-b/results", b"[" * 200_000) == "ignored:not-json"  # not a failure
     ctx = HubContext(store, RosterPublisher(store, "attendance", None, lambda t, p: None), tmp_path,
                      EnrollmentConfig(), lambda *a: None)
     answer = handle_hub(ctx, "fleet", Incoming("attendance/@hub/request/fleet", b"{}", False, None, None))

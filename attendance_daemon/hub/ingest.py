@@ -107,6 +107,6 @@ class Ingest:
 def _json_object(payload: bytes) -> dict[str, Any] | None:
     try:
         obj = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # '[[[[…' is junk too, not a failure
         return None
     return obj if isinstance(obj, dict) else None
