@@ -39,6 +39,7 @@ from attendance_daemon.timeutil import iso
 from tests.conftest import make_config
 from tests.hub_fixtures import Postgres
 from tests.mqtt_fixtures import Broker
+from tests.test_many_rooms import _results
 
 
 def _roster(version: int, students: list[str], section: str = "5a") -> bytes:
@@ -343,4 +344,23 @@ def test_an_oversized_roster_refused_unread_is_an_info_problem(tmp_path: Path) -
     assert sync.problems() == [reason] and reason.startswith("roster 5a: refused: roster message of")
     assert sync.offer("5a", b"") is None and sync.problems() == [reason]  # the empty wake-up changes nothing
     assert sync.offer("5a", _roster(1, ["s1"])) is None and sync.problems() == []
+    store.close()
+
+
+def test_a_hub_forget_in_one_section_survives_a_replay_of_that_sections_results(postgres: Postgres) -> None:
+    """Boxes replay their retained results (every reconnect, the hub's own re-subscription). A forget limited to
+    a section was not remembered, so the replayed payload (same session, same end) replaced the scrubbed row
+    and the student's attendance was back at the hub."""
+    store = HubStore(postgres.new_database())
+    ingest = Ingest(store, "attendance")
+    payload = json.dumps(_results("aaaaaaaa-1", ["s1", "s2"], [], "2026-11-26T09:45:00Z")).encode()
+    assert ingest.handle("attendance/room-1/results", payload) == "results:inserted"
+    counts = store.forget("s1", "5a", "anonymise")
+    assert counts.attendance_rows == 1 and store.student_report("s1", None, None, 100) == []
+    assert ingest.handle("attendance/room-1/results", payload).startswith("results:")  # the replay
+    assert store.student_report("s1", None, None, 100) == []
+    assert [r["student_id"] for r in store.student_report("s2", None, None, 100)] == ["s2"]
+    other = json.dumps({**_results("bbbbbbbb-2", ["s1"], [], "2026-11-26T10:45:00Z"), "section": "6b"}).encode()
+    assert ingest.handle("attendance/room-1/results", other) == "results:inserted"  # another section: kept
+    assert [r["section"] for r in store.student_report("s1", None, None, 100)] == ["6b"]
     store.close()

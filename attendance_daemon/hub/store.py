@@ -320,6 +320,10 @@ class HubStore:
             if section is None:
                 db.execute("INSERT INTO forgotten (digest, mode) VALUES (%s, %s) ON CONFLICT (digest) DO UPDATE "
                            "SET mode = EXCLUDED.mode, at = now()", (student_digest(student_id), mode))
+            else:  # remembered for that section only (the same id elsewhere may be someone else)
+                db.execute("INSERT INTO forgotten_in (digest, section, mode) VALUES (%s, %s, %s) ON CONFLICT "
+                           "(digest, section) DO UPDATE SET mode = EXCLUDED.mode, at = now()",
+                           (student_digest(student_id), section, mode))
         return ForgetCounts(len(sessions), rows, len(sections), sorted(set(sections)))
 
     def _scrub_forgotten(self, results: dict[str, Any]) -> dict[str, Any]:
@@ -329,8 +333,9 @@ class HubStore:
             return results
         digests = {student_digest(i): i for i in ids}
         with self._lock:
-            rows = self._db.execute("SELECT digest, mode FROM forgotten WHERE digest = ANY(%s)",
-                                    (list(digests),)).fetchall()
+            rows = self._db.execute("SELECT digest, mode FROM forgotten WHERE digest = ANY(%s) UNION ALL "
+                                    "SELECT digest, mode FROM forgotten_in WHERE digest = ANY(%s) AND section = %s",
+                                    (list(digests), list(digests), str(results.get("section")))).fetchall()
         for r in rows:
             results = _scrub(results, {digests[r["digest"]]}, r["mode"], f"forgotten-{secrets.token_hex(4)}")
         return results
