@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -364,3 +366,28 @@ def test_a_hub_forget_in_one_section_survives_a_replay_of_that_sections_results(
     assert ingest.handle("attendance/room-1/results", other) == "results:inserted"  # another section: kept
     assert [r["section"] for r in store.student_report("s1", None, None, 100)] == ["6b"]
     store.close()
+
+
+def test_the_cli_refuses_local_roster_changes_in_hub_managed_sections(tmp_path: Path) -> None:
+    """Over MQTT, enroll and remove_student in a [roster] section are 409; the shell's `attendance-daemon enroll`,
+    `enroll-bulk`, `remove-student` and `remove-section` changed the same sections silently."""
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text('[paths]\ndata_dir = "data"\n[roster]\nsections = ["5a"]\n')
+    store = Store(tmp_path / "data" / "attendance.sqlite3", allow_init=True)
+    store.add_encoding(store.upsert_student("5a", "s1", "Ada"), np.zeros(128), "hub v1")
+    store.close()
+    photo = tmp_path / "bulk" / "5a" / "s2__Bob"
+    photo.mkdir(parents=True)
+    (photo / "bob.jpg").write_bytes(b"not an image: refused before it is read")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "attendance_daemon", "--config", str(cfg), *args],
+                              capture_output=True, text=True, timeout=300, check=False)
+
+    for args in (("enroll", "--section", "5a", "--student-id", "s2", "--name", "Bob", str(photo / "bob.jpg")),
+                 ("remove-student", "--section", "5a", "--student-id", "s1"), ("remove-section", "--section", "5a")):
+        proc = cli(*args)
+        assert proc.returncode == 1 and "managed by the hub" in proc.stderr, (args, proc.stderr)
+    bulk = cli("enroll-bulk", str(tmp_path / "bulk"))
+    assert bulk.returncode == 1 and "skipped 5a/s2: section: managed by the hub" in bulk.stderr, bulk.stderr
+    assert cli("students", "--section", "5a").stdout == "s1\tAda\t1 encoding(s)\n"  # nothing changed
