@@ -318,12 +318,13 @@ class HubStore:
                                      (alias, alias, s["device_id"], s["session_id"], student_id))
                 rows += cur.rowcount
             if section is None:
-                db.execute("INSERT INTO forgotten (digest, mode) VALUES (%s, %s) ON CONFLICT (digest) DO UPDATE "
-                           "SET mode = EXCLUDED.mode, at = now()", (student_digest(student_id), mode))
+                db.execute("INSERT INTO forgotten (digest, mode, alias) VALUES (%s, %s, %s) ON CONFLICT (digest) "
+                           "DO UPDATE SET mode = EXCLUDED.mode, alias = EXCLUDED.alias, at = now()",
+                           (student_digest(student_id), mode, alias))
             else:  # remembered for that section only (the same id elsewhere may be someone else)
-                db.execute("INSERT INTO forgotten_in (digest, section, mode) VALUES (%s, %s, %s) ON CONFLICT "
-                           "(digest, section) DO UPDATE SET mode = EXCLUDED.mode, at = now()",
-                           (student_digest(student_id), section, mode))
+                db.execute("INSERT INTO forgotten_in (digest, section, mode, alias) VALUES (%s, %s, %s, %s) ON "
+                           "CONFLICT (digest, section) DO UPDATE SET mode = EXCLUDED.mode, alias = EXCLUDED.alias, "
+                           "at = now()", (student_digest(student_id), section, mode, alias))
         return ForgetCounts(len(sessions), rows, len(sections), sorted(set(sections)))
 
     def _scrub_forgotten(self, results: dict[str, Any]) -> dict[str, Any]:
@@ -333,11 +334,13 @@ class HubStore:
             return results
         digests = {student_digest(i): i for i in ids}
         with self._lock:
-            rows = self._db.execute("SELECT digest, mode FROM forgotten WHERE digest = ANY(%s) UNION ALL "
-                                    "SELECT digest, mode FROM forgotten_in WHERE digest = ANY(%s) AND section = %s",
-                                    (list(digests), list(digests), str(results.get("section")))).fetchall()
-        for r in rows:
-            results = _scrub(results, {digests[r["digest"]]}, r["mode"], f"forgotten-{secrets.token_hex(4)}")
+            rows = self._db.execute("SELECT digest, mode, alias FROM forgotten WHERE digest = ANY(%s) UNION ALL "
+                                    "SELECT digest, mode, alias FROM forgotten_in WHERE digest = ANY(%s) AND "
+                                    "section = %s", (list(digests), list(digests), str(results.get("section")))
+                                    ).fetchall()
+        for r in rows:  # the forget's own alias: a replay scrubs to the stored payload (a duplicate, not a revision)
+            results = _scrub(results, {digests[r["digest"]]}, r["mode"],
+                             r["alias"] or f"forgotten-{secrets.token_hex(4)}")
         return results
 
     def record_forget_sent(self, student_id: str, device_id: str, request: dict[str, Any]) -> None:
