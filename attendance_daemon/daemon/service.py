@@ -124,6 +124,7 @@ class Daemon:
         self.db_problem: str | None = None
         self._info_payload = b""
         self._info_lock = threading.Lock()
+        self._results_lock = threading.RLock()  # the retained results: the worker's and an erasure's, in order
         self._dispatcher = threading.Thread(target=self._dispatch, name="dispatcher", daemon=True)
         self.background: queue.Queue[Incoming | None] = queue.Queue(BACKGROUND_QUEUE)
         self._background = threading.Thread(target=self._run_background, name="enrollment", daemon=True)
@@ -168,8 +169,9 @@ class Daemon:
         self.publish_event("error", error=message)
 
     def _publish_results(self, session_id: str) -> api.Results:
-        results = build_results(self.store, self.store.get_session(session_id), self.cfg)
-        self.link.set_retained("results", _json(results))
+        with self._results_lock:
+            results = build_results(self.store, self.store.get_session(session_id), self.cfg)
+            self.link.set_retained("results", _json(results))
         return results
 
     def _recover(self) -> None:
@@ -191,11 +193,12 @@ class Daemon:
         """After `forget_student` or `delete_session`: the retained results show the newest finished session
         as it now is (or nothing); when idle the live roster is rebuilt from the store and the live snapshot,
         which may show what was erased, is cleared (the kept frame stays fetchable with `snapshot`)."""
-        finished = [s for s in self.store.list_sessions(limit=2) if s.status not in ("running", "paused")]
-        if finished:
-            self._publish_results(finished[0].id)
-        else:
-            self.link.set_retained("results", b"")
+        with self._results_lock:  # chosen and published in one step: a session ending meanwhile is not overtaken
+            finished = [s for s in self.store.list_sessions(limit=2) if s.status not in ("running", "paused")]
+            if finished:
+                self._publish_results(finished[0].id)
+            else:
+                self.link.set_retained("results", b"")
         if self.sm.state().session is None:
             self.link.set_retained("snapshot", b"")
             if finished:
