@@ -16,6 +16,7 @@ from .api import Progress
 from .enrollment import Enroller, bulk_folders
 from .errors import AttendanceError
 from .names import check_display_name, check_id, id_problem
+from .photos import remove_photo_file
 from .planning import plan_mp4
 from .reports import write_report
 from .results import build_results, summaries
@@ -142,7 +143,8 @@ def students(ctx: click.Context, section: str) -> None:
 def remove_student(ctx: click.Context, section: str, student_id: str) -> None:
     """Remove a student and their encodings."""
     _not_hub_managed(_rt(ctx), section)
-    _rt(ctx).store.remove_student(section, student_id)
+    for photo in _rt(ctx).store.remove_student(section, student_id):  # their stored photos go with them
+        remove_photo_file(_rt(ctx).cfg.paths.photos, photo)
     click.echo(f"removed {section}/{student_id}")
 
 
@@ -152,7 +154,8 @@ def remove_student(ctx: click.Context, section: str, student_id: str) -> None:
 def remove_section(ctx: click.Context, section: str) -> None:
     """Remove a section with all its students."""
     _not_hub_managed(_rt(ctx), section)
-    _rt(ctx).store.remove_section(section)
+    for photo in _rt(ctx).store.remove_section(section):
+        remove_photo_file(_rt(ctx).cfg.paths.photos, photo)
     click.echo(f"removed section {section}")
 
 

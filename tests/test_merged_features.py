@@ -391,3 +391,29 @@ def test_the_cli_refuses_local_roster_changes_in_hub_managed_sections(tmp_path: 
     bulk = cli("enroll-bulk", str(tmp_path / "bulk"))
     assert bulk.returncode == 1 and "skipped 5a/s2: section: managed by the hub" in bulk.stderr, bulk.stderr
     assert cli("students", "--section", "5a").stdout == "s1\tAda\t1 encoding(s)\n"  # nothing changed
+
+
+def test_removing_a_student_or_section_deletes_their_stored_photos(tmp_path: Path) -> None:
+    """Photos enrolled over MQTT are kept as <data>/photos/<photo id>.jpg; `remove_student` (MQTT and CLI) and
+    `remove-section` deleted the rows and left the face photos behind, listed and erasable by nothing."""
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text('[paths]\ndata_dir = "data"\n')
+    photos = tmp_path / "data" / "photos"
+    photos.mkdir(parents=True)
+    store = Store(tmp_path / "data" / "attendance.sqlite3", allow_init=True)
+    for section, sid in (("5a", "s1"), ("5a", "s2"), ("6b", "s3")):
+        enc = store.add_encoding(store.upsert_student(section, sid, sid.upper()), np.zeros(128), "upload")
+        (photos / f"{enc}.jpg").write_bytes(b"\xff\xd8 a face")
+        store.set_encoding_photo(enc, f"{enc}.jpg")
+    assert store.remove_student("5a", "s1") == ["1.jpg"]  # the store says which; the caller deletes
+    (photos / "1.jpg").unlink()
+    store.close()
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "attendance_daemon", "--config", str(cfg), *args],
+                              capture_output=True, text=True, timeout=300, check=False)
+
+    assert cli("remove-student", "--section", "5a", "--student-id", "s2").returncode == 0
+    assert not (photos / "2.jpg").exists()
+    assert cli("remove-section", "--section", "6b").returncode == 0
+    assert sorted(p.name for p in photos.iterdir()) == []

@@ -17,6 +17,7 @@ from ..config import format_validation_error
 from ..enrollment import EnrollOutcome, too_large
 from ..errors import AttendanceError, Conflict, InvalidRequest, NotFound, PayloadTooLarge, public_error
 from ..paths import resolve_inside
+from ..photos import remove_photo_file
 from ..planning import plan_mp4, plan_webcam
 from ..reports import write_report
 from ..results import build_results, summaries
@@ -254,7 +255,8 @@ def _enroll_files(d: Daemon, section: str, student_id: str, name: str, paths: li
 @command("remove_student", api.RemoveStudentRequest)
 def remove_student(d: Daemon, r: api.RemoveStudentRequest) -> dict[str, Any]:
     refuse_hub_managed(d, r.section)
-    d.store.remove_student(r.section, r.student_id)
+    for photo in d.store.remove_student(r.section, r.student_id):  # their stored photos go with them
+        remove_photo_file(d.cfg.paths.photos, photo)
     d.publish_info()
     return {"removed": True}
 

@@ -147,10 +147,14 @@ class Store:
         if not self.section_exists(section):
             raise NotFound(f"section: unknown section '{section}'")
 
-    def remove_section(self, section: str) -> None:
+    def remove_section(self, section: str) -> list[str]:
+        """Deletes a section with its students; returns their stored photos' file names (for the caller to
+        delete: the rows go, the files would stay)."""
         self.require_section(section)
         with self._tx() as db:
+            photos = _stored_photos(db, "st.section=?", (section,))
             db.execute("DELETE FROM sections WHERE name=?", (section,))
+        return photos
 
     def upsert_student(self, section: str, student_id: str, name: str) -> int:
         check_id(section, "section")  # new writes only: older rows with other names stay readable
@@ -192,12 +196,15 @@ class Store:
             ).fetchall()
         return [StudentRow(int(r[0]), r[1], r[2], r[3], int(r[4])) for r in rows]
 
-    def remove_student(self, section: str, student_id: str) -> None:
+    def remove_student(self, section: str, student_id: str) -> list[str]:
+        """Deletes a student with their encodings; returns their stored photos' file names (for the caller)."""
         self.require_section(section)
         with self._tx() as db:
+            photos = _stored_photos(db, "st.section=? AND st.student_id=?", (section, student_id))
             cur = db.execute("DELETE FROM students WHERE section=? AND student_id=?", (section, student_id))
             if cur.rowcount == 0:
                 raise NotFound(f"student_id: no student '{student_id}' in section '{section}'")
+        return photos
 
     def section_encodings(self, section: str) -> tuple[list[StudentRow], np.ndarray, np.ndarray]:
         """Roster, an (N, 128) float32 matrix of every encoding, and the roster index of each row."""
@@ -596,6 +603,12 @@ class Store:
                         f"({','.join('?' * len(ids))})", ids):
                     seen[(str(r[0]), str(r[1]))] = (float(r[2]), float(r[3]))
         return sessions, seen
+
+
+def _stored_photos(db: sqlite3.Connection, where: str, args: tuple[str, ...]) -> list[str]:
+    return [str(r[0]) for r in db.execute(
+        f"SELECT e.photo FROM encodings e JOIN students st ON st.id = e.student WHERE {where} AND e.photo IS NOT NULL",
+        args)]
 
 
 def _unknown_row(r: sqlite3.Row) -> UnknownRow:
