@@ -154,6 +154,7 @@ class Store:
         with self._tx() as db:
             photos = _stored_photos(db, "st.section=?", (section,))
             db.execute("DELETE FROM sections WHERE name=?", (section,))
+        self.purge_wal()  # their encodings are biometric data: no copy of the old pages stays in the WAL
         return photos
 
     def upsert_student(self, section: str, student_id: str, name: str) -> int:
@@ -204,6 +205,7 @@ class Store:
             cur = db.execute("DELETE FROM students WHERE section=? AND student_id=?", (section, student_id))
             if cur.rowcount == 0:
                 raise NotFound(f"student_id: no student '{student_id}' in section '{section}'")
+        self.purge_wal()  # their encodings are biometric data: no copy of the old pages stays in the WAL
         return photos
 
     def section_encodings(self, section: str) -> tuple[list[StudentRow], np.ndarray, np.ndarray]:
