@@ -16,6 +16,7 @@ from .api import Progress
 from .enrollment import Enroller, bulk_folders
 from .errors import AttendanceError
 from .names import check_display_name, check_id, id_problem
+from .photos import remove_photo_file
 from .planning import plan_mp4
 from .reports import write_report
 from .results import build_results, summaries
@@ -51,6 +52,13 @@ def cli(ctx: click.Context, config: Path | None, verbose: bool) -> None:
 # ---- enrollment -----------------------------------------------------------------------------------
 
 
+def _not_hub_managed(rt: Runtime, section: str) -> None:
+    """Sections in [roster] sections come from the hub, as over MQTT (409): a local change here would diverge
+    from the other boxes and be overwritten by the hub's next version."""
+    if section in rt.cfg.roster.sections:
+        raise AttendanceError(f"section '{section}' is managed by the hub (roster.sections); enroll at the hub")
+
+
 def _print_outcome(section: str, name: str, outcome: Any) -> None:
     click.echo(f"{section}/{outcome.student_id} ({name}): {outcome.encodings_added} encoding(s) added")
     for r in outcome.rejected:
@@ -71,6 +79,7 @@ def enroll(ctx: click.Context, section: str, student_id: str, name: str, images:
     check_id(student_id, "student_id")
     check_display_name(name)
     rt = _rt(ctx)
+    _not_hub_managed(rt, section)
     outcome = Enroller(rt.store, rt.encoder, rt.cfg.recognition.duplicate_warn_distance,
                              rt.cfg.enrollment.max_image_pixels).enroll(
         section, student_id, name, images)
@@ -87,7 +96,8 @@ def enroll_bulk(ctx: click.Context, folder: Path) -> None:
     rt = _rt(ctx)
     jobs = []
     for job in bulk_folders(folder):
-        checks = (("section", id_problem(job[0])), ("student_id", id_problem(job[1])))
+        checks = (("section", id_problem(job[0])), ("student_id", id_problem(job[1])),
+                  ("section", "managed by the hub (roster.sections)" if job[0] in rt.cfg.roster.sections else None))
         problems = [f"{field}: {p}" for field, p in checks if p]
         if problems:
             click.echo(f"  skipped {job[0]}/{job[1]}: {'; '.join(problems)}", err=True)
@@ -132,7 +142,9 @@ def students(ctx: click.Context, section: str) -> None:
 @click.pass_context
 def remove_student(ctx: click.Context, section: str, student_id: str) -> None:
     """Remove a student and their encodings."""
-    _rt(ctx).store.remove_student(section, student_id)
+    _not_hub_managed(_rt(ctx), section)
+    for photo in _rt(ctx).store.remove_student(section, student_id):  # their stored photos go with them
+        remove_photo_file(_rt(ctx).cfg.paths.photos, photo)
     click.echo(f"removed {section}/{student_id}")
 
 
@@ -141,7 +153,9 @@ def remove_student(ctx: click.Context, section: str, student_id: str) -> None:
 @click.pass_context
 def remove_section(ctx: click.Context, section: str) -> None:
     """Remove a section with all its students."""
-    _rt(ctx).store.remove_section(section)
+    _not_hub_managed(_rt(ctx), section)
+    for photo in _rt(ctx).store.remove_section(section):
+        remove_photo_file(_rt(ctx).cfg.paths.photos, photo)
     click.echo(f"removed section {section}")
 
 

@@ -244,7 +244,13 @@ class RosterConfig(_Strict):
         return value
 
     def key(self) -> bytes | None:
-        return self.key_file.read_bytes().strip() if self.key_file else None
+        """The shared secret; an empty file is an error (it would silently turn the hmac check off)."""
+        if self.key_file is None:
+            return None
+        key = self.key_file.read_bytes().strip()
+        if not key:
+            raise InvalidRequest(f"roster.key_file: {self.key_file} is empty")
+        return key
 
 
 class Config(_Strict):

@@ -21,6 +21,8 @@ from .store import SessionRow, Store
 
 log = logging.getLogger(__name__)
 
+MAX_SESSIONS = 1_000_000  # every session of a section, for the reports that name a forgotten student
+
 
 @dataclass
 class Forgotten:
@@ -48,6 +50,12 @@ def forget_student(cfg: Config, store: Store, student_id: str, section: str | No
         files += sum(_unlink_inside(root, path) for root, path in session_files(cfg, row))
     if erased.sessions:
         store.clear_export(erased.sessions)
+    # The reports of their sections' other sessions list them as absent, by name (`report` writes them anew)
+    for sec in erased.sections:
+        for row in store.list_sessions(section=sec, limit=MAX_SESSIONS):
+            if row.id not in erased.sessions:
+                files += sum(_unlink_inside(root, path) for root, path in session_files(cfg, row)
+                             if root == cfg.paths.reports)
     log.info("forget_student: %d encodings, %d photos, %d crops, %d attendance rows (%s) in %d sessions; "
              "%d reports, exports and frames of those sessions deleted", erased.encodings, photos, crops,
              erased.attendance_rows, "removed" if remove_rows else "anonymised", len(erased.sessions), files)

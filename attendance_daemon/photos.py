@@ -29,6 +29,15 @@ def remove_photo_file(photos: Path, name: str | None) -> bool:
     return True
 
 
+def clear_incoming(photos: Path) -> int:
+    """Deletes uploads an enrollment left behind when the daemon died during it (photos of faces that were
+    never stored, listed or erasable); at start-up, before any enrollment runs. Returns how many."""
+    stale = [d for d in photos.glob(".incoming-*") if d.is_dir() and not d.is_symlink()]
+    for d in stale:
+        shutil.rmtree(d, ignore_errors=True)
+    return len(stale)
+
+
 def enroll_uploads(enroller: Enroller, store: Store, photos: Path, section: str, student_id: str, name: str,
                    uploads: list[tuple[str, bytes, str]]) -> EnrollOutcome:
     """Enrolls (client name, bytes, suffix) images with the same rules as files in the enrollment directory;

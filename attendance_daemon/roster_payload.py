@@ -13,7 +13,7 @@ import hmac
 import json
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError, field_validator
 
 from .config import format_validation_error
 from .names import DisplayName, SafeId
@@ -43,6 +43,17 @@ class RosterMessage(BaseModel):
     hash: Hex64
     hmac: Hex64 | None = None
 
+    @field_validator("students")
+    @classmethod
+    def _one_entry_each(cls, students: list[RosterStudentEntry]) -> list[RosterStudentEntry]:
+        """A student listed twice would break the box's one-row-per-student roster mid-apply."""
+        seen: set[str] = set()
+        for s in students:
+            if s.student_id in seen:
+                raise ValueError(f"student '{s.student_id}' is listed more than once")
+            seen.add(s.student_id)
+        return students
+
 
 def canonical(body: dict[str, Any]) -> bytes:
     unsigned = {k: v for k, v in body.items() if k not in ("hash", "hmac")}
@@ -66,6 +77,8 @@ def open_roster(payload: bytes, key: bytes | None) -> RosterMessage:
         body = json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"not UTF-8 JSON ({exc})") from exc
+    except RecursionError as exc:  # '[[[[…' : not a ValueError, and it would end the thread reading it
+        raise ValueError("JSON nested too deeply") from exc
     if not isinstance(body, dict):
         raise ValueError("must be a JSON object")
     try:

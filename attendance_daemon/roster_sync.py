@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 from typing import Any
 
+from .photos import remove_photo_file
 from .roster_payload import RosterMessage, open_roster
 from .store import Store
 
@@ -15,8 +17,9 @@ log = logging.getLogger(__name__)
 
 
 class RosterSync:
-    def __init__(self, store: Store, sections: list[str], key: bytes | None) -> None:
+    def __init__(self, store: Store, sections: list[str], key: bytes | None, photos: Path | None = None) -> None:
         self.store, self.sections, self.key = store, set(sections), key
+        self.photos = photos  # <data>/photos: the photos of encodings a roster replaces are deleted with them
         self._staged: dict[str, RosterMessage] = {}
         self._refused: dict[str, str] = {}  # section -> why its last offered roster was refused
         self._lock = threading.Lock()
@@ -38,11 +41,7 @@ class RosterSync:
                     return None  # the retained copy of what is applied: nothing to do
                 raise ValueError(f"version {message.version} is not newer than the applied {applied[0]}")
         except ValueError as exc:
-            reason = f"roster {section}: refused: {exc}"
-            with self._lock:
-                self._refused[section] = reason
-            log.error("%s", reason)
-            return reason
+            return self.refuse(section, str(exc))
         with self._lock:
             staged = self._staged.get(section)
             if staged is None or message.version > staged.version:
@@ -50,18 +49,35 @@ class RosterSync:
             self._refused.pop(section, None)
         return None
 
+    def refuse(self, section: str, why: str) -> str:
+        """Records why a roster offered for `section` is refused (Info problems until a good one comes)."""
+        reason = f"roster {section}: refused: {why}"
+        with self._lock:
+            self._refused[section] = reason
+        log.error("%s", reason)
+        return reason
+
     def pending(self) -> bool:
         with self._lock:
             return bool(self._staged)
 
     def apply_staged(self) -> list[str]:
-        """Applies every staged roster (call only while idle); returns `section vN` of those applied."""
+        """Applies every staged roster (call only while idle); returns `section vN` of those applied. One the
+        database refuses (disk full) stays staged, for the next call."""
         with self._lock:
-            staged, self._staged = self._staged, {}
+            staged = dict(self._staged)
         done = []
         for section, m in staged.items():
             students = [(s.student_id, s.name, list(s.encodings)) for s in m.students]
-            if self.store.replace_roster(section, m.version, m.hash, students):
+            replaced = self.store.replace_roster(section, m.version, m.hash, students)
+            with self._lock:
+                if self._staged.get(section) is m:  # (a newer one staged meanwhile stays)
+                    del self._staged[section]
+            if replaced is not None:
+                if self.photos is not None:
+                    removed = sum(remove_photo_file(self.photos, p) for p in replaced)
+                    if removed:
+                        log.info("roster %s: %d stored photos of replaced encodings deleted", section, removed)
                 log.info("roster %s: version %d applied (%d students)", section, m.version, len(students))
                 done.append(f"{section} v{m.version}")
         return done

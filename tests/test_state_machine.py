@@ -76,3 +76,29 @@ def test_a_start_waits_for_a_session_that_is_only_publishing_its_results() -> No
     sm.finishing("b")
     sm.end("b")
     assert not sm.state().busy
+
+
+def test_a_republish_is_never_overtaken_by_a_transition() -> None:
+    """The scheduler republishes the state when the next lesson changes, on its own thread: a start on the
+    dispatcher meanwhile must not be followed by the older (idle) snapshot, or the retained state lies."""
+    published: list[State] = []
+    in_republish, release = threading.Event(), threading.Event()
+
+    def on_change(state: State) -> None:
+        if not published and not state.busy:  # the republish: hold it while a start is attempted
+            in_republish.set()
+            release.wait(10)
+        published.append(state)
+
+    sm = StateMachine(on_change=on_change)
+    republisher = threading.Thread(target=sm.republish)
+    republisher.start()
+    assert in_republish.wait(10)
+    starter = threading.Thread(target=sm.begin, args=("webcam", _info("a")))
+    starter.start()
+    starter.join(1.0)  # a bound, not a measurement: with the lock held, the start waits for the republish
+    release.set()
+    republisher.join(10)
+    starter.join(10)
+    assert [s.busy for s in published] == [False, True]
+    assert sm.state().busy

@@ -17,6 +17,7 @@ from ..config import format_validation_error
 from ..enrollment import EnrollOutcome, too_large
 from ..errors import AttendanceError, Conflict, InvalidRequest, NotFound, PayloadTooLarge, public_error
 from ..paths import resolve_inside
+from ..photos import remove_photo_file
 from ..planning import plan_mp4, plan_webcam
 from ..reports import write_report
 from ..results import build_results, summaries
@@ -98,6 +99,8 @@ def parse(incoming: Incoming) -> tuple[Any, dict[str, Any]]:
         raise InvalidRequest(f"payload: not UTF-8 text ({exc.reason})") from exc
     except json.JSONDecodeError as exc:
         raise InvalidRequest(f"payload: invalid JSON ({exc.msg} at position {exc.pos})") from exc
+    except RecursionError as exc:
+        raise InvalidRequest("payload: JSON nested too deeply") from exc
     if not isinstance(obj, dict):
         raise InvalidRequest(f"payload: must be a JSON object, got {type(obj).__name__}")
     transaction = obj.get("transaction")
@@ -252,7 +255,8 @@ def _enroll_files(d: Daemon, section: str, student_id: str, name: str, paths: li
 @command("remove_student", api.RemoveStudentRequest)
 def remove_student(d: Daemon, r: api.RemoveStudentRequest) -> dict[str, Any]:
     refuse_hub_managed(d, r.section)
-    d.store.remove_student(r.section, r.student_id)
+    for photo in d.store.remove_student(r.section, r.student_id):  # their stored photos go with them
+        remove_photo_file(d.cfg.paths.photos, photo)
     d.publish_info()
     return {"removed": True}
 

@@ -153,7 +153,7 @@ def forget_student(d: Daemon, r: api.ForgetStudentRequest) -> dict[str, Any]:
     _refuse_running(d, student_id=r.student_id, section=r.section)
     done = erasure.forget_student(d.cfg, d.store, r.student_id, r.section, r.attendance == "remove")
     d.publish_info()
-    if done.sessions:
+    if done.sessions or done.sections:  # retained results and live roster list roster students absent, by name
         d.republish_after_erasure()
     return {"student_id": r.student_id, "sections": done.sections, "encodings_removed": done.encodings,
             "photos_removed": done.photos, "crops_removed": done.crops,

@@ -26,6 +26,7 @@ from ..config import Config
 from ..enrollment import Enroller
 from ..errors import AttendanceError, Conflict, StoreError
 from ..lessons import Running
+from ..photos import clear_incoming
 from ..planning import SessionPlan, plan_webcam
 from ..results import build_results
 from ..retention import RetentionTimer
@@ -92,10 +93,13 @@ class Daemon:
         cfg.ensure_dirs()
         self.notifier = notifier or SystemdNotifier()
         self.store = Store(cfg.paths.database, allow_init=init or cfg.daemon.allow_init)
+        if clear_incoming(cfg.paths.photos):
+            log.warning("deleted the uploads of enrollments the daemon did not live to finish")
         self.topics = Topics(cfg.mqtt.base_topic, cfg.mqtt.device_id)
         self.requests: queue.Queue[Incoming | None] = queue.Queue()
         # Hub rosters ([roster] sections): checked and applied by the housekeeper, never mid-session.
-        self.rosters = RosterSync(self.store, cfg.roster.sections, cfg.roster.key()) if cfg.roster.sections else None
+        self.rosters = (RosterSync(self.store, cfg.roster.sections, cfg.roster.key(), cfg.paths.photos)
+                        if cfg.roster.sections else None)
         self.roster_inbox: queue.Queue[Incoming] = queue.Queue(ROSTER_INBOX)
         # Held by a start from reading the roster until the state is busy: a roster is never applied in between.
         self._starting = threading.Lock()
@@ -120,6 +124,7 @@ class Daemon:
         self.db_problem: str | None = None
         self._info_payload = b""
         self._info_lock = threading.Lock()
+        self._results_lock = threading.RLock()  # the retained results: the worker's and an erasure's, in order
         self._dispatcher = threading.Thread(target=self._dispatch, name="dispatcher", daemon=True)
         self.background: queue.Queue[Incoming | None] = queue.Queue(BACKGROUND_QUEUE)
         self._background = threading.Thread(target=self._run_background, name="enrollment", daemon=True)
@@ -164,8 +169,9 @@ class Daemon:
         self.publish_event("error", error=message)
 
     def _publish_results(self, session_id: str) -> api.Results:
-        results = build_results(self.store, self.store.get_session(session_id), self.cfg)
-        self.link.set_retained("results", _json(results))
+        with self._results_lock:
+            results = build_results(self.store, self.store.get_session(session_id), self.cfg)
+            self.link.set_retained("results", _json(results))
         return results
 
     def _recover(self) -> None:
@@ -187,11 +193,12 @@ class Daemon:
         """After `forget_student` or `delete_session`: the retained results show the newest finished session
         as it now is (or nothing); when idle the live roster is rebuilt from the store and the live snapshot,
         which may show what was erased, is cleared (the kept frame stays fetchable with `snapshot`)."""
-        finished = [s for s in self.store.list_sessions(limit=2) if s.status not in ("running", "paused")]
-        if finished:
-            self._publish_results(finished[0].id)
-        else:
-            self.link.set_retained("results", b"")
+        with self._results_lock:  # chosen and published in one step: a session ending meanwhile is not overtaken
+            finished = [s for s in self.store.list_sessions(limit=2) if s.status not in ("running", "paused")]
+            if finished:
+                self._publish_results(finished[0].id)
+            else:
+                self.link.set_retained("results", b"")
         if self.sm.state().session is None:
             self.link.set_retained("snapshot", b"")
             if finished:
@@ -207,6 +214,7 @@ class Daemon:
         """Prepare without the state lock (free space, roster, open the source with a time-out), then commit
         under it (create the row, begin, start the worker). A refused commit closes the source again."""
         with self._starting:
+            self.sm.ensure_idle()  # a start that waited here for another one: 409 now, without opening its source
             return self._start_session(plan)
 
     def _start_session(self, plan: SessionPlan) -> api.State:
@@ -335,7 +343,7 @@ class Daemon:
         return self._with_next(self.sm.state())
 
     def _next_changed(self) -> None:
-        self.link.set_retained("state", _json(self.state()))
+        self.sm.republish()  # ordered with the transitions' own publishes (the scheduler's thread races them)
         self.publish_info()
 
     # ---- loops -------------------------------------------------------------------------------------------
@@ -400,13 +408,17 @@ class Daemon:
                     self.publish_info()
             except (AttendanceError, OSError, sqlite3.Error) as exc:
                 log.error("housekeeping: %s: %s", type(exc).__name__, exc)
+            except Exception:  # a bug or a hostile roster must not end the thread (the watchdog would restart us
+                log.exception("housekeeping failed; carrying on")  # into the same retained message)
 
     def _roster_arrived(self, incoming: Incoming) -> None:
         """paho's thread: only enqueue (bounded); the housekeeper checks and applies."""
-        if len(incoming.payload) > MAX_ROSTER_BYTES:
-            log.error("roster message on %s: %d bytes, at most %d; ignored", incoming.topic, len(incoming.payload),
-                      MAX_ROSTER_BYTES)
-            return
+        if len(incoming.payload) > MAX_ROSTER_BYTES:  # refused unread and not queued, but as visibly as the rest
+            if self.rosters is not None:
+                reason = self.rosters.refuse(incoming.topic.rsplit("/", 1)[-1], f"roster message of "
+                                             f"{len(incoming.payload)} bytes; at most {MAX_ROSTER_BYTES}")
+                self.publish_event("error", error=reason)
+            incoming = Incoming(incoming.topic, b"", incoming.retain, None, None)  # wakes the Info republish
         try:
             self.roster_inbox.put_nowait(incoming)
         except queue.Full:

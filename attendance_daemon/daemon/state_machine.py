@@ -111,6 +111,15 @@ class StateMachine:
                 return self._changed()
             return self.state()
 
+    def republish(self) -> State:
+        """Hands the unchanged state to `on_change` (something its publisher adds changed, e.g. the next lesson),
+        under the lock: a thread republishing never overtakes a transition with an older snapshot."""
+        with self._lock:
+            state = self.state()
+            if self._on_change is not None:
+                self._on_change(state)
+            return state
+
     def _changed(self) -> State:
         self._updated_at = now_iso()
         state = self.state()

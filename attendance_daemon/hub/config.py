@@ -32,7 +32,13 @@ class HubSection(_Strict):
         return self.enrollment_dir or self.data_dir / "enrollment"
 
     def roster_key(self) -> bytes | None:
-        return self.roster_key_file.read_bytes().strip() if self.roster_key_file else None
+        """The shared secret; an empty file is an error (rosters would go out unsigned)."""
+        if self.roster_key_file is None:
+            return None
+        key = self.roster_key_file.read_bytes().strip()
+        if not key:
+            raise InvalidRequest(f"hub.roster_key_file: {self.roster_key_file} is empty")
+        return key
 
 
 class HubConfig(_Strict):

@@ -31,7 +31,7 @@ class ResultsIn(api.Results):
 class Ingest:
     def __init__(self, store: HubStore, base: str, on_online: Callable[[str], None] | None = None) -> None:
         self.store, self.base = store, base
-        self.on_online = on_online
+        self.on_online = on_online  # (device id): the box is (back) online or idle; re-send what it has not done
         self.counts: dict[str, int] = {}
 
     def subscriptions(self) -> list[str]:
@@ -77,6 +77,8 @@ class Ingest:
             return "ignored:not-json"
         if leaf in ("info", "state"):
             self.store.device(device, **{leaf: obj})
+            if leaf == "state" and obj.get("busy") is False and self.on_online is not None:
+                self.on_online(device)  # idle again: a forget it refused (409, session running) goes out again
             return leaf
         if leaf == "results":
             try:
@@ -105,6 +107,6 @@ class Ingest:
 def _json_object(payload: bytes) -> dict[str, Any] | None:
     try:
         obj = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # '[[[[…' is junk too, not a failure
         return None
     return obj if isinstance(obj, dict) else None

@@ -91,6 +91,20 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (digest, device_id)
     );
     """,
+    # 2: a forget limited to one section is remembered too, so a later replay of that section's results is
+    # scrubbed (it replaced the scrubbed row and the student's attendance was back); each forget's alias is kept,
+    # so a replay scrubs to the stored payload
+    """
+    ALTER TABLE forgotten ADD COLUMN alias TEXT;
+    CREATE TABLE forgotten_in (
+        digest      TEXT NOT NULL,
+        section     TEXT NOT NULL,
+        mode        TEXT NOT NULL,
+        alias       TEXT,
+        at          TIMESTAMPTZ NOT NULL DEFAULT now(),
+        PRIMARY KEY (digest, section)
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -139,11 +139,12 @@ def fleet(ctx: HubContext, r: api.Empty) -> dict[str, Any]:
     devices = []
     for d in ctx.store.devices():
         info, state = d["info"] or {}, d["state"] or {}
+        session = state.get("session")  # what a box published: any JSON (one broken box must not break fleet)
         devices.append({
             "device_id": d["device_id"],
             "online": d["availability"] == "online" and d["bridge"] != "down",
             "availability": d["availability"], "bridge": d["bridge"],
-            "mode": state.get("mode"), "session": (state.get("session") or {}).get("name"),
+            "mode": state.get("mode"), "session": session.get("name") if isinstance(session, dict) else None,
             "rosters": info.get("rosters", {}), "problems": info.get("problems", []),
             "version": info.get("version"), "last_seen": d["last_seen"],
         })

@@ -39,12 +39,14 @@ class RosterPublisher:
 
     def publish(self, section: str) -> dict[str, Any]:
         """A new version of the section's roster, sealed and published retained; returns {version, hash}."""
-        version = self.store.next_roster_version(section)
-        students = self.store.roster_content(section)
-        body: dict[str, Any] = {"section": section, "version": version, "published_at": now_iso(),
-                                "students": students}
-        sealed = seal(body, self.key)
-        self._publish(self.topic(section), json.dumps(sealed, separators=(",", ":"), ensure_ascii=False).encode())
-        self.store.record_roster(section, version, sealed["hash"])
+        with self.store.roster_publication(section):
+            version = self.store.next_roster_version(section)
+            students = self.store.roster_content(section)
+            body: dict[str, Any] = {"section": section, "version": version, "published_at": now_iso(),
+                                    "students": students}
+            sealed = seal(body, self.key)
+            self._publish(self.topic(section),
+                          json.dumps(sealed, separators=(",", ":"), ensure_ascii=False).encode())
+            self.store.record_roster(section, version, sealed["hash"])
         log.info("roster %s: version %d published (%d students)", section, version, len(students))
         return {"version": version, "hash": sealed["hash"]}

@@ -17,9 +17,12 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from .. import api
 from ..bridge import HUB
+from ..daemon.commands import parse
 from ..daemon.mqtt_link import Incoming, disable_nagle, make_client
 from ..daemon.notify import SystemdNotifier
+from ..errors import AttendanceError
 from .config import HubConfig
 from .ingest import Ingest
 from .requests import HubContext, handle
@@ -29,7 +32,8 @@ from .store import HubStore
 log = logging.getLogger(__name__)
 
 INBOX = 50_000  # box messages waiting for the database; beyond this paho's thread waits (backpressure)
-REQUESTS = 64  # hub requests waiting; beyond this they are dropped (logged)
+REQUESTS = 64  # hub requests waiting; beyond this they are answered 409 at once
+BUSY_PARSE_BYTES = 64 * 1024  # a refused request's transaction is read only from a payload this small
 SLOW = ("enroll",)  # decode and encode photos for seconds: their own worker, so fleet and reports stay quick
 SESSION_EXPIRY_S = 7 * 24 * 3600
 STALL_S = 120.0
@@ -74,7 +78,8 @@ class Hub:
         self.client.publish(f"{self.base}/{device_id}/request/{command}", json.dumps(request).encode(), qos=1)
 
     def _resend_forgets(self, device_id: str) -> None:
-        """A box came (back) online: forget requests it has not answered go out again (idempotent on the box)."""
+        """A box came (back) online or turned idle: forget requests it has not done go out again (idempotent on the
+        box, which refuses one with 409 while the student's section has a session running)."""
         for request in self.store.pending_forgets(device_id):
             if request:
                 self.send_to_box(device_id, "forget_student", request)
@@ -106,8 +111,9 @@ class Hub:
             slow = msg.topic[len(f"{self.root}/request/"):] in SLOW
             try:
                 (self.slow if slow else self.requests).put_nowait(incoming)
-            except queue.Full:
-                log.error("hub request on %.120s dropped: %d waiting", msg.topic, REQUESTS)
+            except queue.Full:  # still one answer per request: 409 at once
+                log.error("hub request on %.120s refused: %d waiting", msg.topic, REQUESTS)
+                self._refuse_busy(incoming)
             return
         self.inbox.put((msg.topic, bytes(msg.payload)))
 
@@ -140,17 +146,35 @@ class Hub:
             if incoming.retain and not incoming.payload:
                 continue
             name = incoming.topic[len(prefix):]
-            response = handle(self.ctx, name, incoming)
-            payload = response.model_dump_json().encode()
-            self.client.publish(f"{self.root}/response/{name[:64]}", payload, qos=1)
-            if incoming.retain:
-                self.client.publish(incoming.topic, b"", qos=1, retain=True)
-            if incoming.response_topic and incoming.response_topic.startswith(f"{self.root}/reply/") \
-                    and not any(c in incoming.response_topic for c in "+#\x00"):
-                props = Properties(PacketTypes.PUBLISH)
-                if incoming.correlation is not None and len(incoming.correlation) <= 1024:
-                    props.CorrelationData = incoming.correlation
-                self.client.publish(incoming.response_topic, payload, qos=1, properties=props)
+            try:
+                self._respond(name, handle(self.ctx, name, incoming), incoming)
+            except Exception:  # handle() never raises; publishing can: one request must not end the worker
+                log.exception("could not answer a hub request on %.120s", incoming.topic)
+
+    def _respond(self, name: str, response: api.Response, incoming: Incoming) -> None:
+        payload = response.model_dump_json().encode()
+        self.client.publish(f"{self.root}/response/{name[:64]}", payload, qos=1)
+        if incoming.retain:
+            self.client.publish(incoming.topic, b"", qos=1, retain=True)
+        if incoming.response_topic and incoming.response_topic.startswith(f"{self.root}/reply/") \
+                and not any(c in incoming.response_topic for c in "+#\x00"):
+            props = Properties(PacketTypes.PUBLISH)
+            if incoming.correlation is not None and len(incoming.correlation) <= 1024:
+                props.CorrelationData = incoming.correlation
+            self.client.publish(incoming.response_topic, payload, qos=1, properties=props)
+
+    def _refuse_busy(self, incoming: Incoming) -> None:
+        """The 409 for a request that found its queue full (paho's thread: the transaction is read only from a
+        small payload)."""
+        transaction: Any = None
+        if len(incoming.payload) <= BUSY_PARSE_BYTES:
+            try:
+                transaction, _ = parse(incoming)
+            except AttendanceError as exc:
+                transaction = getattr(exc, "transaction", None)
+        name = incoming.topic[len(f"{self.root}/request/"):]
+        self._respond(name, api.Response(transaction=transaction, status="error", code=409,
+                                         error=f"busy: {REQUESTS} hub requests are waiting; retry later"), incoming)
 
     def _healthy(self) -> bool:
         now = time.monotonic()

@@ -262,6 +262,14 @@ class HubStore:
                  "encodings": [[float(x) for x in matrix[j]] for j in np.flatnonzero(owners == i)]}
                 for i, s in enumerate(roster)]
 
+    @contextmanager
+    def roster_publication(self, section: str) -> Iterator[None]:
+        """Held while a section's next version is numbered, read, published and recorded: two publications (the
+        hub's two workers, a CLI beside it) never share a version (a box would refuse the second as not newer)."""
+        with self._tx() as db:
+            db.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"roster:{section}",))
+            yield
+
     def next_roster_version(self, section: str) -> int:
         with self._lock:
             row = self._db.execute("SELECT version FROM rosters WHERE section=%s", (section,)).fetchone()
@@ -310,8 +318,13 @@ class HubStore:
                                      (alias, alias, s["device_id"], s["session_id"], student_id))
                 rows += cur.rowcount
             if section is None:
-                db.execute("INSERT INTO forgotten (digest, mode) VALUES (%s, %s) ON CONFLICT (digest) DO UPDATE "
-                           "SET mode = EXCLUDED.mode, at = now()", (student_digest(student_id), mode))
+                db.execute("INSERT INTO forgotten (digest, mode, alias) VALUES (%s, %s, %s) ON CONFLICT (digest) "
+                           "DO UPDATE SET mode = EXCLUDED.mode, alias = EXCLUDED.alias, at = now()",
+                           (student_digest(student_id), mode, alias))
+            else:  # remembered for that section only (the same id elsewhere may be someone else)
+                db.execute("INSERT INTO forgotten_in (digest, section, mode, alias) VALUES (%s, %s, %s, %s) ON "
+                           "CONFLICT (digest, section) DO UPDATE SET mode = EXCLUDED.mode, alias = EXCLUDED.alias, "
+                           "at = now()", (student_digest(student_id), section, mode, alias))
         return ForgetCounts(len(sessions), rows, len(sections), sorted(set(sections)))
 
     def _scrub_forgotten(self, results: dict[str, Any]) -> dict[str, Any]:
@@ -321,10 +334,13 @@ class HubStore:
             return results
         digests = {student_digest(i): i for i in ids}
         with self._lock:
-            rows = self._db.execute("SELECT digest, mode FROM forgotten WHERE digest = ANY(%s)",
-                                    (list(digests),)).fetchall()
-        for r in rows:
-            results = _scrub(results, {digests[r["digest"]]}, r["mode"], f"forgotten-{secrets.token_hex(4)}")
+            rows = self._db.execute("SELECT digest, mode, alias FROM forgotten WHERE digest = ANY(%s) UNION ALL "
+                                    "SELECT digest, mode, alias FROM forgotten_in WHERE digest = ANY(%s) AND "
+                                    "section = %s", (list(digests), list(digests), str(results.get("section")))
+                                    ).fetchall()
+        for r in rows:  # the forget's own alias: a replay scrubs to the stored payload (a duplicate, not a revision)
+            results = _scrub(results, {digests[r["digest"]]}, r["mode"],
+                             r["alias"] or f"forgotten-{secrets.token_hex(4)}")
         return results
 
     def record_forget_sent(self, student_id: str, device_id: str, request: dict[str, Any]) -> None:

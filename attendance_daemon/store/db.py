@@ -147,10 +147,15 @@ class Store:
         if not self.section_exists(section):
             raise NotFound(f"section: unknown section '{section}'")
 
-    def remove_section(self, section: str) -> None:
+    def remove_section(self, section: str) -> list[str]:
+        """Deletes a section with its students; returns their stored photos' file names (for the caller to
+        delete: the rows go, the files would stay)."""
         self.require_section(section)
         with self._tx() as db:
+            photos = _stored_photos(db, "st.section=?", (section,))
             db.execute("DELETE FROM sections WHERE name=?", (section,))
+        self.purge_wal()  # their encodings are biometric data: no copy of the old pages stays in the WAL
+        return photos
 
     def upsert_student(self, section: str, student_id: str, name: str) -> int:
         check_id(section, "section")  # new writes only: older rows with other names stay readable
@@ -192,12 +197,16 @@ class Store:
             ).fetchall()
         return [StudentRow(int(r[0]), r[1], r[2], r[3], int(r[4])) for r in rows]
 
-    def remove_student(self, section: str, student_id: str) -> None:
+    def remove_student(self, section: str, student_id: str) -> list[str]:
+        """Deletes a student with their encodings; returns their stored photos' file names (for the caller)."""
         self.require_section(section)
         with self._tx() as db:
+            photos = _stored_photos(db, "st.section=? AND st.student_id=?", (section, student_id))
             cur = db.execute("DELETE FROM students WHERE section=? AND student_id=?", (section, student_id))
             if cur.rowcount == 0:
                 raise NotFound(f"student_id: no student '{student_id}' in section '{section}'")
+        self.purge_wal()  # their encodings are biometric data: no copy of the old pages stays in the WAL
+        return photos
 
     def section_encodings(self, section: str) -> tuple[list[StudentRow], np.ndarray, np.ndarray]:
         """Roster, an (N, 128) float32 matrix of every encoding, and the roster index of each row."""
@@ -224,26 +233,40 @@ class Store:
         return {str(r[0]): (int(r[1]), str(r[2])) for r in rows}
 
     def replace_roster(self, section: str, version: int, digest: str,
-                       students: list[tuple[str, str, list[list[float]]]]) -> bool:
+                       students: list[tuple[str, str, list[list[float]]]]) -> list[str] | None:
         """The section becomes exactly `students` (id, name, encodings) in one transaction, unless a version
-        as new or newer is already applied (then False, nothing changes)."""
+        as new or newer is already applied (then None, nothing changes). A student the roster still lists keeps
+        their row and so their enrollment date (history counts the sessions since then); their encodings are
+        replaced. Returns the stored photo file names of the encodings replaced, for the caller to delete."""
         now = now_iso()
         with self._tx() as db:
             row = db.execute("SELECT version FROM roster_versions WHERE section=?", (section,)).fetchone()
             if row is not None and int(row[0]) >= version:
-                return False
+                return None
             db.execute("INSERT OR IGNORE INTO sections(name, created_at) VALUES (?, ?)", (section, now))
-            db.execute("DELETE FROM students WHERE section=?", (section,))
+            photos = [str(r[0]) for r in db.execute(
+                "SELECT e.photo FROM encodings e JOIN students st ON st.id = e.student "
+                "WHERE st.section=? AND e.photo IS NOT NULL", (section,))]
+            existing = {str(r[1]): int(r[0]) for r in db.execute(
+                "SELECT id, student_id FROM students WHERE section=?", (section,))}
+            listed = {student_id for student_id, _, _ in students}
+            db.executemany("DELETE FROM students WHERE id=?",
+                           [(rowid,) for sid, rowid in existing.items() if sid not in listed])
             for student_id, name, encodings in students:
-                cur = db.execute("INSERT INTO students(section, student_id, name, created_at) VALUES (?, ?, ?, ?)",
-                                 (section, student_id, name, now))
+                rowid = existing.get(student_id)
+                if rowid is None:
+                    rowid = db.execute("INSERT INTO students(section, student_id, name, created_at) "
+                                       "VALUES (?, ?, ?, ?)", (section, student_id, name, now)).lastrowid
+                else:
+                    db.execute("UPDATE students SET name=? WHERE id=?", (name, rowid))
+                    db.execute("DELETE FROM encodings WHERE student=?", (rowid,))
                 db.executemany("INSERT INTO encodings(student, vector, source, created_at) VALUES (?, ?, ?, ?)",
-                               [(cur.lastrowid, np.asarray(e, dtype=np.float32).tobytes(), f"hub v{version}", now)
+                               [(rowid, np.asarray(e, dtype=np.float32).tobytes(), f"hub v{version}", now)
                                 for e in encodings])
             db.execute("INSERT INTO roster_versions(section, version, hash, applied_at) VALUES (?, ?, ?, ?) "
                        "ON CONFLICT(section) DO UPDATE SET version=excluded.version, hash=excluded.hash, "
                        "applied_at=excluded.applied_at", (section, version, digest, now))
-        return True
+        return photos
 
     # ---- sessions -----------------------------------------------------------------------------
 
@@ -582,6 +605,12 @@ class Store:
                         f"({','.join('?' * len(ids))})", ids):
                     seen[(str(r[0]), str(r[1]))] = (float(r[2]), float(r[3]))
         return sessions, seen
+
+
+def _stored_photos(db: sqlite3.Connection, where: str, args: tuple[str, ...]) -> list[str]:
+    return [str(r[0]) for r in db.execute(
+        f"SELECT e.photo FROM encodings e JOIN students st ON st.id = e.student WHERE {where} AND e.photo IS NOT NULL",
+        args)]
 
 
 def _unknown_row(r: sqlite3.Row) -> UnknownRow:
