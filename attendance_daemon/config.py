@@ -7,7 +7,7 @@ import socket
 import tomllib
 from datetime import tzinfo
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -244,13 +244,17 @@ class RosterConfig(_Strict):
         return value
 
     def key(self) -> bytes | None:
-        """The shared secret; an empty file is an error (it would silently turn the hmac check off)."""
-        if self.key_file is None:
-            return None
-        key = self.key_file.read_bytes().strip()
-        if not key:
-            raise InvalidRequest(f"roster.key_file: {self.key_file} is empty")
-        return key
+        return read_key_file(self.key_file, "roster.key_file")
+
+
+def read_key_file(path: Path | None, field: str) -> bytes | None:
+    """A roster signing secret (box and hub); an empty file is an error: it would silently turn the HMAC off."""
+    if path is None:
+        return None
+    key = path.read_bytes().strip()
+    if not key:
+        raise InvalidRequest(f"{field}: {path} is empty")
+    return key
 
 
 class Config(_Strict):
@@ -333,12 +337,7 @@ def load_config(path: Path | None) -> Config:
     """Read and validate the config; relative paths are resolved against the config file's folder."""
     if path is None:
         return Config()
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise InvalidRequest(f"config file not found: {path}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise InvalidRequest(f"config {path}: invalid TOML: {exc}") from exc
+    raw = read_toml(path)
     try:
         cfg = Config.model_validate(raw)
     except ValidationError as exc:
@@ -346,12 +345,23 @@ def load_config(path: Path | None) -> Config:
     base = path.resolve().parent
     p = cfg.paths
     cfg.paths = PathsConfig(
-        data_dir=_resolve(base, p.data_dir),
-        media_dir=_resolve(base, p.media_dir) if p.media_dir else None,
-        enrollment_dir=_resolve(base, p.enrollment_dir) if p.enrollment_dir else None,
+        data_dir=resolve_against(base, p.data_dir),
+        media_dir=resolve_against(base, p.media_dir) if p.media_dir else None,
+        enrollment_dir=resolve_against(base, p.enrollment_dir) if p.enrollment_dir else None,
     )
     return cfg
 
 
-def _resolve(base: Path, p: Path) -> Path:
+def read_toml(path: Path) -> dict[str, Any]:
+    """A config file's tables (daemon and hub): a missing file or bad TOML is a clear error naming the file."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise InvalidRequest(f"config file not found: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidRequest(f"config {path}: invalid TOML: {exc}") from exc
+
+
+def resolve_against(base: Path, p: Path) -> Path:
+    """A config path relative to the config file's folder."""
     return p if p.is_absolute() else (base / p).resolve()

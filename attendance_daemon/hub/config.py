@@ -3,12 +3,11 @@ box's) and [enrollment] (the same limits as a box's)."""
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..config import EnrollmentConfig, MqttConfig, format_validation_error
+from ..config import EnrollmentConfig, MqttConfig, format_validation_error, read_key_file, read_toml, resolve_against
 from ..errors import InvalidRequest
 
 
@@ -32,13 +31,8 @@ class HubSection(_Strict):
         return self.enrollment_dir or self.data_dir / "enrollment"
 
     def roster_key(self) -> bytes | None:
-        """The shared secret; an empty file is an error (rosters would go out unsigned)."""
-        if self.roster_key_file is None:
-            return None
-        key = self.roster_key_file.read_bytes().strip()
-        if not key:
-            raise InvalidRequest(f"hub.roster_key_file: {self.roster_key_file} is empty")
-        return key
+        """The shared secret (an empty file is an error: rosters would go out unsigned)."""
+        return read_key_file(self.roster_key_file, "hub.roster_key_file")
 
 
 class HubConfig(_Strict):
@@ -50,12 +44,7 @@ class HubConfig(_Strict):
 def load_hub_config(path: Path | None) -> HubConfig:
     if path is None:
         return HubConfig()
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise InvalidRequest(f"config file not found: {path}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise InvalidRequest(f"config {path}: invalid TOML: {exc}") from exc
+    raw = read_toml(path)
     raw.setdefault("mqtt", {}).setdefault("device_id", "hub")
     try:
         cfg = HubConfig.model_validate(raw)
@@ -64,10 +53,8 @@ def load_hub_config(path: Path | None) -> HubConfig:
     base = path.resolve().parent
     h = cfg.hub
     cfg.hub = h.model_copy(update={
-        "data_dir": base / h.data_dir if not h.data_dir.is_absolute() else h.data_dir,
-        "enrollment_dir": (base / h.enrollment_dir if not h.enrollment_dir.is_absolute() else h.enrollment_dir)
-        if h.enrollment_dir else None,
-        "roster_key_file": (base / h.roster_key_file if not h.roster_key_file.is_absolute() else h.roster_key_file)
-        if h.roster_key_file else None,
+        "data_dir": resolve_against(base, h.data_dir),
+        "enrollment_dir": resolve_against(base, h.enrollment_dir) if h.enrollment_dir else None,
+        "roster_key_file": resolve_against(base, h.roster_key_file) if h.roster_key_file else None,
     })
     return cfg
