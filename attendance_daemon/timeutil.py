@@ -7,6 +7,8 @@ from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .errors import InvalidRequest
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -24,6 +26,16 @@ def parse_iso(text: str) -> datetime:
     """Parse ISO 8601; a naive value is taken as UTC."""
     dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def iso_field(value: str | None, field: str) -> str | None:
+    """A request's time bound (`since`, `until`) in UTC ISO form; not ISO 8601 is a 400 naming the field."""
+    if value is None:
+        return None
+    try:
+        return iso(parse_iso(value))
+    except ValueError as exc:
+        raise InvalidRequest(f"{field}: not an ISO 8601 time: '{value}'") from exc
 
 
 def compact(dt: datetime) -> str:

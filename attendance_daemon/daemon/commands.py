@@ -23,7 +23,7 @@ from ..reports import write_report
 from ..results import build_results, summaries
 from ..schedule import entry_of, lessons_of, next_lesson, row_of
 from ..timetable import current, next_after
-from ..timeutil import iso, parse_iso, utcnow
+from ..timeutil import iso_field, utcnow
 from ..transfer import outgoing
 from .mqtt_link import Incoming
 
@@ -270,19 +270,11 @@ def refuse_hub_managed(d: Daemon, section: str) -> None:
 # ---- history ----------------------------------------------------------------------------------------
 
 
-def _iso_field(value: str | None, field: str) -> str | None:
-    if value is None:
-        return None
-    try:
-        return iso(parse_iso(value))
-    except ValueError as exc:
-        raise InvalidRequest(f"{field}: not an ISO 8601 time: '{value}'") from exc
-
 
 @command("sessions", api.SessionsRequest)
 def sessions(d: Daemon, r: api.SessionsRequest) -> list[api.SessionSummary]:
-    rows = d.store.list_sessions(section=r.section, since=_iso_field(r.since, "since"),
-                                 until=_iso_field(r.until, "until"), status=r.status, limit=r.limit)
+    rows = d.store.list_sessions(section=r.section, since=iso_field(r.since, "since"),
+                                 until=iso_field(r.until, "until"), status=r.status, limit=r.limit)
     return summaries(d.store, rows, d.cfg)
 
 
@@ -361,13 +353,13 @@ def schedule_remove(d: Daemon, r: api.ScheduleRemove) -> api.Schedule:
 
 @command("student_history", api.HistoryRequest)
 def student_history(d: Daemon, r: api.HistoryRequest) -> api.StudentHistory:
-    return history_of(d.store, d.cfg, r.section, r.student_id, _iso_field(r.since, "since"),
-                      _iso_field(r.until, "until"), r.limit)
+    return history_of(d.store, d.cfg, r.section, r.student_id, iso_field(r.since, "since"),
+                      iso_field(r.until, "until"), r.limit)
 
 
 @command("section_attendance", api.SectionAttendanceRequest)
 def section_attendance(d: Daemon, r: api.SectionAttendanceRequest) -> api.SectionAttendance:
-    return attendance_of(d.store, d.cfg, r.section, _iso_field(r.since, "since"), _iso_field(r.until, "until"))
+    return attendance_of(d.store, d.cfg, r.section, iso_field(r.since, "since"), iso_field(r.until, "until"))
 
 
 from . import commands_remote  # noqa: E402  (registers its commands; it imports `command` from here)

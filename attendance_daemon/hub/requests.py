@@ -26,7 +26,7 @@ from ..errors import AttendanceError, InvalidRequest, NotFound, public_error
 from ..names import DisplayName, LookupText, PathText, SafeId, ShortText
 from ..paths import resolve_inside
 from ..reports import text_cell
-from ..timeutil import iso, parse_iso
+from ..timeutil import iso, iso_field
 
 if TYPE_CHECKING:  # the models and the registry import without psycopg (docs/asyncapi.json is made from them)
     from .roster import RosterPublisher
@@ -42,20 +42,24 @@ class HubSessionsRequest(api.Request):
     limit: StrictInt = Field(100, ge=1, le=MAX_REPORT_ROWS)
 
 
-class StudentReportRequest(api.Request):
+class _ReportRequest(api.Request):
+    """What both cross-room reports take: a time window, a format and a row limit."""
+
+    since: ShortText | None = None
+    until: ShortText | None = None
+    format: Literal["json", "csv", "pdf"] = "json"
+    limit: StrictInt = Field(1000, ge=1, le=MAX_REPORT_ROWS)
+
+    def window(self) -> tuple[str | None, str | None]:
+        return iso_field(self.since, "since"), iso_field(self.until, "until")
+
+
+class StudentReportRequest(_ReportRequest):
     student_id: LookupText
-    since: ShortText | None = None
-    until: ShortText | None = None
-    format: Literal["json", "csv", "pdf"] = "json"
-    limit: StrictInt = Field(1000, ge=1, le=MAX_REPORT_ROWS)
 
 
-class SectionReportRequest(api.Request):
+class SectionReportRequest(_ReportRequest):
     section: LookupText
-    since: ShortText | None = None
-    until: ShortText | None = None
-    format: Literal["json", "csv", "pdf"] = "json"
-    limit: StrictInt = Field(1000, ge=1, le=MAX_REPORT_ROWS)
 
 
 class HubEnrollRequest(api.Request):
@@ -121,14 +125,6 @@ def plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=lambda v: iso(v) if isinstance(v, datetime) else str(v)))
 
 
-def _time(value: str | None, field: str) -> str | None:
-    if value is None:
-        return None
-    try:
-        return iso(parse_iso(value))
-    except ValueError as exc:
-        raise InvalidRequest(f"{field}: not an ISO 8601 time: '{value}'") from exc
-
 
 # ---- fleet --------------------------------------------------------------------------------------------
 
@@ -192,15 +188,15 @@ def report_data(rows: list[dict[str, Any]], fmt: str, title: str = "Attendance")
 @hub_command("student_report", StudentReportRequest)
 def student_report(ctx: HubContext, r: StudentReportRequest) -> dict[str, Any]:
     """One student over every room and session."""
-    return report_data(ctx.store.student_report(r.student_id, _time(r.since, "since"), _time(r.until, "until"),
-                                            r.limit), r.format, f"Attendance of student {r.student_id}")
+    return report_data(ctx.store.student_report(r.student_id, *r.window(), r.limit), r.format,
+                       f"Attendance of student {r.student_id}")
 
 
 @hub_command("section_report", SectionReportRequest)
 def section_report(ctx: HubContext, r: SectionReportRequest) -> dict[str, Any]:
     """Every student of a section over every room and session."""
-    return report_data(ctx.store.section_report(r.section, _time(r.since, "since"), _time(r.until, "until"),
-                                            r.limit), r.format, f"Attendance of section {r.section}")
+    return report_data(ctx.store.section_report(r.section, *r.window(), r.limit), r.format,
+                       f"Attendance of section {r.section}")
 
 
 # ---- roster -------------------------------------------------------------------------------------------
