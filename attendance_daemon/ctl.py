@@ -48,6 +48,14 @@ def _print(data: Any) -> None:
     click.echo(json.dumps(data, indent=2))
 
 
+def _print_enrolled(data: dict[str, Any]) -> None:
+    """An `enroll` answer (box or hub); exit 1 when no image was accepted, naming each rejection."""
+    _print(data)
+    if not data.get("encodings_added"):
+        raise click.ClickException("no image was accepted: " + "; ".join(
+            f"{r.get('image')}: {r.get('reason')}" for r in data.get("rejected", [])))
+
+
 @click.group()
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="ATTENDANCE_MQTT_HOST")
 @click.option("--port", default=1883, show_default=True, envvar="ATTENDANCE_MQTT_PORT")
@@ -210,11 +218,7 @@ def enroll(ctx: click.Context, section: str, student_id: str, name: str, local: 
         payload["images_b64"] = remote.upload_images([Path(p) for p in local])
     else:
         payload["images"] = list(images)
-    data = _call(ctx, "enroll", payload)
-    _print(data)
-    if not data.get("encodings_added"):
-        raise click.ClickException("no image was accepted: " + "; ".join(
-            f"{r.get('image')}: {r.get('reason')}" for r in data.get("rejected", [])))
+    _print_enrolled(_call(ctx, "enroll", payload))
 
 
 @cli.command("remove-student")

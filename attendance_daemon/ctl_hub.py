@@ -1,7 +1,8 @@
 """`attendancectl hub ...`: the hub's requests (`<base>/@hub/request/<command>`, README "Many rooms") with the
 box subcommands' client, options, error messages and exit codes.
 
-Imported at the end of ctl.py, which registers the group on its `cli`; it only needs ctl's `_call` and `_print`."""
+Imported at the end of ctl.py, which registers the group on its `cli`; it only needs ctl's `_call`, `_print`
+and `_print_enrolled`."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import click
 
 from .bridge import HUB
-from .ctl import _call, _print, cli
+from .ctl import _call, _print, _print_enrolled, cli
 
 # The hub's retained rosters (up to 16 MiB each) share its namespace: a ctl call takes only what it needs.
 HUB_LEAVES = ("availability", "response/+")
@@ -91,12 +92,8 @@ def enroll(ctx: click.Context, section: str, student_id: str, name: str, images:
     """Enroll (or add photos of) a student at the hub and publish the section's new roster. IMAGES are paths
     on the hub, relative to its enrollment directory (the hub takes no photos in the request). The first
     enrollment loads the face models: give a generous --timeout. Exits 1 when no image was accepted."""
-    data = _call(ctx, "enroll", {"section": section, "student_id": student_id, "name": name,
-                                 "images": list(images)})
-    _print(data)
-    if not data.get("encodings_added"):
-        raise click.ClickException("no image was accepted: " + "; ".join(
-            f"{r.get('image')}: {r.get('reason')}" for r in data.get("rejected", [])))
+    _print_enrolled(_call(ctx, "enroll", {"section": section, "student_id": student_id, "name": name,
+                                          "images": list(images)}))
 
 
 @hub.command("remove-student")

@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 
-from tests.mqtt_fixtures import Broker, free_port
+from tests.mqtt_fixtures import Broker, free_port, stop_process
 
 
 def _bindir() -> Path:
@@ -86,13 +86,8 @@ class HubProcess:
         return self
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        if self.proc is not None:
+            stop_process(self.proc)
         self.proc = None
 
     def log_text(self) -> str:

@@ -78,6 +78,18 @@ class Broker:
         return RecordingClient("127.0.0.1", self.port, device)
 
 
+def stop_process(proc: subprocess.Popen[Any]) -> None:
+    """SIGTERM (a clean stop: the daemons and Node-RED save their state), then SIGKILL after 30 s."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
 class DaemonProcess:
     """`attendance-daemon run` with a config pointing at the test broker and a fresh data directory."""
 
@@ -121,13 +133,8 @@ class DaemonProcess:
         return self.proc.wait(timeout)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        if self.proc is not None:
+            stop_process(self.proc)
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""

@@ -12,7 +12,6 @@ import json
 import os
 import select
 import shutil
-import signal
 import subprocess
 import time
 import urllib.error
@@ -23,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.mqtt_fixtures import Broker, free_port, wait_port
+from tests.mqtt_fixtures import Broker, free_port, stop_process, wait_port
 
 REPO = Path(__file__).resolve().parent.parent
 FLOWS = REPO / "examples" / "node-red" / "flows.json"
@@ -105,13 +104,8 @@ class NodeRed:
 
     def stop(self) -> None:
         """SIGTERM: Node-RED stops the flows and writes the file context out."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        if self.proc is not None:
+            stop_process(self.proc)
         self.proc = None
 
     def http(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
