@@ -6,7 +6,7 @@ import csv
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from .api import Results
 from .names import safe_file_stem
@@ -87,8 +87,6 @@ PDF_WIDTHS = [24, 58, 44, 20, 20, 16, 95]  # A4 landscape: 277 mm between the ma
 
 
 def _pdf(results: Results, path: Path) -> None:
-    from fpdf import FPDF
-
     started = _session_start(results)
     lines = [
         f"Attendance: {results.name}",
@@ -105,12 +103,21 @@ def _pdf(results: Results, path: Path) -> None:
     rows = [[r[0], r[1], _status_text(r), _when(r[5]) if r[5] else "", _when(r[6]) if r[6] else "", r[9],
              ", ".join(f"{_when(a)}-{_when(b)}" for a, b in (i.split("/") for i in r[10].split("; ") if i))]
             for r in _rows(results)]
+    pdf = table_pdf(lines, list(zip(PDF_HEADER, PDF_WIDTHS, strict=True)), rows, results.name, line_size=10, gap=4)
+    pdf.output(str(path))
+
+
+def table_pdf(lines: list[str], columns: list[tuple[str, float]], rows: list[list[str]], what: str,
+              line_size: int, gap: float) -> Any:
+    """An A4 landscape page set: a bold title (`lines[0]`), the other lines, then a bordered table whose cells are
+    cut to their column's width; the fonts print every name (see `set_up_fonts`). Box and hub reports."""
+    from fpdf import FPDF
+
     pdf = FPDF(orientation="L", unit="mm", format="A4")
     pdf.set_auto_page_break(True, margin=12)
     pdf.add_page()
-    family, clean, note = set_up_fonts(pdf, "\n".join([*lines, *(c for row in rows for c in row)]), results.name)
-    if note:
-        lines.append(note)
+    family, clean, note = set_up_fonts(pdf, "\n".join([*lines, *(c for row in rows for c in row)]), what)
+    lines = [*lines, note] if note else lines
 
     def cell(width: float, height: float, text: str, border: Literal[0, 1] = 0) -> None:
         # fpdf2 2.8 forgets to re-select the main font after a cell that used a fallback font inside q/Q;
@@ -121,21 +128,21 @@ def _pdf(results: Results, path: Path) -> None:
     pdf.set_font(family, "B", 14)
     cell(0, 10, lines[0])
     pdf.ln()
-    pdf.set_font(family, size=10)
+    pdf.set_font(family, size=line_size)
     for line in lines[1:]:
         cell(0, 6, line)
         pdf.ln()
-    pdf.ln(4)
+    pdf.ln(gap)
     pdf.set_font(family, "B", 9)
-    for w, h in zip(PDF_WIDTHS, PDF_HEADER, strict=True):
-        cell(w, 7, h, border=1)
+    for name, width in columns:
+        cell(width, 7, name, border=1)
     pdf.ln()
     pdf.set_font(family, size=9)
     for row in rows:
-        for w, value in zip(PDF_WIDTHS, row, strict=True):
-            cell(w, 6, _fit(pdf, clean(value), w), border=1)
+        for (_, width), value in zip(columns, row, strict=True):
+            cell(width, 6, _fit(pdf, clean(value), width), border=1)
         pdf.ln()
-    pdf.output(str(path))
+    return pdf
 
 
 def set_up_fonts(pdf: object, text: str, what: str) -> tuple[str, Callable[[str], str], str | None]:
