@@ -63,6 +63,18 @@ class Broker:
         self.proc: subprocess.Popen[bytes] | None = None
         self.start()
 
+    @classmethod
+    def with_passwords(cls, workdir: Path, users: dict[str, str], acl: Path, extra: str = "") -> Broker:
+        """mosquitto with a password file made by mosquitto_passwd and an ACL file, no anonymous clients.
+        `user root`: mosquitto started as root would otherwise drop to its own user, which cannot read workdir."""
+        passwd = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+        workdir.mkdir(parents=True, exist_ok=True)
+        pwfile = workdir / "passwd"
+        pwfile.touch()
+        for user, password in users.items():
+            subprocess.run([passwd, "-b", str(pwfile), user, password], check=True)
+        return cls(workdir, allow_anonymous=False, extra=f"user root\npassword_file {pwfile}\nacl_file {acl}\n{extra}")
+
     def start(self) -> None:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen([self.exe, "-c", str(self.conf)], stdout=log, stderr=log)

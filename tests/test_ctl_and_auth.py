@@ -89,14 +89,8 @@ def test_ctl_reports_an_unreachable_broker() -> None:
 @pytest.fixture
 def secured_broker(tmp_path: Path) -> Iterator[Broker]:
     """mosquitto with deploy/'s ACL and a password file made by mosquitto_passwd."""
-    passwd = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
-    pwfile = tmp_path / "passwd"
-    pwfile.touch()
-    for user, password in (("room-1", "pw1"), ("room-2", "pw2"), ("dashboard", "dash")):
-        subprocess.run([passwd, "-b", str(pwfile), user, password], check=True)
-    # `user root`: mosquitto started as root would otherwise drop to its own user, which cannot read tmp_path.
-    broker = Broker(tmp_path, allow_anonymous=False, extra=f"user root\npassword_file {pwfile}\n"
-                    f"acl_file {REPO / 'deploy' / 'mosquitto-attendance.acl'}\n")
+    broker = Broker.with_passwords(tmp_path, {"room-1": "pw1", "room-2": "pw2", "dashboard": "dash"},
+                                   REPO / "deploy" / "mosquitto-attendance.acl")
     yield broker
     broker.stop()
 

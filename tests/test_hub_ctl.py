@@ -26,14 +26,7 @@ USERS = {"office": "office-pw", "attendance-hub": "hub-pw", "room-1": "room-pw"}
 
 
 def _central(tmp: Path) -> Broker:
-    passwd = tmp / "central-passwd"
-    passwd.touch()
-    for user, password in USERS.items():
-        subprocess.run(["mosquitto_passwd", "-b", str(passwd), user, password], check=True)
-    work = tmp / "central"
-    work.mkdir()
-    return Broker(work, allow_anonymous=False, extra=f"user root\npassword_file {passwd}\n"
-                  f"acl_file {REPO / 'deploy' / 'central-mosquitto.acl'}\n")
+    return Broker.with_passwords(tmp / "central", USERS, REPO / "deploy" / "central-mosquitto.acl")
 
 
 def _client(broker: Broker, user: str, device: str) -> RecordingClient:

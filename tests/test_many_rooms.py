@@ -274,22 +274,15 @@ def test_bridge_through_the_shipped_acl(tmp_path: Path) -> None:
     """The rendered bridge on a box broker with deploy/'s password file and ACL: the box's topics go out,
     requests and rosters come in (the daemon's user may read them), a local dashboard cannot plant a roster,
     and nothing the bridge brings in goes back out (no loop)."""
-    import subprocess
 
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
     repo = Path(__file__).resolve().parent.parent
     central = _central(tmp_path)
-    pwfile = tmp_path / "passwd"
-    pwfile.touch()
-    for user, password in (("room-1", "pw1"), ("dashboard", "dash")):
-        subprocess.run(["mosquitto_passwd", "-b", str(pwfile), user, password], check=True)
-    work = tmp_path / "box"
-    work.mkdir()
-    box = Broker(work, allow_anonymous=False, extra=f"user root\npassword_file {pwfile}\n"
-                 f"acl_file {repo / 'deploy' / 'mosquitto-attendance.acl'}\nuse_username_as_clientid true\n"
-                 + render(BridgeSpec("room-1", f"127.0.0.1:{central.port}", restart_timeout=(1, 2))))
+    box = Broker.with_passwords(tmp_path / "box", {"room-1": "pw1", "dashboard": "dash"},
+                                repo / "deploy" / "mosquitto-attendance.acl", "use_username_as_clientid true\n"
+                                + render(BridgeSpec("room-1", f"127.0.0.1:{central.port}", restart_timeout=(1, 2))))
     got: list[tuple[str, bytes]] = []
 
     def client(port: int, user: str | None = None, password: str | None = None,
@@ -344,14 +337,8 @@ def test_install_bridge_command_with_credentials(tmp_path: Path) -> None:
     from paho.mqtt.enums import CallbackAPIVersion
 
     repo = Path(__file__).resolve().parent.parent
-    pwfile = tmp_path / "central-passwd"
-    pwfile.touch()
-    for user, password in (("room-7", "s3cret"), ("attendance-hub", "hubpw")):
-        subprocess.run(["mosquitto_passwd", "-b", str(pwfile), user, password], check=True)
-    work = tmp_path / "central"
-    work.mkdir()
-    central = Broker(work, allow_anonymous=False, extra=f"user root\npassword_file {pwfile}\n"
-                     f"acl_file {repo / 'deploy' / 'central-mosquitto.acl'}\n")
+    central = Broker.with_passwords(tmp_path / "central", {"room-7": "s3cret", "attendance-hub": "hubpw"},
+                                    repo / "deploy" / "central-mosquitto.acl")
     cmd = [sys.executable, "-m", "attendance_daemon.bridge", "--device-id", "room-7",
            "--central", f"127.0.0.1:{central.port}", "--username", "room-7"]
     rendered = subprocess.run([*cmd, "--password", "s3cret"], capture_output=True, text=True, check=True).stdout

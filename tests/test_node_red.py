@@ -147,14 +147,9 @@ class NodeRed:
 
 @pytest.fixture
 def auth_broker(tmp_path: Path) -> Iterator[Broker]:
-    passwd = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
-    pwfile = tmp_path / "passwd"
-    pwfile.touch()
-    for user, password in (("nr-room-1", "room-pw"), ("nr-room-2", "room-pw"), ("dashboard", "dash-pw")):
-        subprocess.run([passwd, "-b", str(pwfile), user, password], check=True)
     # the shipped ACL: Node-RED logs in as the dashboard user, which reads everything and may command
-    broker = Broker(tmp_path, allow_anonymous=False, extra=f"user root\npassword_file {pwfile}\n"
-                    f"acl_file {REPO / 'deploy' / 'mosquitto-attendance.acl'}\n")
+    broker = Broker.with_passwords(tmp_path, {"nr-room-1": "room-pw", "nr-room-2": "room-pw", "dashboard": "dash-pw"},
+                                   REPO / "deploy" / "mosquitto-attendance.acl")
     yield broker
     broker.stop()
 

@@ -116,6 +116,21 @@ def parse(incoming: Incoming) -> tuple[Any, dict[str, Any]]:
 _RETAINED = "request must not be retained (it would replay on every reconnect)"
 
 
+F = TypeVar("F")
+
+
+def validated(registry: dict[str, tuple[type[api.Request], F]], name: str, obj: Any) -> tuple[F, api.Request]:
+    """A registry's handler and its strict model of the request (box and hub): 404 listing the known commands,
+    400 naming each bad field."""
+    if name not in registry:
+        raise NotFound(f"unknown command '{name[:64]}' (known: {', '.join(sorted(registry))})")
+    model, fn = registry[name]
+    try:
+        return fn, model.model_validate(obj)
+    except ValidationError as exc:
+        raise InvalidRequest(format_validation_error(exc)) from exc
+
+
 def handle(daemon: Daemon, incoming: Incoming) -> tuple[str, api.Response]:
     """Never raises: malformed input, unknown commands and internal faults all become a Response."""
     name = daemon.topics.command_of(incoming.topic) or "?"
@@ -126,13 +141,7 @@ def handle(daemon: Daemon, incoming: Incoming) -> tuple[str, api.Response]:
         except _Refused as exc:
             transaction = exc.transaction
             raise
-        if name not in COMMANDS:
-            raise NotFound(f"unknown command '{name[:64]}' (known: {', '.join(sorted(COMMANDS))})")
-        model, fn = COMMANDS[name]
-        try:
-            request = model.model_validate(obj)
-        except ValidationError as exc:
-            raise InvalidRequest(format_validation_error(exc)) from exc
+        fn, request = validated(COMMANDS, name, obj)
         data = fn(daemon, request)
         return name, api.Response(transaction=transaction, status="ok", code=200, data=_dump(data))
     except AttendanceError as exc:

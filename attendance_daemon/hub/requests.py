@@ -15,11 +15,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from pydantic import Field, StrictInt, ValidationError
+from pydantic import Field, StrictInt
 
 from .. import api
-from ..config import EnrollmentConfig, format_validation_error
-from ..daemon.commands import parse
+from ..config import EnrollmentConfig
+from ..daemon.commands import parse, validated
 from ..daemon.mqtt_link import Incoming
 from ..enrollment import too_large
 from ..errors import AttendanceError, InvalidRequest, NotFound, public_error
@@ -103,13 +103,7 @@ def handle(ctx: HubContext, name: str, incoming: Incoming) -> api.Response:
     transaction: Any = None
     try:
         transaction, obj = parse(incoming)
-        if name not in HUB_COMMANDS:
-            raise NotFound(f"unknown command '{name[:64]}' (known: {', '.join(sorted(HUB_COMMANDS))})")
-        model, fn = HUB_COMMANDS[name]
-        try:
-            request = model.model_validate(obj)
-        except ValidationError as exc:
-            raise InvalidRequest(format_validation_error(exc)) from exc
+        fn, request = validated(HUB_COMMANDS, name, obj)
         return api.Response(transaction=transaction, status="ok", code=200, data=plain(fn(ctx, request)))
     except AttendanceError as exc:
         return api.Response(transaction=getattr(exc, "transaction", transaction), status="error", code=exc.code,
