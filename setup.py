@@ -27,8 +27,8 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "attendance-daemon=attendance_daemon.cli:main",
-            "attendancectl=attendance_daemon.ctl:main",
+            "attendance-daemon=attendance_daemon.cli.daemon_cli:main",
+            "attendancectl=attendance_daemon.cli.ctl:main",
             "attendance-hub=attendance_daemon.hub.cli:main",
         ]
     },

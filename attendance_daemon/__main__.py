@@ -1,5 +1,5 @@
 """`python -m attendance_daemon` is the `attendance-daemon` command."""
 
-from .cli import main
+from .cli.daemon_cli import main
 
 main()

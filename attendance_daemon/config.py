@@ -11,8 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .api import MAX_LESSONS, LessonEntry
-from .errors import InvalidRequest
+from .common.errors import InvalidRequest
+from .contract.api import MAX_LESSONS, LessonEntry
 
 
 class _Strict(BaseModel):
@@ -209,7 +209,7 @@ class AttendanceConfig(_Strict):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str | None) -> str | None:
-        from .timeutil import zone_named
+        from .common.timeutil import zone_named
 
         if value is not None and zone_named(value) is None:
             raise ValueError(f"'{value[:64]}' is not an IANA time zone name (e.g. Europe/Warsaw, UTC)")
@@ -217,7 +217,7 @@ class AttendanceConfig(_Strict):
 
     def zone(self) -> tuple[str, tzinfo]:
         """(name, tzinfo) of the configured zone, or of the system's local zone when none is configured."""
-        from .timeutil import system_zone, zone_named
+        from .common.timeutil import system_zone, zone_named
 
         if self.timezone is not None:
             zone = zone_named(self.timezone)
@@ -236,7 +236,7 @@ class RosterConfig(_Strict):
     @field_validator("sections")
     @classmethod
     def _safe_sections(cls, value: list[str]) -> list[str]:
-        from .names import ID_RULE, is_safe_id
+        from .common.names import ID_RULE, is_safe_id
 
         for section in value:
             if not is_safe_id(section):
@@ -277,7 +277,7 @@ class Config(_Strict):
     @classmethod
     def _timetable_consistent(cls, value: list[LessonEntry] | None) -> list[LessonEntry] | None:
         if value is not None:
-            from .schedule import lessons_of
+            from .timetable.entries import lessons_of
 
             lessons_of(value)  # ValueError: overlap, duplicate id, end before start
         return value
@@ -285,7 +285,7 @@ class Config(_Strict):
     @field_validator("cameras")
     @classmethod
     def _camera_names(cls, value: dict[str, str]) -> dict[str, str]:
-        from .names import ID_RULE, is_safe_id
+        from .common.names import ID_RULE, is_safe_id
 
         for name, spec in value.items():
             if not is_safe_id(name):

@@ -22,13 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
+from attendance_daemon.attendance.results import build_results
 from attendance_daemon.config import Config, PathsConfig
 from attendance_daemon.demo.faces import Person, build_people
 from attendance_daemon.demo.scenarios import Scenario, render_scenario, scenario_set
-from attendance_daemon.planning import plan_mp4
-from attendance_daemon.results import build_results
-from attendance_daemon.runtime import Runtime
-from attendance_daemon.session import SessionRunner
+from attendance_daemon.sessions.planning import plan_mp4
+from attendance_daemon.sessions.runner import SessionRunner
+from attendance_daemon.sessions.runtime import Runtime
 from attendance_daemon.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -72,7 +72,7 @@ def scenario_video(sc: Scenario, people_key: str) -> Path:
 
 def enrollment_vectors(people: list[Person], rt: Runtime) -> dict[str, np.ndarray]:
     """Each person's enrollment encoding, through the project's own enrollment (one face per photo)."""
-    from attendance_daemon.enrollment import Enroller
+    from attendance_daemon.roster.enrollment import Enroller
 
     enroller = Enroller(rt.store, rt.encoder)
     for p in people:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from attendance_daemon.demo.faces import build_people
 from attendance_daemon.demo.synth import classroom_scene, render
-from attendance_daemon.enrollment import Enroller
+from attendance_daemon.roster.enrollment import Enroller
 from attendance_daemon.store import Store
 from tests.mqtt_fixtures import Broker, DaemonProcess
 

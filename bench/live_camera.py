@@ -21,15 +21,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from attendance_daemon.attendance import AttendanceBook
+from attendance_daemon.attendance.presence import AttendanceBook
 from attendance_daemon.config import Config, PathsConfig
 from attendance_daemon.demo.faces import build_people
 from attendance_daemon.demo.scenarios import scenario_set
-from attendance_daemon.recognizer import Recognizer
-from attendance_daemon.runtime import Runtime
-from attendance_daemon.sources import Frame
+from attendance_daemon.recognition.match import Matcher
+from attendance_daemon.sessions.recognizer import Recognizer
+from attendance_daemon.sessions.runtime import Runtime
+from attendance_daemon.sessions.sources import Frame
 from attendance_daemon.store import Store
-from attendance_daemon.vision.match import Matcher
 
 from .accuracy import CACHE, _cpu, enrollment_vectors, scenario_video
 from .pipeline_vs_naive import ROOM

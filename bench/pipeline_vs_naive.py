@@ -38,7 +38,7 @@ def _prepare(workdir: Path, room: bool) -> dict[str, Any]:
     from attendance_daemon.demo.faces import build_people
     from attendance_daemon.demo.scenarios import scenario_set
     from attendance_daemon.demo.synth import classroom_scene, expected, render
-    from attendance_daemon.enrollment import Enroller
+    from attendance_daemon.roster.enrollment import Enroller
     from attendance_daemon.store import Store
 
     from .accuracy import scenario_video
@@ -65,11 +65,11 @@ def _prepare(workdir: Path, room: bool) -> dict[str, Any]:
 
 
 def _run_pipeline(workdir: Path, section: str, video: str) -> dict[str, Any]:
+    from attendance_daemon.attendance.results import build_results
     from attendance_daemon.config import Config, PathsConfig
-    from attendance_daemon.planning import plan_mp4
-    from attendance_daemon.results import build_results
-    from attendance_daemon.runtime import Runtime
-    from attendance_daemon.session import SessionRunner
+    from attendance_daemon.sessions.planning import plan_mp4
+    from attendance_daemon.sessions.runner import SessionRunner
+    from attendance_daemon.sessions.runtime import Runtime
     from attendance_daemon.store import Store
 
     cfg = Config(paths=PathsConfig(data_dir=workdir / "data", media_dir=workdir / "media"))  # the default config

@@ -6,7 +6,7 @@
 #                           [--central-cafile F [--central-insecure]] [--central-certfile F --central-keyfile F]
 #                           [--no-try-private]]
 # --central bridges the box's local mosquitto to a central broker (README "Many rooms"): the config is rendered
-# by attendance_daemon.bridge into /etc/mosquitto/conf.d/attendance-bridge.conf (kept on a re-run without it).
+# by attendance_daemon.mqtt.bridge into /etc/mosquitto/conf.d/attendance-bridge.conf (kept on a re-run without it).
 # Re-running it upgrades in place: the configured device id and MQTT password are kept unless given; the new
 # release (source + venv) is built next to the running one and swapped in only once it is complete; then the
 # daemon is restarted. --offline never contacts a package index: the wheels come from the box's own wheel cache
@@ -96,7 +96,7 @@ INDEX=()
 "$V"/pip install -q --no-index --find-links "$W" -r "$REL/src/requirements.txt"
 "$V"/pip install -q --no-index --find-links "$W" --no-deps -r "$REL/src/requirements-nodeps.txt"
 "$V"/pip install -q --no-index --no-deps "$REL"/dist/*.whl
-"$V"/python -c "import face_recognition, attendance_daemon.cli, attendance_daemon.vision.detect as d; d.blazeface_model_path()"
+"$V"/python -c "import face_recognition, attendance_daemon.cli.daemon_cli, attendance_daemon.recognition.detect as d; d.blazeface_model_path()"
 
 # Configuration (kept on upgrade; only the given identity is written into it).
 install -d -m 0750 -o root -g attendance "$CONF_DIR"
@@ -120,7 +120,7 @@ fi
 # The bridge to the central broker: rendered by the release's own code (the same renderer the tests run
 # mosquitto with); it holds the central password, so only root and mosquitto read it.
 if [ ${#BRIDGE[@]} -gt 0 ]; then
-  "$V"/python -m attendance_daemon.bridge --device-id "$DEVICE_ID" "${BRIDGE[@]}" > "$REL/attendance-bridge.conf"
+  "$V"/python -m attendance_daemon.mqtt.bridge --device-id "$DEVICE_ID" "${BRIDGE[@]}" > "$REL/attendance-bridge.conf"
   install -m 0640 -g mosquitto "$REL/attendance-bridge.conf" /etc/mosquitto/conf.d/attendance-bridge.conf
   rm -f "$REL/attendance-bridge.conf"
 fi

@@ -13,8 +13,8 @@ import pytest
 
 from attendance_daemon.config import Config, PathsConfig
 from attendance_daemon.demo.sample import write_sample
-from attendance_daemon.enrollment import Enroller, bulk_folders
-from attendance_daemon.runtime import Runtime
+from attendance_daemon.roster.enrollment import Enroller, bulk_folders
+from attendance_daemon.sessions.runtime import Runtime
 from attendance_daemon.store import Store
 from tests.hub_fixtures import Postgres
 from tests.mqtt_fixtures import Broker, DaemonProcess

@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from attendance_daemon.client import ApiClient
+from attendance_daemon.mqtt.client import ApiClient
 
 
 def free_port() -> int:

@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from attendance_daemon.api import SectionAttendance, StudentHistory
-from attendance_daemon.history import Tally, fell_below, marks, tally
-from attendance_daemon.punctuality import PunctualityRule
+from attendance_daemon.attendance.history import Tally, fell_below, marks, tally
+from attendance_daemon.attendance.punctuality import PunctualityRule
+from attendance_daemon.common.timeutil import iso
+from attendance_daemon.contract.api import SectionAttendance, StudentHistory
 from attendance_daemon.store import AttendanceRow, SessionRow, Store
-from attendance_daemon.timeutil import iso
 from tests.mqtt_fixtures import Broker
 from tests.test_ctl_and_auth import ctl
 

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
+from attendance_daemon.common.errors import InvalidRequest
 from attendance_daemon.config import Config, default_device_id, load_config
-from attendance_daemon.errors import InvalidRequest
 
 
 def test_defaults_without_file() -> None:

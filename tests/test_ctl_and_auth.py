@@ -15,14 +15,14 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from attendance_daemon.client import ApiClient
+from attendance_daemon.mqtt.client import ApiClient
 from tests.mqtt_fixtures import Broker, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def ctl(broker: Broker, device: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", "from attendance_daemon.ctl import main; main()",
+    return subprocess.run([sys.executable, "-c", "from attendance_daemon.cli.ctl import main; main()",
                            "--port", str(broker.port), "--device", device, "--timeout", "20", *args],
                           capture_output=True, text=True, timeout=120, check=False)
 
@@ -80,7 +80,7 @@ def test_ctl_enroll_and_remove_student(broker: Broker, daemon_factory: Any, samp
 
 
 def test_ctl_reports_an_unreachable_broker() -> None:
-    proc = subprocess.run([sys.executable, "-c", "from attendance_daemon.ctl import main; main()",
+    proc = subprocess.run([sys.executable, "-c", "from attendance_daemon.cli.ctl import main; main()",
                            "--port", str(free_port()), "status"], capture_output=True, text=True, timeout=60,
                           check=False)
     assert proc.returncode == 1 and "cannot reach the MQTT broker" in proc.stderr

@@ -13,7 +13,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from attendance_daemon.api import Info, Progress, Response, Results, State
+from attendance_daemon.contract.api import Info, Progress, Response, Results, State
 from tests.mqtt_fixtures import Broker, RecordingClient
 
 

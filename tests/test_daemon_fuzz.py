@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from attendance_daemon.api import Response
+from attendance_daemon.contract.api import Response
 from attendance_daemon.daemon.commands import COMMANDS
 from tests.mqtt_fixtures import Broker, is_discovery_topic
 

@@ -18,14 +18,14 @@ import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from attendance_daemon import api
-from attendance_daemon.client import ApiClient
+from attendance_daemon.common.timeutil import iso, parse_iso
 from attendance_daemon.config import HomeAssistantConfig
+from attendance_daemon.contract import api
 from attendance_daemon.daemon.commands import COMMANDS
 from attendance_daemon.daemon.homeassistant import ENTITIES, discovery_messages
-from attendance_daemon.daemon.topics import RETAINED, Topics
-from attendance_daemon.export import VideoExporter, video_codec
-from attendance_daemon.timeutil import iso, parse_iso
+from attendance_daemon.media.export import VideoExporter, video_codec
+from attendance_daemon.mqtt.client import ApiClient
+from attendance_daemon.mqtt.topics import RETAINED, Topics
 from tests.mqtt_fixtures import Broker, RecordingClient
 
 # ---- Home Assistant's MQTT discovery schema (home-assistant.io/integrations/{sensor,binary_sensor,button}.mqtt)

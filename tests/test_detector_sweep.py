@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from attendance_daemon.vision.boxes import Box, iou_matrix
-from attendance_daemon.vision.detect import BlazeFaceDetector
+from attendance_daemon.recognition.boxes import Box, iou_matrix
+from attendance_daemon.recognition.detect import BlazeFaceDetector
 
 SWEEP = 5  # analysed frames per sweep
 

@@ -9,17 +9,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from attendance_daemon import api
-from attendance_daemon.asyncapi import build, render
+from attendance_daemon.cli.asyncapi import build, render
 from attendance_daemon.config import Config
-from attendance_daemon.daemon import topics
+from attendance_daemon.contract import api
 from attendance_daemon.daemon.commands import COMMANDS
+from attendance_daemon.mqtt import topics
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
 def test_committed_asyncapi_is_current() -> None:
-    regenerate = "run: python -m attendance_daemon.asyncapi > docs/asyncapi.json"
+    regenerate = "run: python -m attendance_daemon.cli.asyncapi > docs/asyncapi.json"
     assert (DOCS / "asyncapi.json").read_text() == render(), regenerate
 
 
@@ -203,7 +203,7 @@ def test_every_event_type_and_field_is_documented() -> None:
 
 
 def test_every_response_code_is_documented() -> None:
-    codes = {int(c) for c in re.findall(r"^\s+code = (\d+)", (PACKAGE / "errors.py").read_text(), re.M)}
+    codes = {int(c) for c in re.findall(r"^\s+code = (\d+)", (PACKAGE / "common" / "errors.py").read_text(), re.M)}
     codes |= {int(c) for c in re.findall(r"code=(\d+)", (PACKAGE / "daemon" / "commands.py").read_text())}
     assert {200, 400, 500} <= codes
     documented = {int(row[0]) for row in _table("### Response codes")}
@@ -228,7 +228,7 @@ def test_every_limit_is_documented_with_its_value() -> None:
             if isinstance(value, int | str):
                 assert str(value) in row[1], f"{ref} is {value!r}, the doc says {row[1]!r}"
             where[ref] = row
-    for module in ("names", "errors", "daemon.topics", "daemon.commands"):
+    for module in ("common.names", "common.errors", "mqtt.topics", "daemon.commands"):
         mod = importlib.import_module(f"attendance_daemon.{module}")
         for attr in vars(mod):
             if attr.startswith("MAX_") or attr.endswith("_PATTERN"):
@@ -278,7 +278,7 @@ def test_asyncapi_covers_the_hub() -> None:
     import subprocess
     import sys
 
-    code = "import sys; sys.modules['psycopg'] = None; from attendance_daemon.asyncapi import render; render()"
+    code = "import sys; sys.modules['psycopg'] = None; from attendance_daemon.cli.asyncapi import render; render()"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
 
@@ -353,7 +353,7 @@ def test_every_key_of_a_hub_answer_is_documented() -> None:
 
 
 def test_roster_message_fields_are_documented() -> None:
-    from attendance_daemon.roster_payload import ENCODING_DIM, RosterMessage, RosterStudentEntry
+    from attendance_daemon.contract.roster_message import ENCODING_DIM, RosterMessage, RosterStudentEntry
 
     text = _section("### Roster message")
     shape = TICKED.findall(text)[0]
@@ -373,7 +373,7 @@ def test_roster_message_fields_are_documented() -> None:
 
 def test_hub_limits_are_in_the_limits_table() -> None:
     where = {ref for row in _table("## Limits") for ref in TICKED.findall(row[2])}
-    for module in ("roster_payload", "hub.ingest", "hub.requests"):
+    for module in ("contract.roster_message", "hub.ingest", "hub.requests"):
         mod = importlib.import_module(f"attendance_daemon.{module}")
         for attr in vars(mod):
             if attr.startswith("MAX_"):

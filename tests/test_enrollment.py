@@ -4,7 +4,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from attendance_daemon.enrollment import Enroller, bulk_folders, parse_student_folder
+from attendance_daemon.roster.enrollment import Enroller, bulk_folders, parse_student_folder
 from attendance_daemon.store import Store
 
 

@@ -21,7 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from attendance_daemon.api import Response
+from attendance_daemon.contract.api import Response
 from tests.mqtt_fixtures import Broker, DaemonProcess, is_discovery_topic
 
 REPO = Path(__file__).resolve().parent.parent
@@ -353,8 +353,8 @@ def test_errors_are_clean_short_and_coded(broker: Broker, daemon_factory: Any, d
 def test_csv_cells_cannot_be_formulas(tmp_path: Path) -> None:
     import csv
 
-    from attendance_daemon.api import AbsentStudent, PresentStudent, Results
-    from attendance_daemon.reports import write_report
+    from attendance_daemon.attendance.reports import write_report
+    from attendance_daemon.contract.api import AbsentStudent, PresentStudent, Results
 
     evil = ['=HYPERLINK("http://x","y")', "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx"]
     results = Results(
@@ -392,16 +392,16 @@ def test_sessions_logged_and_clean_shutdown_has_no_warning(broker: Broker, daemo
 
 @pytest.mark.parametrize("spec", ["rtsp://user:pw@10.0.0.5:554/stream", "http://a:b@h/x", "rtsp://h/x"])
 def test_redaction(spec: str) -> None:
-    from attendance_daemon.cameras import redact
+    from attendance_daemon.sessions.cameras import redact
 
     out = redact(f"camera: cannot open '{spec}'")
     assert "pw@" not in out and ":b@" not in out and ("@" not in spec or "***@" in out)
 
 
 def test_camera_config_rules(tmp_path: Path) -> None:
-    from attendance_daemon.cameras import resolve_camera
+    from attendance_daemon.common.errors import Forbidden, InvalidRequest
     from attendance_daemon.config import Config, load_config
-    from attendance_daemon.errors import Forbidden, InvalidRequest
+    from attendance_daemon.sessions.cameras import resolve_camera
 
     old = Config.model_validate({"daemon": {"default_camera": "rtsp://u:p@h/x"}})  # no [cameras]: as before
     assert (resolve_camera(old, None).spec, resolve_camera(old, None).label) == ("rtsp://u:p@h/x", "rtsp://***@h/x")

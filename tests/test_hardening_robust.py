@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from attendance_daemon.daemon.state_machine import StateMachine
-from attendance_daemon.timeutil import parse_iso, utcnow
+from attendance_daemon.common.timeutil import parse_iso, utcnow
+from attendance_daemon.sessions.state_machine import StateMachine
 from tests.mqtt_fixtures import Broker, DaemonProcess
 from tests.test_state_machine import _info
 
@@ -475,7 +475,7 @@ def test_interrupted_session_ends_at_its_last_flush(broker: Broker, daemon_facto
 
 
 def test_fps_metadata_sanity() -> None:
-    from attendance_daemon.sources import sane_fps
+    from attendance_daemon.sessions.sources import sane_fps
 
     assert sane_fps(15.0) and sane_fps(240.0)
     assert not any(sane_fps(f) for f in (0.0, -1.0, float("nan"), 240.1, 1000.0, float("inf")))
@@ -499,7 +499,7 @@ def test_v1_database_upgrades_with_warnings_and_flush_time(tmp_path: Path) -> No
 
 
 def test_store_refuses_to_recreate_a_used_data_directory(tmp_path: Path) -> None:
-    from attendance_daemon.errors import StoreError
+    from attendance_daemon.common.errors import StoreError
     from attendance_daemon.store import Store
 
     Store(tmp_path / "attendance.sqlite3").close()

@@ -17,7 +17,7 @@ from typing import Any
 
 from pypdf import PdfReader
 
-from attendance_daemon.roster_payload import open_roster
+from attendance_daemon.contract.roster_message import open_roster
 from tests.hub_fixtures import HubProcess, Postgres, results_payload
 from tests.mqtt_fixtures import Broker, RecordingClient
 
@@ -34,7 +34,7 @@ def _client(broker: Broker, user: str, device: str) -> RecordingClient:
 
 
 def hubctl(broker: Broker, *args: str, timeout: float = 20, user: str = "office") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", "from attendance_daemon.ctl import main; main()",
+    return subprocess.run([sys.executable, "-c", "from attendance_daemon.cli.ctl import main; main()",
                            "--port", str(broker.port), "--username", user, "--timeout", str(timeout), "hub", *args],
                           capture_output=True, text=True, timeout=180, check=False,
                           env={**os.environ, "ATTENDANCE_MQTT_PASSWORD": USERS[user]})

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from attendance_daemon.contract.roster_message import MAX_ROSTER_BYTES, open_roster, seal
 from attendance_daemon.hub.config import load_hub_config
-from attendance_daemon.roster_payload import MAX_ROSTER_BYTES, open_roster, seal
-from attendance_daemon.roster_sync import RosterSync
+from attendance_daemon.roster.sync import RosterSync
 from attendance_daemon.store import Store
 from tests.hub_fixtures import HubProcess, Postgres
 from tests.mqtt_fixtures import Broker

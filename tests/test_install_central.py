@@ -72,7 +72,7 @@ def test_install_central_renders_and_installs_the_bridge(tmp_path: Path, can_mou
         st = installed.stat()
         assert (st.st_mode & 0o777, st.st_gid) == (0o640, grp.getgrnam("mosquitto").gr_gid)
         assert not (rel / "attendance-bridge.conf").exists()
-        expected = subprocess.run([sys.executable, "-m", "attendance_daemon.bridge", "--device-id", "room-9",
+        expected = subprocess.run([sys.executable, "-m", "attendance_daemon.mqtt.bridge", "--device-id", "room-9",
                                    "--central", f"127.0.0.1:{central.port}", "--username", "room-9", "--password",
                                    PASSWORD, "--no-try-private", "--cafile", str(ca)],
                                   capture_output=True, text=True, check=True).stdout

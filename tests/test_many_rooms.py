@@ -1,7 +1,7 @@
 """Many rooms (README "Many rooms"): boxes bridged to a central mosquitto, attendance-hub on a real PostgreSQL.
 
 Real parts throughout: mosquitto brokers with the bridge config that `deploy/install.sh --central` renders
-(attendance_daemon.bridge), the daemons and the hub as processes, PostgreSQL from Debian's package."""
+(attendance_daemon.mqtt.bridge), the daemons and the hub as processes, PostgreSQL from Debian's package."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from pypdf import PdfReader
 
-from attendance_daemon.bridge import BridgeSpec, render, roster_topic
+from attendance_daemon.mqtt.bridge import BridgeSpec, render, roster_topic
 from tests.hub_fixtures import HubProcess, Postgres
 from tests.hub_fixtures import results_payload as _results
 from tests.mqtt_fixtures import Broker
@@ -327,7 +327,7 @@ def test_bridge_through_the_shipped_acl(tmp_path: Path) -> None:
 
 
 def test_install_bridge_command_with_credentials(tmp_path: Path) -> None:
-    """What install.sh --central runs (`python -m attendance_daemon.bridge ...`): its output logs in to a
+    """What install.sh --central runs (`python -m attendance_daemon.mqtt.bridge ...`): its output logs in to a
     central broker with passwords and deploy/central-mosquitto.acl; the box's results reach the hub's user, the
     hub's requests reach the box; values that would inject config lines are refused."""
     import subprocess
@@ -339,7 +339,7 @@ def test_install_bridge_command_with_credentials(tmp_path: Path) -> None:
     repo = Path(__file__).resolve().parent.parent
     central = Broker.with_passwords(tmp_path / "central", {"room-7": "s3cret", "attendance-hub": "hubpw"},
                                     repo / "deploy" / "central-mosquitto.acl")
-    cmd = [sys.executable, "-m", "attendance_daemon.bridge", "--device-id", "room-7",
+    cmd = [sys.executable, "-m", "attendance_daemon.mqtt.bridge", "--device-id", "room-7",
            "--central", f"127.0.0.1:{central.port}", "--username", "room-7"]
     rendered = subprocess.run([*cmd, "--password", "s3cret"], capture_output=True, text=True, check=True).stdout
     assert "cleansession false" in rendered and "topic request/# in 1 attendance/room-7/ attendance/room-7/" in rendered
@@ -413,7 +413,7 @@ def test_hub_cli_enroll_uses_the_box_rules_and_publishes(tmp_path: Path, postgre
     stored in PostgreSQL and published as version 1, retained, with a hash the box's check accepts."""
     from PIL import Image
 
-    from attendance_daemon.roster_payload import open_roster
+    from attendance_daemon.contract.roster_message import open_roster
 
     central = _central(tmp_path)
     hub = HubProcess(tmp_path / "hub", central, postgres.new_database())

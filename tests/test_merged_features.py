@@ -16,12 +16,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from attendance_daemon.attendance.history import COUNTED, marks, tally
+from attendance_daemon.attendance.punctuality import PunctualityRule
+from attendance_daemon.attendance.reports import write_report
+from attendance_daemon.attendance.results import build_results
+from attendance_daemon.common.errors import InvalidRequest
+from attendance_daemon.common.timeutil import iso
 from attendance_daemon.config import EnrollmentConfig, RosterConfig
+from attendance_daemon.contract.roster_message import MAX_ROSTER_BYTES, open_roster, seal
 from attendance_daemon.daemon.commands import parse
-from attendance_daemon.daemon.mqtt_link import Incoming
-from attendance_daemon.erasure import forget_student
-from attendance_daemon.errors import InvalidRequest
-from attendance_daemon.history import COUNTED, marks, tally
 from attendance_daemon.hub.config import HubConfig, HubSection
 from attendance_daemon.hub.ingest import Ingest
 from attendance_daemon.hub.requests import HubContext
@@ -29,15 +32,12 @@ from attendance_daemon.hub.requests import handle as handle_hub
 from attendance_daemon.hub.roster import RosterPublisher
 from attendance_daemon.hub.service import REQUESTS, Hub
 from attendance_daemon.hub.store import HubStore
-from attendance_daemon.photos import clear_incoming
-from attendance_daemon.punctuality import PunctualityRule
-from attendance_daemon.reports import write_report
-from attendance_daemon.results import build_results
-from attendance_daemon.roster_payload import MAX_ROSTER_BYTES, open_roster, seal
-from attendance_daemon.roster_sync import RosterSync
+from attendance_daemon.mqtt.link import Incoming
+from attendance_daemon.privacy.erasure import forget_student
+from attendance_daemon.roster.photos import clear_incoming
+from attendance_daemon.roster.sync import RosterSync
 from attendance_daemon.store import AttendanceRow, SessionRow, Store
 from attendance_daemon.store.schema import MIGRATIONS, SCHEMA_VERSION
-from attendance_daemon.timeutil import iso
 from tests.conftest import make_config
 from tests.hub_fixtures import Postgres
 from tests.hub_fixtures import results_payload as _results

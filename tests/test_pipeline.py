@@ -8,13 +8,13 @@ from typing import Any
 import cv2
 import pytest
 
-from attendance_daemon.api import Progress
-from attendance_daemon.errors import Conflict, Forbidden, InvalidRequest, MediaError, NotFound
-from attendance_daemon.planning import plan_mp4
-from attendance_daemon.results import build_results
-from attendance_daemon.runtime import Runtime
-from attendance_daemon.session import SessionControl, SessionHooks, SessionRunner
-from attendance_daemon.vision.detect import HogDetector
+from attendance_daemon.attendance.results import build_results
+from attendance_daemon.common.errors import Conflict, Forbidden, InvalidRequest, MediaError, NotFound
+from attendance_daemon.contract.api import Progress
+from attendance_daemon.recognition.detect import HogDetector
+from attendance_daemon.sessions.planning import plan_mp4
+from attendance_daemon.sessions.runner import SessionControl, SessionHooks, SessionRunner
+from attendance_daemon.sessions.runtime import Runtime
 
 
 def _run(rt: Runtime, export: bool = False, hooks: SessionHooks | None = None,

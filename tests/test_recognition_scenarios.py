@@ -14,7 +14,7 @@ from tests.conftest import make_config
 
 @pytest.fixture(scope="module")
 def outcomes(people: list[Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Scenario, Outcome]]:
-    from attendance_daemon.runtime import Runtime
+    from attendance_daemon.sessions.runtime import Runtime
     from attendance_daemon.store import Store
     from bench.accuracy import enrollment_vectors
 

@@ -10,14 +10,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from attendance_daemon import recognizer
-from attendance_daemon.attendance import AttendanceBook
+from attendance_daemon.attendance.presence import AttendanceBook
 from attendance_daemon.config import RecognitionConfig
-from attendance_daemon.sources import Frame
+from attendance_daemon.recognition.boxes import Box
+from attendance_daemon.recognition.encode import Crop
+from attendance_daemon.recognition.match import Matcher
+from attendance_daemon.sessions import recognizer
+from attendance_daemon.sessions.sources import Frame
 from attendance_daemon.store import StudentRow
-from attendance_daemon.vision.boxes import Box
-from attendance_daemon.vision.encode import Crop
-from attendance_daemon.vision.match import Matcher
 
 FACES = [Box(40.0 + 90 * i, 100.0, 100.0 + 90 * i, 160.0, 0.9) for i in range(20)]  # a room: 20 faces of 60 px
 STRANGER = np.full(128, 0.5, np.float32)  # far from the one enrolled encoding (zeros): a visitor's vote

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from attendance_daemon.remote import content_bytes, upload_images
+from attendance_daemon.cli.remote_files import content_bytes, upload_images
 from tests.mqtt_fixtures import Broker, DaemonProcess, RecordingClient
 from tests.test_ctl_and_auth import ctl
 

@@ -11,14 +11,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from attendance_daemon.api import AbsentStudent, PresenceInterval, PresentStudent, Results
+from attendance_daemon.attendance.pdffonts import FONT_ROOT, plan_fonts
+from attendance_daemon.attendance.punctuality import PunctualityRule, WallClock, intervals
+from attendance_daemon.attendance.reports import HEADER, write_report
+from attendance_daemon.common.errors import InvalidRequest
+from attendance_daemon.common.timeutil import system_zone, zone_named
 from attendance_daemon.config import Config, load_config
-from attendance_daemon.errors import InvalidRequest
-from attendance_daemon.pdffonts import FONT_ROOT, plan_fonts
-from attendance_daemon.punctuality import PunctualityRule, WallClock, intervals
-from attendance_daemon.reports import HEADER, write_report
-from attendance_daemon.runtime import Runtime
-from attendance_daemon.timeutil import system_zone, zone_named
+from attendance_daemon.contract.api import AbsentStudent, PresenceInterval, PresentStudent, Results
+from attendance_daemon.sessions.runtime import Runtime
 
 # ---- the pure rule ----------------------------------------------------------------------------------------
 
@@ -140,7 +140,7 @@ def test_pdf_prints_devanagari_cjk_polish_and_spanish_names(tmp_path: Path) -> N
 
 def test_pdf_without_fonts_falls_back_to_latin1_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                             caplog: pytest.LogCaptureFixture) -> None:
-    import attendance_daemon.reports as reports
+    import attendance_daemon.attendance.reports as reports
 
     monkeypatch.setattr(reports, "plan_fonts", lambda text: plan_fonts(text, tmp_path / "no-fonts"))
     text = _pdf_text(write_report(_results(), tmp_path, "pdf"))
@@ -160,11 +160,11 @@ def test_fonts_come_from_the_installed_packages() -> None:
 
 def test_late_and_left_early_on_the_demo_classroom(runtime: Runtime, sample: dict[str, Any]) -> None:
     """Tom Hanks (S003) arrives at 2.4 s of 12; S004 leaves at 7.8 s; S005 leaves at 10.8 s (1.2 s before)."""
+    from attendance_daemon.attendance.results import build_results
+    from attendance_daemon.common.timeutil import parse_iso
     from attendance_daemon.config import AttendanceConfig
-    from attendance_daemon.planning import plan_mp4
-    from attendance_daemon.results import build_results
-    from attendance_daemon.session import SessionRunner
-    from attendance_daemon.timeutil import parse_iso
+    from attendance_daemon.sessions.planning import plan_mp4
+    from attendance_daemon.sessions.runner import SessionRunner
 
     rt = runtime
     rt.cfg.attendance = AttendanceConfig(timezone="Asia/Kolkata", late_after_s=2.2, left_early_before_s=3.0)

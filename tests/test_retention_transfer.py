@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from attendance_daemon.errors import InvalidRequest, NotFound, PayloadTooLarge
-from attendance_daemon.remote import content_bytes
-from attendance_daemon.retention import DAY_S, Found, RetentionTimer, clean, expired
+from attendance_daemon.cli.remote_files import content_bytes
+from attendance_daemon.common.errors import InvalidRequest, NotFound, PayloadTooLarge
+from attendance_daemon.media.transfer import MAX_INLINE_BYTES, decode_image, outgoing
+from attendance_daemon.privacy.retention import DAY_S, Found, RetentionTimer, clean, expired
 from attendance_daemon.store import SessionRow, Store
-from attendance_daemon.transfer import MAX_INLINE_BYTES, decode_image, outgoing
 from tests.conftest import make_config
 
 

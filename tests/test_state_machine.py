@@ -2,9 +2,9 @@ import threading
 
 import pytest
 
-from attendance_daemon.api import SessionInfo, State
-from attendance_daemon.daemon.state_machine import StateMachine
-from attendance_daemon.errors import Conflict
+from attendance_daemon.common.errors import Conflict
+from attendance_daemon.contract.api import SessionInfo, State
+from attendance_daemon.sessions.state_machine import StateMachine
 
 
 def _info(sid: str) -> SessionInfo:

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from attendance_daemon.errors import Conflict, NotFound
+from attendance_daemon.common.errors import Conflict, NotFound
 from attendance_daemon.store import AttendanceRow, SessionRow, Store
 from attendance_daemon.store.schema import SCHEMA_VERSION
 

@@ -10,11 +10,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from attendance_daemon.api import LessonEntry
 from attendance_daemon.config import Config
-from attendance_daemon.lessons import LessonPlanner, Running
-from attendance_daemon.schedule import entry_of, lessons_of, row_of
-from attendance_daemon.timetable import (
+from attendance_daemon.contract.api import LessonEntry
+from attendance_daemon.timetable.entries import entry_of, lessons_of, row_of
+from attendance_daemon.timetable.planner import LessonPlanner, Running
+from attendance_daemon.timetable.week import (
     Lesson,
     check_timetable,
     current,

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from attendance_daemon.api import Info, Results, Schedule, State
-from attendance_daemon.timetable import WEEKDAYS
+from attendance_daemon.contract.api import Info, Results, Schedule, State
+from attendance_daemon.timetable.week import WEEKDAYS
 from tests.mqtt_fixtures import Broker, RecordingClient
 
 ZONES = ("Asia/Kolkata", "America/New_York")  # one of them is far from midnight at any time

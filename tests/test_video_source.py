@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from attendance_daemon.sources import VideoFileSource
+from attendance_daemon.sessions.sources import VideoFileSource
 
 
 def test_every_analysed_frame_in_order_and_the_position_is_the_frame_loops(daemon_media: Path) -> None:

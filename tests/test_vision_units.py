@@ -3,12 +3,12 @@ from itertools import pairwise
 import numpy as np
 import pytest
 
-from attendance_daemon.attendance import UNKNOWN, AttendanceBook, Presence, Votes
+from attendance_daemon.attendance.presence import UNKNOWN, AttendanceBook, Presence, Votes
+from attendance_daemon.recognition.boxes import Box, iou_matrix, nms
+from attendance_daemon.recognition.detect import ScanPlan
+from attendance_daemon.recognition.match import Match, Matcher
+from attendance_daemon.recognition.track import IouTracker
 from attendance_daemon.store import StudentRow
-from attendance_daemon.vision.boxes import Box, iou_matrix, nms
-from attendance_daemon.vision.detect import ScanPlan
-from attendance_daemon.vision.match import Match, Matcher
-from attendance_daemon.vision.track import IouTracker
 
 
 def test_iou_and_nms() -> None:

@@ -9,23 +9,23 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
 
-from .. import api
-from ..attendance_report import section_attendance as attendance_of
-from ..attendance_report import student_history as history_of
-from ..cameras import resolve_camera
+from ..attendance.history_report import section_attendance as attendance_of
+from ..attendance.history_report import student_history as history_of
+from ..attendance.reports import write_report
+from ..attendance.results import build_results, summaries
+from ..common.errors import AttendanceError, Conflict, InvalidRequest, NotFound, PayloadTooLarge, public_error
+from ..common.paths import resolve_inside
+from ..common.timeutil import iso_field, utcnow
 from ..config import format_validation_error
-from ..enrollment import EnrollOutcome, too_large
-from ..errors import AttendanceError, Conflict, InvalidRequest, NotFound, PayloadTooLarge, public_error
-from ..paths import resolve_inside
-from ..photos import remove_photo_file
-from ..planning import plan_mp4, plan_webcam
-from ..reports import write_report
-from ..results import build_results, summaries
-from ..schedule import entry_of, lessons_of, next_lesson, row_of
-from ..timetable import current, next_after
-from ..timeutil import iso_field, utcnow
-from ..transfer import outgoing
-from .mqtt_link import Incoming
+from ..contract import api
+from ..media.transfer import outgoing
+from ..mqtt.link import Incoming
+from ..roster.enrollment import EnrollOutcome, too_large
+from ..roster.photos import remove_photo_file
+from ..sessions.cameras import resolve_camera
+from ..sessions.planning import plan_mp4, plan_webcam
+from ..timetable.entries import entry_of, lessons_of, next_lesson, row_of
+from ..timetable.week import current, next_after
 
 if TYPE_CHECKING:
     from .service import Daemon

@@ -6,11 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import api, erasure, photos
-from ..enrollment import EnrollOutcome
-from ..errors import Conflict, InvalidRequest, NotFound
+from ..common.errors import Conflict, InvalidRequest, NotFound
+from ..contract import api
+from ..media.transfer import MAX_UPLOAD_TOTAL_BYTES, decode_image, outgoing
+from ..privacy import erasure
+from ..roster import photos
+from ..roster.enrollment import EnrollOutcome
 from ..store import StudentRow
-from ..transfer import MAX_UPLOAD_TOTAL_BYTES, decode_image, outgoing
 from .commands import command, refuse_hub_managed
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..config import HomeAssistantConfig
-from .topics import Topics
+from ..mqtt.topics import Topics
 
 Component = Literal["sensor", "binary_sensor", "button"]
 BUTTON_PAYLOAD = '{"transaction":"homeassistant"}'

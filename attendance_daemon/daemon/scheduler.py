@@ -14,13 +14,13 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, tzinfo
 
-from .. import api
-from ..errors import AttendanceError, Conflict
-from ..lessons import Action, LessonPlanner, Running
-from ..schedule import lessons_of, next_lesson
+from ..common.errors import AttendanceError, Conflict
+from ..common.timeutil import local_iso, utcnow
+from ..contract import api
 from ..store import Store
-from ..timetable import Lesson, Occurrence, ended_today, next_after
-from ..timeutil import local_iso, utcnow
+from ..timetable.entries import lessons_of, next_lesson
+from ..timetable.planner import Action, LessonPlanner, Running
+from ..timetable.week import Lesson, Occurrence, ended_today, next_after
 
 log = logging.getLogger(__name__)
 

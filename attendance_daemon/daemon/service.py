@@ -18,34 +18,36 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .. import __version__, api, retention
-from ..attendance_report import low_attendance
-from ..bridge import roster_topic
-from ..cameras import resolve_camera
+from .. import __version__
+from ..attendance.history_report import low_attendance
+from ..attendance.live_roster import live_roster
+from ..attendance.results import build_results
+from ..common.errors import AttendanceError, Conflict, StoreError
+from ..common.timeutil import iso, now_iso
 from ..config import Config
-from ..enrollment import Enroller
-from ..errors import AttendanceError, Conflict, StoreError
-from ..lessons import Running
-from ..photos import clear_incoming
-from ..planning import SessionPlan, plan_webcam
-from ..results import build_results
-from ..retention import RetentionTimer
-from ..roster import live_roster
-from ..roster_payload import MAX_ROSTER_BYTES
-from ..roster_sync import RosterSync
-from ..runtime import configured_detector
-from ..schedule import row_of
-from ..session import SessionControl, SessionHooks, SessionRunner
+from ..contract import api
+from ..contract.roster_message import MAX_ROSTER_BYTES
+from ..mqtt.bridge import roster_topic
+from ..mqtt.link import Incoming, MqttLink
+from ..mqtt.topics import Topics
+from ..privacy import retention
+from ..privacy.retention import RetentionTimer
+from ..recognition.encode import Encoder, FaceEncoder, ProcessEncoder
+from ..roster.enrollment import Enroller
+from ..roster.photos import clear_incoming
+from ..roster.sync import RosterSync
+from ..sessions.cameras import resolve_camera
+from ..sessions.planning import SessionPlan, plan_webcam
+from ..sessions.runner import SessionControl, SessionHooks, SessionRunner
+from ..sessions.runtime import configured_detector
+from ..sessions.state_machine import StateMachine
 from ..store import AttendanceRow, SessionRow, Store, StudentRow
-from ..timetable import Occurrence
-from ..timeutil import iso, now_iso
-from ..vision.encode import Encoder, FaceEncoder, ProcessEncoder
+from ..timetable.entries import row_of
+from ..timetable.planner import Running
+from ..timetable.week import Occurrence
 from . import commands, homeassistant
-from .mqtt_link import Incoming, MqttLink
 from .notify import SystemdNotifier
 from .scheduler import SHUTDOWN_REASON, Scheduler
-from .state_machine import StateMachine
-from .topics import Topics
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import click
 
 from .. import __version__
-from ..enrollment import bulk_folders
-from ..errors import AttendanceError
-from ..names import check_display_name, check_id
+from ..common.errors import AttendanceError
+from ..common.names import check_display_name, check_id
+from ..roster.enrollment import bulk_folders
 from .config import HubConfig, load_hub_config
 
 CONFIG_ENV = "ATTENDANCE_HUB_CONFIG"
@@ -63,7 +63,7 @@ class _Publishing:
     """The store and a RosterPublisher that publishes through a short-lived connection to the central broker."""
 
     def __init__(self, cfg: HubConfig) -> None:
-        from ..daemon.mqtt_link import make_client
+        from ..mqtt.link import make_client
         from .roster import RosterPublisher
         from .store import HubStore
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..common.errors import InvalidRequest
 from ..config import EnrollmentConfig, MqttConfig, format_validation_error, read_key_file, read_toml, resolve_against
-from ..errors import InvalidRequest
 
 
 class _Strict(BaseModel):

@@ -11,8 +11,8 @@ from typing import Any
 
 from pydantic import ConfigDict, ValidationError
 
-from .. import api
-from ..bridge import BRIDGE_LEAF, HUB
+from ..contract import api
+from ..mqtt.bridge import BRIDGE_LEAF, HUB
 from .store import HubStore
 
 log = logging.getLogger(__name__)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ..reports import table_pdf
-from ..timeutil import iso
+from ..attendance.reports import table_pdf
+from ..common.timeutil import iso
 
 COLUMNS = (("student_id", 28), ("name", 50), ("status", 34), ("seen_s", 16), ("device_id", 30),
            ("session", 50), ("section", 24), ("started_at", 45))

@@ -17,16 +17,16 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import Field, StrictInt
 
-from .. import api
+from ..attendance.reports import text_cell
+from ..common.errors import AttendanceError, InvalidRequest, NotFound, public_error
+from ..common.names import DisplayName, LookupText, PathText, SafeId, ShortText
+from ..common.paths import resolve_inside
+from ..common.timeutil import iso, iso_field
 from ..config import EnrollmentConfig
+from ..contract import api
 from ..daemon.commands import parse, validated
-from ..daemon.mqtt_link import Incoming
-from ..enrollment import too_large
-from ..errors import AttendanceError, InvalidRequest, NotFound, public_error
-from ..names import DisplayName, LookupText, PathText, SafeId, ShortText
-from ..paths import resolve_inside
-from ..reports import text_cell
-from ..timeutil import iso, iso_field
+from ..mqtt.link import Incoming
+from ..roster.enrollment import too_large
 
 if TYPE_CHECKING:  # the models and the registry import without psycopg (docs/asyncapi.json is made from them)
     from .roster import RosterPublisher

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..enrollment import Enroller, EnrollOutcome
-from ..roster_payload import seal
-from ..timeutil import now_iso
+from ..common.timeutil import now_iso
+from ..contract.roster_message import seal
+from ..roster.enrollment import Enroller, EnrollOutcome
 from .store import HubStore
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ class RosterPublisher:
         self._dup, self._max_pixels = duplicate_warn_distance, max_pixels
 
     def topic(self, section: str) -> str:
-        from ..bridge import roster_topic
+        from ..mqtt.bridge import roster_topic
 
         return roster_topic(self.base, section)
 

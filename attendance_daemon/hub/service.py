@@ -17,12 +17,12 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from .. import api
-from ..bridge import HUB
+from ..common.errors import AttendanceError
+from ..contract import api
 from ..daemon.commands import parse
-from ..daemon.mqtt_link import Incoming, disable_nagle, make_client
 from ..daemon.notify import SystemdNotifier
-from ..errors import AttendanceError
+from ..mqtt.bridge import HUB
+from ..mqtt.link import Incoming, disable_nagle, make_client
 from .config import HubConfig
 from .ingest import Ingest
 from .requests import HubContext, handle

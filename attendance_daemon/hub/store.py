@@ -19,8 +19,8 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from ..errors import NotFound
-from ..names import check_display_name, check_id
+from ..common.errors import NotFound
+from ..common.names import check_display_name, check_id
 from ..store.records import StudentRow
 from .migrations import MIGRATIONS, SCHEMA_VERSION
 

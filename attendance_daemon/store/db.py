@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import Conflict, NotFound, StoreError
-from ..names import check_display_name, check_id
-from ..timeutil import now_iso
+from ..common.errors import Conflict, NotFound, StoreError
+from ..common.names import check_display_name, check_id
+from ..common.timeutil import now_iso
 from .records import AttendanceRow, Erasure, LessonRow, PhotoRow, SessionRow, StudentRow, UnknownRow
 from .schema import MIGRATIONS, SCHEMA_VERSION
 

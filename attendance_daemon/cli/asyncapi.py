@@ -1,0 +1,116 @@
+"""The MQTT API as an AsyncAPI 2.6 document, generated from the pydantic payload models.
+
+`python -m attendance_daemon.cli.asyncapi > docs/asyncapi.json`; a test keeps the committed file current."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel
+
+from .. import __version__
+from ..contract import api
+from ..contract.roster_message import RosterMessage
+from ..daemon.commands import COMMANDS
+from ..hub.requests import HUB_COMMANDS
+from ..mqtt.bridge import BRIDGE_LEAF, HUB
+
+_OUT: dict[str, tuple[type[BaseModel] | None, bool, str]] = {
+    "availability": (None, True, "`online` / `offline` (plain text); also the MQTT Last Will"),
+    "info": (api.Info, True, "device info: version, detector, sections with student counts"),
+    "state": (api.State, True, "published on every transition"),
+    "progress": (api.Progress, True, "at most 2 per second while running, and at pause, resume and end"),
+    "results": (api.Results, True, "Results of the last finished session"),
+    "snapshot": (None, True, "JPEG bytes: the latest annotated frame, at most 1 per second"),
+    "attendance": (api.LiveRoster, True, "live roster of the running session, at most 1 per second; kept with "
+                   "final true when it ends"),
+}
+
+
+def _schema(model: type[BaseModel]) -> dict[str, Any]:
+    return model.model_json_schema(ref_template="#/components/schemas/{model}")
+
+
+def build() -> dict[str, Any]:
+    channels: dict[str, Any] = {}
+    schemas: dict[str, Any] = {}
+
+    def put(name: str, schema: dict[str, Any]) -> None:
+        """One schema per name: the box and the hub share models (Empty, Response), never a name."""
+        if schemas.setdefault(name, schema) != schema:
+            raise ValueError(f"two different models are both called {name}: rename one")
+
+    def add(model: type[BaseModel]) -> dict[str, str]:
+        s = _schema(model)
+        for name, sub in s.pop("$defs", {}).items():
+            put(name, sub)
+        put(model.__name__, s)
+        return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+    for leaf, (model, retained, doc) in _OUT.items():
+        payload = add(model) if model else {"type": "string", "contentMediaType": "image/jpeg"
+                                                if leaf == "snapshot" else "text/plain"}
+        channels[f"{{base}}/{{device}}/{leaf}"] = {
+            "description": doc + (" (retained)" if retained else ""),
+            "subscribe": {"message": {"payload": payload}, "bindings": {"mqtt": {"retain": retained, "qos": 1}}},
+        }
+    channels["{base}/{device}/events"] = {
+        "description": "session_started, student_present (once per student), unknown_face, session_finished, error",
+        "subscribe": {"message": {"payload": {"type": "object", "required": ["type", "at"]}}},
+    }
+    response = add(api.Response)
+    for name, (model, _fn) in sorted(COMMANDS.items()):
+        channels[f"{{base}}/{{device}}/request/{name}"] = {
+            "description": f"request `{name}`; answered once on {{base}}/{{device}}/response/{name} "
+                           "(and on an MQTT v5 Response Topic with its Correlation Data)",
+            "publish": {"message": {"payload": add(model)}, "bindings": {"mqtt": {"retain": False, "qos": 1}}},
+        }
+        channels[f"{{base}}/{{device}}/response/{name}"] = {"subscribe": {"message": {"payload": response}}}
+    channels.update(_hub_channels(add, response))
+    return {
+        "asyncapi": "2.6.0",
+        "info": {"title": "attendance-daemon MQTT API", "version": f"contract v1 / daemon {__version__}"},
+        "defaultContentType": "application/json",
+        "channels": channels,
+        "components": {"schemas": dict(sorted(schemas.items()))},
+    }
+
+
+def _hub_channels(add: Callable[[type[BaseModel]], dict[str, str]], response: dict[str, str]) -> dict[str, Any]:
+    """Many rooms: the bridge's notification of each box, and the hub's namespace (its rosters and requests)."""
+    hub = f"{{base}}/{HUB}"
+    text = {"type": "string", "contentMediaType": "text/plain"}
+    channels: dict[str, Any] = {
+        f"{{base}}/{{device}}/{BRIDGE_LEAF}": {
+            "description": "mosquitto's bridge notification on the central broker: `1` connected, `0` not (its "
+                           "will) (retained)",
+            "subscribe": {"message": {"payload": text}, "bindings": {"mqtt": {"retain": True, "qos": 1}}},
+        },
+        f"{hub}/availability": {
+            "description": "the hub: `online` / `offline` (plain text); also its MQTT Last Will (retained)",
+            "subscribe": {"message": {"payload": text}, "bindings": {"mqtt": {"retain": True, "qos": 1}}},
+        },
+        f"{hub}/roster/{{section}}": {
+            "description": "the section's roster, a new version per change, bridged in to every box (retained)",
+            "subscribe": {"message": {"payload": add(RosterMessage)},
+                          "bindings": {"mqtt": {"retain": True, "qos": 1}}},
+        },
+    }
+    for name, (model, _fn) in sorted(HUB_COMMANDS.items()):
+        channels[f"{hub}/request/{name}"] = {
+            "description": f"hub request `{name}`; answered once on {hub}/response/{name} (and on an MQTT v5 "
+                           f"Response Topic under {hub}/reply/ with its Correlation Data)",
+            "publish": {"message": {"payload": add(model)}, "bindings": {"mqtt": {"retain": False, "qos": 1}}},
+        }
+        channels[f"{hub}/response/{name}"] = {"subscribe": {"message": {"payload": response}}}
+    return channels
+
+
+def render() -> str:
+    return json.dumps(build(), indent=2, sort_keys=False) + "\n"
+
+
+if __name__ == "__main__":
+    print(render(), end="")

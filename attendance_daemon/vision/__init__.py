@@ -1,1 +1,0 @@
-"""Detection, tracking, encoding and matching: the per-frame recognition building blocks."""
