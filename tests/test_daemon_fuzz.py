@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from attendance_daemon.contract.api import Response
-from attendance_daemon.daemon.commands import COMMANDS
+from attendance_daemon.daemon.handlers import COMMANDS
 from tests.mqtt_fixtures import Broker, is_discovery_topic
 
 json_values = st.recursive(

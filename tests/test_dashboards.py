@@ -21,7 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from attendance_daemon.common.timeutil import iso, parse_iso
 from attendance_daemon.config import HomeAssistantConfig
 from attendance_daemon.contract import api
-from attendance_daemon.daemon.commands import COMMANDS
+from attendance_daemon.daemon.handlers import COMMANDS
 from attendance_daemon.daemon.homeassistant import ENTITIES, discovery_messages
 from attendance_daemon.media.export import VideoExporter, video_codec
 from attendance_daemon.mqtt.client import ApiClient

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from attendance_daemon.cli.asyncapi import build, render
 from attendance_daemon.config import Config
 from attendance_daemon.contract import api
-from attendance_daemon.daemon.commands import COMMANDS
+from attendance_daemon.daemon.handlers import COMMANDS
 from attendance_daemon.mqtt import topics
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -204,7 +204,7 @@ def test_every_event_type_and_field_is_documented() -> None:
 
 def test_every_response_code_is_documented() -> None:
     codes = {int(c) for c in re.findall(r"^\s+code = (\d+)", (PACKAGE / "common" / "errors.py").read_text(), re.M)}
-    codes |= {int(c) for c in re.findall(r"code=(\d+)", (PACKAGE / "daemon" / "commands.py").read_text())}
+    codes |= {int(c) for c in re.findall(r"code=(\d+)", (PACKAGE / "daemon" / "registry.py").read_text())}
     assert {200, 400, 500} <= codes
     documented = {int(row[0]) for row in _table("### Response codes")}
     assert documented == codes
@@ -228,7 +228,7 @@ def test_every_limit_is_documented_with_its_value() -> None:
             if isinstance(value, int | str):
                 assert str(value) in row[1], f"{ref} is {value!r}, the doc says {row[1]!r}"
             where[ref] = row
-    for module in ("common.names", "common.errors", "mqtt.topics", "daemon.commands"):
+    for module in ("common.names", "common.errors", "mqtt.topics", "daemon.registry"):
         mod = importlib.import_module(f"attendance_daemon.{module}")
         for attr in vars(mod):
             if attr.startswith("MAX_") or attr.endswith("_PATTERN"):

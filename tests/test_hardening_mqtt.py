@@ -385,8 +385,8 @@ def test_sessions_logged_and_clean_shutdown_has_no_warning(broker: Broker, daemo
     d.signal(signal.SIGTERM)
     assert d.wait(60) == 0
     log = d.log_text()
-    assert "INFO attendance_daemon.daemon.service: session logged started: mp4" in log, log
-    assert "INFO attendance_daemon.daemon.service: session logged ended: completed, present 6/8" in log, log
+    assert "INFO attendance_daemon.daemon.session_worker: session logged started: mp4" in log, log
+    assert "INFO attendance_daemon.daemon.session_worker: session logged ended: completed, present 6/8" in log, log
     assert " WARNING " not in log and "reconnecting with backoff" not in log, log
 
 

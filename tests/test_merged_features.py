@@ -24,7 +24,7 @@ from attendance_daemon.common.errors import InvalidRequest
 from attendance_daemon.common.timeutil import iso
 from attendance_daemon.config import EnrollmentConfig, RosterConfig
 from attendance_daemon.contract.roster_message import MAX_ROSTER_BYTES, open_roster, seal
-from attendance_daemon.daemon.commands import parse
+from attendance_daemon.daemon.registry import parse
 from attendance_daemon.hub.config import HubConfig, HubSection
 from attendance_daemon.hub.ingest import Ingest
 from attendance_daemon.hub.requests import HubContext

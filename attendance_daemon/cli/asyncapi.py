@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from .. import __version__
 from ..contract import api
 from ..contract.roster_message import RosterMessage
-from ..daemon.commands import COMMANDS
+from ..daemon.handlers import COMMANDS
 from ..hub.requests import HUB_COMMANDS
 from ..mqtt.bridge import BRIDGE_LEAF, HUB
 

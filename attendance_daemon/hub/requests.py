@@ -24,7 +24,7 @@ from ..common.paths import resolve_inside
 from ..common.timeutil import iso, iso_field
 from ..config import EnrollmentConfig
 from ..contract import api
-from ..daemon.commands import parse, validated
+from ..daemon.registry import parse, validated
 from ..mqtt.link import Incoming
 from ..roster.enrollment import too_large
 

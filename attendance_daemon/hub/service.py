@@ -19,8 +19,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from ..common.errors import AttendanceError
 from ..contract import api
-from ..daemon.commands import parse
 from ..daemon.notify import SystemdNotifier
+from ..daemon.registry import parse
 from ..mqtt.bridge import HUB
 from ..mqtt.link import Incoming, disable_nagle, make_client
 from .config import HubConfig

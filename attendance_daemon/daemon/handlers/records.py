@@ -1,0 +1,95 @@
+"""Record requests: sessions, a session's results and report, attendance over time, and the evidence a session
+kept (unknown faces, the annotated frame), fetched as bounded payloads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ...attendance.history_report import section_attendance as attendance_of
+from ...attendance.history_report import student_history as history_of
+from ...attendance.reports import write_report
+from ...attendance.results import build_results, summaries
+from ...common.errors import NotFound
+from ...common.timeutil import iso_field
+from ...contract import api
+from ...media.transfer import outgoing
+from ..registry import command
+
+if TYPE_CHECKING:
+    from ..services import Services
+
+
+@command("sessions", api.SessionsRequest)
+def sessions(ctx: Services, r: api.SessionsRequest) -> list[api.SessionSummary]:
+    rows = ctx.store.list_sessions(section=r.section, since=iso_field(r.since, "since"),
+                                 until=iso_field(r.until, "until"), status=r.status, limit=r.limit)
+    return summaries(ctx.store, rows, ctx.cfg)
+
+
+@command("session", api.SessionRequest)
+def session(ctx: Services, r: api.SessionRequest) -> api.Results:
+    return build_results(ctx.store, ctx.store.get_session(r.session_id), ctx.cfg)
+
+
+@command("report", api.ReportRequest)
+def report(ctx: Services, r: api.ReportRequest) -> dict[str, Any]:
+    results = build_results(ctx.store, ctx.store.get_session(r.session_id), ctx.cfg)
+    path = write_report(results, ctx.cfg.paths.reports, r.format)
+    if not r.content:
+        return {"path": str(path)}
+    f = outgoing(path, "report")  # Extension: the report itself, for clients off the box
+    return {"path": str(path), "content_type": f.content_type, "encoding": f.encoding, "content": f.content,
+            "bytes": f.bytes, "sha256": f.sha256}
+
+
+
+
+@command("student_history", api.HistoryRequest)
+def student_history(ctx: Services, r: api.HistoryRequest) -> api.StudentHistory:
+    return history_of(ctx.store, ctx.cfg, r.section, r.student_id, iso_field(r.since, "since"),
+                      iso_field(r.until, "until"), r.limit)
+
+
+@command("section_attendance", api.SectionAttendanceRequest)
+def section_attendance(ctx: Services, r: api.SectionAttendanceRequest) -> api.SectionAttendance:
+    return attendance_of(ctx.store, ctx.cfg, r.section, iso_field(r.since, "since"), iso_field(r.until, "until"))
+
+
+
+
+# ---- fetch -----------------------------------------------------------------------------------------------
+
+
+@command("unknown_faces", api.SessionRequest)
+def unknown_faces(ctx: Services, r: api.SessionRequest) -> list[dict[str, Any]]:
+    return [{"face_id": u.id, "track_id": u.track_id, "at_s": u.at_s, "assigned_to": u.assigned_to}
+            for u in ctx.store.unknown_faces(r.session_id)]
+
+
+@command("unknown_face_image", api.FaceRequest)
+def unknown_face_image(ctx: Services, r: api.FaceRequest) -> dict[str, Any]:
+    face = ctx.store.unknown_face(r.face_id)
+    f = outgoing(_inside(ctx.cfg.paths.unknowns, face.crop_path), "face_id")
+    return {"face_id": face.id, "session_id": face.session_id, "content_type": f.content_type,
+            "encoding": f.encoding, "content": f.content, "bytes": f.bytes, "sha256": f.sha256}
+
+
+@command("snapshot", api.SessionRequest)
+def snapshot(ctx: Services, r: api.SessionRequest) -> dict[str, Any]:
+    row = ctx.store.get_session(r.session_id)
+    path = ctx.cfg.paths.frames / f"{row.id}.jpg"
+    if not path.is_file():
+        raise NotFound(f"session_id: no annotated frame kept for session '{row.name}' (it has not ended, showed "
+                       "no frame, or the frame expired)")
+    f = outgoing(path, "session_id")
+    return {"session_id": row.id, "content_type": f.content_type, "encoding": f.encoding, "content": f.content,
+            "bytes": f.bytes, "sha256": f.sha256}
+
+
+def _inside(root: Path, stored: str) -> Path:
+    """A path from our own database, refused (404) unless it is inside `root` (defence in depth)."""
+    path = Path(stored).resolve()
+    if root.resolve() not in path.parents:
+        raise NotFound("face_id: the crop is not in the unknown-faces directory")
+    return path

@@ -1,0 +1,37 @@
+"""The retained `info`: version, detector, sections, problems, rosters and the next lesson. Republished only
+when it changed; the dispatcher, the enrollment worker, the housekeeper and the scheduler all ask for it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from .. import __version__
+from ..common.timeutil import now_iso
+from ..contract import api
+from ..roster.sync import RosterSync
+from ..store import Store
+from .publisher import Publisher, encode
+
+
+class InfoBoard:
+    def __init__(self, publisher: Publisher, store: Store, detector_name: str, rosters: RosterSync | None,
+                 problems: Callable[[], list[str]], next_lesson: Callable[[], api.NextLesson | None]) -> None:
+        self._publisher, self._store, self._detector = publisher, store, detector_name
+        self._rosters, self._problems, self._next = rosters, problems, next_lesson
+        self.started_at = now_iso()
+        self._payload = b""
+        self._lock = threading.Lock()
+
+    def publish(self) -> None:
+        with self._lock:
+            rosters = self._rosters
+            info = api.Info(version=__version__, device_id=self._publisher.device_id, detector=self._detector,
+                            sections=[{"section": s, "students": n} for s, n in self._store.sections()],
+                            started_at=self.started_at,
+                            problems=self._problems() + (rosters.problems() if rosters else []),
+                            rosters=rosters.status() if rosters else {}, next_lesson=self._next())
+            payload = encode(info)
+            if payload != self._payload:
+                self._payload = payload
+                self._publisher.retained("info", payload)

@@ -1,0 +1,71 @@
+"""What the daemon says on MQTT of its own accord: events, and the retained results and live roster, encoded in
+one place. The retained results are chosen and published under one lock, so a session ending during an erasure's
+republish cannot be overtaken by an older session's results."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from ..attendance.live_roster import live_roster
+from ..attendance.results import build_results
+from ..common.timeutil import now_iso
+from ..config import Config
+from ..contract import api
+from ..mqtt.link import MqttLink
+from ..mqtt.topics import Topics
+from ..store import AttendanceRow, SessionRow, Store, StudentRow
+
+
+def encode(payload: Any) -> bytes:
+    if isinstance(payload, api.Payload):
+        return payload.model_dump_json().encode()
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+class Publisher:
+    def __init__(self, link: MqttLink, topics: Topics, cfg: Config, store: Store) -> None:
+        self.link, self.topics, self._cfg, self._store = link, topics, cfg, store
+        self.device_id = cfg.mqtt.device_id
+        self._results_lock = threading.RLock()  # the retained results: the worker's and an erasure's, in order
+
+    def retained(self, leaf: str, payload: Any) -> None:
+        self.link.set_retained(leaf, payload if isinstance(payload, bytes) else encode(payload))
+
+    def event(self, kind: str, **fields: object) -> None:
+        self.link.publish(self.topics.of("events"), encode({"type": kind, "at": now_iso(), **fields,
+                                                             "device_id": self.device_id}))
+
+    def results(self, session_id: str) -> api.Results:
+        with self._results_lock:
+            results = build_results(self._store, self._store.get_session(session_id), self._cfg)
+            self.retained("results", results)
+        return results
+
+    def roster(self, session: SessionRow, roster: list[StudentRow], rows: list[AttendanceRow], final: bool) -> None:
+        self.retained("attendance", live_roster(self.device_id, session, roster, rows,
+                                                self._cfg.recognition.min_presence_s, final, now_iso()))
+
+    def final_roster(self, row: SessionRow) -> None:
+        """The live roster of a session that ended, rebuilt from the store (`final: true`)."""
+        roster = self._store.students(row.section) if self._store.section_exists(row.section) else []
+        self.roster(row, roster, self._store.attendance(row.id), final=True)
+
+    def after_erasure(self, idle: Callable[[], bool]) -> None:
+        """After `forget_student` or `delete_session`: the retained results show the newest finished session
+        as it now is (or nothing); when idle the live roster is rebuilt from the store and the live snapshot,
+        which may show what was erased, is cleared (the kept frame stays fetchable with `snapshot`)."""
+        with self._results_lock:  # chosen and published in one step: a session ending meanwhile is not overtaken
+            finished = [s for s in self._store.list_sessions(limit=2) if s.status not in ("running", "paused")]
+            if finished:
+                self.results(finished[0].id)
+            else:
+                self.retained("results", b"")
+        if idle():
+            self.retained("snapshot", b"")
+            if finished:
+                self.final_roster(finished[0])
+            else:
+                self.retained("attendance", b"")

@@ -1,0 +1,25 @@
+"""What command handlers are given: the daemon's few services, by name. Handlers never see the Daemon, so what a
+handler may touch is written here, and a test can build one from real parts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import Config
+from ..roster.enrollment import Enroller
+from ..store import Store
+from .info import InfoBoard
+from .publisher import Publisher
+from .scheduler import Scheduler
+from .session_worker import SessionWorker
+
+
+@dataclass(frozen=True)
+class Services:
+    cfg: Config
+    store: Store
+    sessions: SessionWorker  # start, pause, resume, stop, state: the one way to the state machine
+    enroller: Enroller
+    publisher: Publisher  # events and retained results after an erasure
+    info: InfoBoard  # republish the retained info after a roster change
+    scheduler: Scheduler  # the timetable's lessons and `changed()`
