@@ -6,6 +6,7 @@ import textwrap
 import typing
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote
 
 from pydantic import BaseModel
 
@@ -253,6 +254,131 @@ def test_readme_points_at_the_shipped_doc() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "../shared" not in readme
     assert "docs/mqtt-api.md" in readme
+    for page in DOCS.glob("*.md"):
+        assert "../shared" not in page.read_text(encoding="utf-8"), page.name
+
+
+# ---- README.md and docs/*.md: a short README that links every page, and links that lead somewhere ---------
+# The README is what a newcomer reads first; everything else lives in docs/*.md. Links are read outside fenced
+# code blocks and inline code; a #fragment must name a heading of its page by GitHub's rule (see _slug).
+
+README = ROOT / "README.md"
+README_MAX_LINES = 250
+FRESH_MACHINE = "## Fresh machine: two commands"
+FRESH_COMMANDS = ["bash scripts/demo.sh", "bash scripts/test.sh"]
+LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\)")  # [text](target "title")
+SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")  # https:, mailto: ...: not a file of this repository
+
+
+def _prose(text: str) -> list[str]:
+    """The lines of a Markdown text outside fenced code blocks (``` or ~~~)."""
+    lines, fence = [], ""
+    for line in text.splitlines():
+        stripped = line.lstrip()
+        if fence:
+            fence = "" if stripped.startswith(fence) else fence
+        elif stripped.startswith(("```", "~~~")):
+            fence = stripped[:3]
+        else:
+            lines.append(line)
+    return lines
+
+
+def _links(page: Path) -> list[str]:
+    """Every link and image target of a Markdown page, in order (not those shown as code)."""
+    lines = [re.sub(r"(`+)(.+?)\1", "code", line) for line in _prose(page.read_text(encoding="utf-8"))]
+    return [m.group(1) for line in lines for m in LINK.finditer(line)]
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading's text: lowercase, punctuation dropped (hyphens and underscores kept),
+    each space a hyphen. A link in the heading anchors on its text."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading.strip().lower())
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def _anchors(page: Path) -> set[str]:
+    """The anchors of a page: one per heading (a repeated slug gets -1, -2, ... as on GitHub), plus any
+    explicit <a id="..."> or <a name="...">."""
+    text = page.read_text(encoding="utf-8")
+    anchors = set(re.findall(r"<a\s+(?:id|name)=\"([^\"]+)\"", text))
+    seen: dict[str, int] = {}
+    for line in _prose(text):
+        m = re.match(r" {0,3}#{1,6}\s+(.*?)(?:\s+#+)?\s*$", line)
+        if m:
+            slug = _slug(m.group(1))
+            anchors.add(f"{slug}-{seen[slug]}" if slug in seen else slug)
+            seen[slug] = seen.get(slug, 0) + 1
+    return anchors
+
+
+def _resolve(page: Path, target: str) -> tuple[Path, str] | None:
+    """A relative link's file (made absolute) and fragment; None for a link that leaves the repository
+    (a URL)."""
+    if SCHEME.match(target):
+        return None
+    path, _, fragment = target.partition("#")
+    return ((page.parent / unquote(path)).resolve() if path else page.resolve()), unquote(fragment)
+
+
+def test_slug_follows_githubs_rule() -> None:
+    assert _slug("Benchmarks (this 2-core machine, ratios against a baseline measured in the same run)") == \
+        "benchmarks-this-2-core-machine-ratios-against-a-baseline-measured-in-the-same-run"
+    assert _slug("The hub at scale: `python -m bench.hub_scale`") == "the-hub-at-scale-python--m-benchhub_scale"
+    assert _slug("Many rooms: the hub") == "many-rooms-the-hub"
+    assert _slug("`Info`") == "info"
+    assert _slug("How recognition works (and why it is fast)") == "how-recognition-works-and-why-it-is-fast"
+
+
+def test_readme_is_short() -> None:
+    lines = len(README.read_text(encoding="utf-8").splitlines())
+    assert lines < README_MAX_LINES, f"README.md has {lines} lines: move detail into a page under docs/"
+
+
+def test_every_docs_page_is_linked_from_the_readme() -> None:
+    pages = sorted(DOCS.glob("*.md"))
+    assert API_DOC in pages
+    linked = {resolved[0] for target in _links(README) if (resolved := _resolve(README, target))}
+    unlinked = [page.name for page in pages if page.resolve() not in linked]
+    assert not unlinked, f"README.md links no docs/{unlinked}"
+
+
+def test_every_relative_link_resolves() -> None:
+    """In README.md and every docs/*.md: a relative link (or image) names a file or folder of the repository,
+    and its #fragment a heading of that page."""
+    broken: list[str] = []
+    files = anchors = 0
+    for page in [README, *sorted(DOCS.glob("*.md"))]:
+        for target in _links(page):
+            resolved = _resolve(page, target)
+            if resolved is None:
+                continue
+            path, fragment = resolved
+            files += 1
+            where = f"{page.relative_to(ROOT)}: ({target})"
+            if not path.is_relative_to(ROOT) or not path.exists():
+                broken.append(f"{where}: no file {path}")
+            elif fragment:
+                anchors += 1
+                if path.suffix != ".md":
+                    broken.append(f"{where}: a #fragment of a file that is not Markdown")
+                elif fragment not in _anchors(path):
+                    broken.append(f"{where}: {path.name} has no heading with the anchor #{fragment}")
+    assert files and anchors, "no relative link or anchor found: the link pattern no longer matches"
+    assert not broken, "\n".join(broken)
+
+
+def test_readme_has_the_two_fresh_machine_commands() -> None:
+    """The "Fresh machine" block is exactly the two commands, and CI (.ci/run) runs the README's test command."""
+    lines = README.read_text(encoding="utf-8").splitlines()
+    assert FRESH_MACHINE in lines, f"README.md has no heading {FRESH_MACHINE!r}"
+    after = lines[lines.index(FRESH_MACHINE) + 1:]
+    start = next(i for i, line in enumerate(after) if line.startswith("```"))
+    end = next(i for i, line in enumerate(after) if i > start and line.startswith("```"))
+    commands = [line.split("#", 1)[0].strip() for line in after[start + 1:end]]
+    assert commands == FRESH_COMMANDS
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()]
+    assert f"exec {FRESH_COMMANDS[1]}" in ci, ".ci/run must run exactly the README's test command"
 
 
 # ---- Many rooms: the hub's requests and roster message (docs/mqtt-api.md "Many rooms: the hub") -----------
