@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .common.errors import InvalidRequest
+from .common.errors import InvalidRequest, format_validation_error
 from .contract.api import MAX_LESSONS, LessonEntry
 
 
@@ -322,15 +322,6 @@ class Config(_Strict):
             self.paths.photos,
         ):
             d.mkdir(parents=True, exist_ok=True)
-
-
-def format_validation_error(err: ValidationError, prefix: str = "") -> str:
-    """One line per problem, each naming the dotted key, e.g. `recognition.analysis_fps: ...`."""
-    parts = []
-    for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "(root)"
-        parts.append(f"{prefix}{key}: {e['msg'].removeprefix('Value error, ')}")
-    return "; ".join(parts)
 
 
 def load_config(path: Path | None) -> Config:

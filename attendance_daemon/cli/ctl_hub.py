@@ -1,8 +1,7 @@
 """`attendancectl hub ...`: the hub's requests (`<base>/@hub/request/<command>`, README "Many rooms") with the
 box subcommands' client, options, error messages and exit codes.
 
-Imported at the end of ctl.py, which registers the group on its `cli`; it only needs ctl's `_call`, `_print`
-and `_print_enrolled`."""
+Imported by ctl.py, which is the `attendancectl` entry point; both build on ctl_base."""
 
 from __future__ import annotations
 
@@ -14,7 +13,10 @@ from pathlib import Path
 import click
 
 from ..mqtt.bridge import HUB
-from .ctl import _call, _print, _print_enrolled, cli
+from .ctl_base import call as _call
+from .ctl_base import cli
+from .ctl_base import print_enrolled as _print_enrolled
+from .ctl_base import print_json as _print
 
 # The hub's retained rosters (up to 16 MiB each) share its namespace: a ctl call takes only what it needs.
 HUB_LEAVES = ("availability", "response/+")

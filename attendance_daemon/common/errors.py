@@ -6,6 +6,8 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from pydantic import ValidationError
+
 
 class AttendanceError(Exception):
     """Base error: `code` follows HTTP (400 bad input, 403 forbidden path, 404 missing, 409 busy,
@@ -87,3 +89,12 @@ class StoreError(AttendanceError):
     """The database cannot be opened or used as it is (missing after earlier use, corrupt, read-only)."""
 
     code = 500
+
+
+def format_validation_error(err: ValidationError, prefix: str = "") -> str:
+    """One line per problem, each naming the dotted key, e.g. `recognition.analysis_fps: ...`."""
+    parts = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(root)"
+        parts.append(f"{prefix}{key}: {e['msg'].removeprefix('Value error, ')}")
+    return "; ".join(parts)

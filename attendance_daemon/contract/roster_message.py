@@ -15,8 +15,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError, field_validator
 
+from ..common.errors import format_validation_error
 from ..common.names import DisplayName, SafeId
-from ..config import format_validation_error
 
 MAX_ROSTER_BYTES = 16 * 1024 * 1024  # a roster message beyond this is refused unread
 MAX_ROSTER_STUDENTS = 2000

@@ -13,8 +13,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
 
-from ..common.errors import AttendanceError, InvalidRequest, NotFound, PayloadTooLarge, public_error
-from ..config import PathsConfig, format_validation_error
+from ..common.errors import (
+    AttendanceError,
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    format_validation_error,
+    public_error,
+)
+from ..config import PathsConfig
 from ..contract import api
 from ..mqtt.link import Incoming
 

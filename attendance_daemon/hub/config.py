@@ -7,8 +7,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..common.errors import InvalidRequest
-from ..config import EnrollmentConfig, MqttConfig, format_validation_error, read_key_file, read_toml, resolve_against
+from ..common.errors import InvalidRequest, format_validation_error
+from ..config import EnrollmentConfig, MqttConfig, read_key_file, read_toml, resolve_against
 
 
 class _Strict(BaseModel):
