@@ -23,7 +23,7 @@ setup(
     ],
     extras_require={
         "tflite": ["ai-edge-litert>=2.0"],
-        "hub": ["psycopg[binary]>=3.2"],  # attendance-hub's PostgreSQL driver (README "Many rooms")
+        "hub": ["psycopg[binary]>=3.2"],  # attendance-hub's PostgreSQL driver (docs/fleet.md)
     },
     entry_points={
         "console_scripts": [

@@ -227,7 +227,7 @@ class AttendanceConfig(_Strict):
 
 
 class RosterConfig(_Strict):
-    """Sections whose roster comes from the hub (README "Many rooms"); local enroll/remove_student in them is
+    """Sections whose roster comes from the hub (docs/fleet.md); local enroll/remove_student in them is
     refused (409). key_file: the shared secret the hub signs rosters with (HMAC); unset: the hash alone."""
 
     sections: list[str] = Field(default_factory=list, max_length=100)

@@ -5,7 +5,7 @@
 #                          [--central HOST:PORT [--central-user U --central-password P]
 #                           [--central-cafile F [--central-insecure]] [--central-certfile F --central-keyfile F]
 #                           [--no-try-private]]
-# --central bridges the box's local mosquitto to a central broker (README "Many rooms"): the config is rendered
+# --central bridges the box's local mosquitto to a central broker (docs/fleet.md): the config is rendered
 # by attendance_daemon.mqtt.bridge into /etc/mosquitto/conf.d/attendance-bridge.conf (kept on a re-run without it).
 # Re-running it upgrades in place: the configured device id and MQTT password are kept unless given; the new
 # release (source + venv) is built next to the running one and swapped in only once it is complete; then the

@@ -329,7 +329,7 @@ def test_backup_while_running_and_restore(broker: Broker, daemon_factory: Any, t
     assert db.execute("SELECT COUNT(*) FROM students").fetchone()[0] == 8
     db.close()
     assert not Path(f"{copy}-wal").exists()
-    # restore as the README says: stop, replace the file (and drop -wal/-shm), start
+    # restore as docs/install.md says: stop, replace the file (and drop -wal/-shm), start
     d.stop()
     for suffix in ("", "-wal", "-shm"):
         Path(f"{d.data / 'attendance.sqlite3'}{suffix}").unlink(missing_ok=True)

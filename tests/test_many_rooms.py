@@ -1,4 +1,4 @@
-"""Many rooms (README "Many rooms"): boxes bridged to a central mosquitto, attendance-hub on a real PostgreSQL.
+"""Many rooms (docs/fleet.md): boxes bridged to a central mosquitto, attendance-hub on a real PostgreSQL.
 
 Real parts throughout: mosquitto brokers with the bridge config that `deploy/install.sh --central` renders
 (attendance_daemon.mqtt.bridge), the daemons and the hub as processes, PostgreSQL from Debian's package."""

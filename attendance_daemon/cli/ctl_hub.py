@@ -1,4 +1,4 @@
-"""`attendancectl hub ...`: the hub's requests (`<base>/@hub/request/<command>`, README "Many rooms") with the
+"""`attendancectl hub ...`: the hub's requests (`<base>/@hub/request/<command>`, docs/fleet.md) with the
 box subcommands' client, options, error messages and exit codes.
 
 Imported by ctl.py, which is the `attendancectl` entry point; both build on ctl_base."""

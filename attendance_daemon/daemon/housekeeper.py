@@ -44,7 +44,7 @@ class DatabaseWatch:
             return False
         self.problem = problem
         log.error("%s: nothing recorded from now on survives a restart; stop the daemon and restore the "
-                  "database from a backup (see README)", problem)
+                  "database from a backup (docs/install.md, Backup and restore)", problem)
         self._publisher.event("error", error=f"database: {problem}")
         return True
 

@@ -119,7 +119,8 @@ class SessionWorker:
     def _start(self, plan: SessionPlan) -> api.State:
         problem = self._database_problem()
         if problem:
-            raise StoreError(f"database: {problem}; restore it (see README) and restart the daemon")
+            raise StoreError(f"database: {problem}; restore it (docs/install.md, Backup and restore) and restart "
+                             "the daemon")
         runner = SessionRunner(self._cfg, self._store, self._detector, self._encoder, plan, SessionControl(),
                                _PublishingHooks(self))
 

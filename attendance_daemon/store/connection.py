@@ -47,7 +47,8 @@ class Database:
             if used:
                 raise StoreError(
                     f"database {path} is missing although the data directory was used before ({used}); "
-                    "restore a backup (see README) or pass --init (daemon.allow_init = true) to start empty"
+                    "restore a backup (docs/install.md, Backup and restore) or pass --init (daemon.allow_init = true) "
+                    "to start empty"
                 )
         self.path = path
         self._lock = threading.RLock()
