@@ -59,6 +59,11 @@ class PathsConfig(_Strict):
         return self.data_dir / "frames"
 
     @property
+    def uploads(self) -> Path:
+        """Uploads in progress (`<upload id>.part` and its `.json` state); complete ones move to `media`."""
+        return self.data_dir / "uploads"
+
+    @property
     def photos(self) -> Path:
         """Enrollment photos sent over MQTT or assigned from unknown faces (`<photo id>.<ext>`)."""
         return self.data_dir / "photos"
@@ -170,6 +175,16 @@ class EnrollmentConfig(_Strict):
     max_image_pixels: int = Field(40_000_000, ge=1)
 
 
+class MediaConfig(_Strict):
+    """Uploads over MQTT (docs/mqtt-api.md `upload_begin`): bounded in size, in number and in time."""
+
+    max_upload_bytes: int = Field(2 * 1024**3, ge=1)
+    max_uploads: int = Field(2, ge=1, le=16)  # uploads receiving or verifying at once
+    chunk_bytes: int = Field(1024 * 1024, ge=4096, le=8 * 1024 * 1024)  # the largest chunk a client may send
+    disk_reserve_bytes: int = Field(256 * 1024**2, ge=0)  # free space left after an upload, for sessions
+    upload_expiry_h: float = Field(24.0, gt=0)  # an upload with no chunk for this long is removed
+
+
 class RetentionConfig(_Strict):
     """How long evidence files stay on the box: unknown-face crops, exports, kept annotated frames and reports
     older than `days` are deleted at start-up and then daily. 0 keeps them forever (the default: deleting
@@ -265,6 +280,7 @@ class Config(_Strict):
     homeassistant: HomeAssistantConfig = HomeAssistantConfig()
     attendance: AttendanceConfig = AttendanceConfig()
     enrollment: EnrollmentConfig = EnrollmentConfig()
+    media: MediaConfig = MediaConfig()
     retention: RetentionConfig = RetentionConfig()
     roster: RosterConfig = RosterConfig()
     # name -> index, /dev path or stream URL (credentials allowed: they are never published).
@@ -320,6 +336,7 @@ class Config(_Strict):
             self.paths.reports,
             self.paths.frames,
             self.paths.photos,
+            self.paths.uploads,
         ):
             d.mkdir(parents=True, exist_ok=True)
 

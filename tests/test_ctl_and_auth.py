@@ -16,6 +16,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from attendance_daemon.mqtt.client import ApiClient
+from attendance_daemon.mqtt.uploader import UPLOAD_LEAVES, upload
 from tests.mqtt_fixtures import Broker, free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -109,7 +110,8 @@ def _retained(port: int, user: str, password: str, pattern: str, wait_s: float =
     return got
 
 
-def test_password_and_acl_confine_each_device(secured_broker: Broker, daemon_factory: Any) -> None:
+def test_password_and_acl_confine_each_device(secured_broker: Broker, daemon_factory: Any,
+                                              daemon_media: Path) -> None:
     """The shipped ACL, enforced by mosquitto: devices confined to their own topics (and their own HA discovery
     configs), the dashboard user reads and commands every device."""
     port = secured_broker.port
@@ -142,6 +144,11 @@ def test_password_and_acl_confine_each_device(secured_broker: Broker, daemon_fac
             assert dash.wait_for("state", lambda s: True)["mode"] == "idle"
             sid = dash.request("start_mp4", {"path": "long.mp4", "section": "demo"})["data"]["session"]["id"]
             assert dash.request("stop", {"session_id": sid})["data"]["mode"] == "idle"
+    # the dashboard user may upload (raw chunks under attendance/<device>/upload/), and so the box receives them
+    with ApiClient("127.0.0.1", port, "room-1", username="dashboard", password="dash", leaves=UPLOAD_LEAVES) as up:
+        media = upload(up, daemon_media / "classroom.mp4", name="acl-upload.mp4")
+        assert media["bytes"] == (daemon_media / "classroom.mp4").stat().st_size
+        assert up.request("delete_media", {"name": "acl-upload.mp4"})["data"]["deleted"] is True
     configs = _retained(port, "dashboard", "dash", "homeassistant/#")
     assert {t.split("/")[2] for t in configs} == {"room-1", "room-2"}  # each device wrote its own
     assert json.loads(configs["homeassistant/sensor/room-1/mode/config"])["name"] == "Mode"  # not hijacked

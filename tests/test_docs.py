@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from attendance_daemon.cli.asyncapi import build, render
 from attendance_daemon.config import Config
-from attendance_daemon.contract import api
+from attendance_daemon.contract import api, media_api
 from attendance_daemon.daemon.handlers import COMMANDS
 from attendance_daemon.mqtt import topics
 
@@ -149,10 +149,11 @@ def test_ok_data_of_each_command_is_documented() -> None:
 
 
 def _payload_models() -> list[type[api.Payload]]:
-    """Every daemon -> client payload model of api.py (request models are covered by the command table)."""
-    return [obj for obj in vars(api).values()
+    """Every daemon -> client payload model of api.py and media_api.py (request models are covered by the command
+    table)."""
+    return [obj for module in (api, media_api) for obj in vars(module).values()
             if isinstance(obj, type) and issubclass(obj, api.Payload) and obj is not api.Payload
-            and not issubclass(obj, api.Request)]
+            and not issubclass(obj, api.Request) and obj.__module__ == module.__name__]
 
 
 def test_every_payload_model_has_a_field_table() -> None:
@@ -212,7 +213,7 @@ def test_every_response_code_is_documented() -> None:
 
 
 def test_every_topic_is_documented_with_its_retain_flag() -> None:
-    rows = {row[0].strip("`").removeprefix("R/").removesuffix("/<command>"): row for row in _table("## Topics")}
+    rows = {row[0].strip("`").removeprefix("R/").split("/")[0]: row for row in _table("## Topics")}
     assert set(rows) == set(topics.OWN_LEAVES)
     for leaf in topics.RETAINED:
         assert rows[leaf][2].startswith("yes"), leaf

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from .. import __version__
-from ..contract import api
+from ..contract import api, media_api
 from ..contract.roster_message import RosterMessage
 from ..daemon.handlers import COMMANDS
 from ..hub.requests import HUB_COMMANDS
@@ -59,6 +59,18 @@ def build() -> dict[str, Any]:
     channels["{base}/{device}/events"] = {
         "description": "session_started, student_present (once per student), unknown_face, session_finished, error",
         "subscribe": {"message": {"payload": {"type": "object", "required": ["type", "at"]}}},
+    }
+    channels["{base}/{device}/upload/{upload_id}/{offset}"] = {
+        "description": "raw bytes of an upload (no JSON), written at byte `offset`; any order, re-sends harmless, "
+                       "at most `chunk_bytes` each (see upload_begin)",
+        "publish": {"message": {"payload": {"type": "string", "contentMediaType": "application/octet-stream"}},
+                    "bindings": {"mqtt": {"retain": False, "qos": 1}}},
+    }
+    channels["{base}/{device}/upload/{upload_id}/status"] = {
+        "description": "the upload as the box holds it durably, at most ~4 per second while chunks land, and when "
+                       "verified or failed",
+        "subscribe": {"message": {"payload": add(media_api.UploadStatus)},
+                      "bindings": {"mqtt": {"retain": False, "qos": 1}}},
     }
     response = add(api.Response)
     for name, (model, _fn) in sorted(COMMANDS.items()):

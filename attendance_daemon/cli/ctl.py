@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from . import ctl_hub  # noqa: F401  (registers `attendancectl hub ...` on the group)
+from . import ctl_files, ctl_hub  # noqa: F401  (register `attendancectl upload/download ...` and `hub ...`)
 from . import remote_files as remote
 from .ctl_base import call as _call
 from .ctl_base import cli

@@ -43,6 +43,12 @@ class PayloadTooLarge(AttendanceError):
     code = 413
 
 
+class TooManyRequests(AttendanceError):
+    """A bounded resource is all in use (`media.max_uploads` uploads at once): retry when one has ended."""
+
+    code = 429
+
+
 class MediaError(AttendanceError):
     """A video or camera that cannot be opened or read: bad input, not a daemon fault."""
 

@@ -93,3 +93,18 @@ LookupText = Annotated[StrictStr, Field(min_length=1, max_length=MAX_LOOKUP), Af
 """An id used only to look something up (may predate SAFE_ID)."""
 PathText = Annotated[StrictStr, Field(min_length=1, max_length=MAX_PATH), AfterValidator(_no_nul)]
 ShortText = Annotated[StrictStr, Field(max_length=MAX_TEXT), AfterValidator(_no_nul)]
+
+# A video's name in the media library: a plain file name (no folder) with a video container's suffix.
+MEDIA_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._ -]{0,99}\.[A-Za-z0-9]{3}"
+MEDIA_NAME = re.compile(MEDIA_NAME_PATTERN)
+MEDIA_SUFFIXES = (".mp4", ".mov", ".mkv")
+
+
+def _media_name_validator(value: str) -> str:
+    if not MEDIA_NAME.fullmatch(value) or ".." in value or not value.lower().endswith(MEDIA_SUFFIXES):
+        raise ValueError(f"must be a plain .mp4, .mov or .mkv file name matching {MEDIA_NAME_PATTERN} (no folder)")
+    return value
+
+
+MediaName = Annotated[StrictStr, Field(max_length=104), AfterValidator(_media_name_validator)]
+

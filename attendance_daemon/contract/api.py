@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
-from ..common.names import MAX_PATH, DisplayName, LookupText, PathText, SafeId, ShortText
+from ..common.names import MAX_PATH, DisplayName, LookupText, MediaName, PathText, SafeId, ShortText
 
 Mode = Literal["idle", "webcam", "mp4"]
 SessionStatus = Literal["running", "paused", "completed", "stopped", "failed", "interrupted"]
@@ -181,7 +181,8 @@ class StartBase(Request):
 
 
 class StartMp4(StartBase):
-    path: PathText
+    path: PathText | None = None  # exactly one of `path` (under the media directory) and `media` (a library name)
+    media: MediaName | None = None
 
 
 class StartWebcam(StartBase):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..config import Config
+from ..media.downloads import HashCache
 from ..mqtt.bridge import roster_topic
 from ..mqtt.link import Incoming, MqttLink
 from ..mqtt.topics import Topics
@@ -37,11 +38,16 @@ from .registry import public_text
 from .scheduler import SHUTDOWN_REASON, Scheduler
 from .services import Services
 from .session_worker import SessionWorker
+from .upload_worker import UploadWorker
 
 log = logging.getLogger(__name__)
 
 
 class Daemon:
+    # set in __init__ after the objects whose callbacks reach them (late-bound through lambdas)
+    scheduler: Scheduler
+    upload_worker: UploadWorker
+
     def __init__(self, cfg: Config, notifier: SystemdNotifier | None = None, init: bool = False) -> None:
         self.cfg = cfg
         cfg.ensure_dirs()
@@ -53,13 +59,16 @@ class Daemon:
             store.replace_timetable([row_of(e) for e in cfg.timetable])  # restarts agree); else the stored one is
         self.shutdown = threading.Event()
         requests: queue.Queue[Incoming | None] = queue.Queue()
-        self.link = link = MqttLink(cfg.mqtt, Topics(cfg.mqtt.base_topic, cfg.mqtt.device_id),
+        topics = Topics(cfg.mqtt.base_topic, cfg.mqtt.device_id)
+        self.link = link = MqttLink(cfg.mqtt, topics,
                                     requests.put,
                                     on_takeover=self._report_takeover,
-                                    watched=([roster_topic(cfg.mqtt.base_topic, s) for s in cfg.roster.sections],
-                                             self._roster_arrived))
+                                    watched=[(roster_topic(cfg.mqtt.base_topic, s), self._roster_arrived)
+                                             for s in cfg.roster.sections]
+                                    + [(topics.upload_chunks, self._chunk_arrived)])
         self.publisher = publisher = Publisher(link, link.topics, cfg, store)
         self.database = DatabaseWatch(store, publisher)
+        self.upload_worker = UploadWorker(cfg, store, publisher)
         self.notifier.status("loading models")
         self.detector = configured_detector(cfg)
         rc = cfg.recognition
@@ -75,7 +84,8 @@ class Daemon:
         self.scheduler = Scheduler(store, cfg.attendance.zone()[1], sessions.start_lesson, sessions.stop,
                                    sessions.running_lesson, publisher.event, self._next_changed,
                                    public=lambda text: public_text(cfg.paths, text))
-        services = Services(cfg, store, sessions, enroller, publisher, self.info, self.scheduler)
+        services = Services(cfg, store, sessions, enroller, publisher, self.info, self.scheduler,
+                            self.upload_worker.uploads, HashCache())
         self.enrollment = EnrollmentWorker(services, link)
         self.dispatcher = Dispatcher(services, link, requests, self.enrollment)
         self.housekeeper = Housekeeper(cfg, store, self.database, self.rosters, self.info.publish, self.shutdown)
@@ -90,6 +100,9 @@ class Daemon:
         if self.rosters is not None:
             self.rosters.arrived(incoming)
 
+    def _chunk_arrived(self, incoming: Incoming) -> None:
+        self.upload_worker.offer(incoming)  # paho's thread: only queues
+
     def _next_changed(self) -> None:
         self.sessions.republish()  # ordered with the transitions' own publishes (the scheduler's thread races them)
         self.info.publish()
@@ -102,7 +115,8 @@ class Daemon:
         if self.sessions.stalled(now):
             log.error("session worker stalled")
             return False
-        for thread in (self.enrollment.thread, self.housekeeper.thread, self._scheduler):
+        for thread in (self.enrollment.thread, self.housekeeper.thread, self._scheduler, self.upload_worker.writer,
+                       self.upload_worker.verifier):
             if not thread.is_alive():
                 log.error("%s thread died", thread.name)
                 return False
@@ -137,6 +151,7 @@ class Daemon:
         self.publisher.retained("state", self.sessions.state())
         for thread in (self.dispatcher.thread, self.enrollment.thread, self.housekeeper.thread, self._scheduler):
             thread.start()
+        self.upload_worker.start()
         self.notifier.status("connecting to the MQTT broker")
         self.link.start()
         wd = self.notifier.watchdog_s
@@ -161,6 +176,7 @@ class Daemon:
         self.dispatcher.stop()
         self.enrollment.drain()
         self.housekeeper.thread.join(5)
+        self.upload_worker.stop()
         self.link.stop()
         self.encoder.close()
         self.store.close()

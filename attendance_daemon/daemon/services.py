@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config import Config
+from ..media.downloads import HashCache
+from ..media.uploads import Uploads
 from ..roster.enrollment import Enroller
 from ..store import Store
 from .info import InfoBoard
@@ -23,3 +25,5 @@ class Services:
     publisher: Publisher  # events and retained results after an erasure
     info: InfoBoard  # republish the retained info after a roster change
     scheduler: Scheduler  # the timetable's lessons and `changed()`
+    uploads: Uploads  # begin and status of uploads (their chunks go to the upload worker)
+    downloads: HashCache  # sha256 of files being downloaded, hashed once

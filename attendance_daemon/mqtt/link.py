@@ -8,7 +8,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,12 +66,12 @@ class MqttLink:
 
     def __init__(self, cfg: MqttConfig, topics: Topics, on_request: Callable[[Incoming], None],
                  on_takeover: Callable[[str], None] | None = None,
-                 watched: tuple[list[str], Callable[[Incoming], None]] | None = None) -> None:
+                 watched: Sequence[tuple[str, Callable[[Incoming], None]]] = ()) -> None:
         self.cfg, self.topics = cfg, topics
         self._on_request = on_request
-        # Other topics subscribed (the hub's rosters): their messages go to their own callback, never to requests.
-        self._watched: list[str] = watched[0] if watched else []
-        self._on_watched: Callable[[Incoming], None] | None = watched[1] if watched else None
+        # Other topic filters subscribed (the hub's rosters, upload chunks): their messages go to their own
+        # callback (on paho's thread: it must only enqueue), never to requests.
+        self._watched = list(watched)
         self._on_takeover = on_takeover
         self._stopping = False
         self._drops = 0  # short-lived connections in a row: the reconnect delay doubles with each
@@ -178,8 +178,11 @@ class MqttLink:
             client.subscribe(self.topics.requests, options=SubscribeOptions(qos=1, retainAsPublished=True))
         else:
             client.subscribe(self.topics.requests, qos=1)
-        for topic in self._watched:
-            client.subscribe(topic, qos=1)
+        for topic, _ in self._watched:  # v5: not our own publications (upload statuses share the chunks' level)
+            if self.v5:
+                client.subscribe(topic, options=SubscribeOptions(qos=1, noLocal=True))
+            else:
+                client.subscribe(topic, qos=1)
         with self._lock:
             for topic, payload in self._retained.items():
                 client.publish(topic, payload, qos=1, retain=True)
@@ -233,7 +236,8 @@ class MqttLink:
         response_topic = getattr(props, "ResponseTopic", None) if props is not None else None
         correlation = getattr(props, "CorrelationData", None) if props is not None else None
         incoming = Incoming(msg.topic, bytes(msg.payload), bool(msg.retain), response_topic, correlation)
-        if self._on_watched is not None and msg.topic in self._watched:
-            self._on_watched(incoming)
-            return
+        for topic, on_message in self._watched:
+            if mqtt.topic_matches_sub(topic, msg.topic):
+                on_message(incoming)
+                return
         self._on_request(incoming)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 RETAINED = ("availability", "info", "state", "progress", "results", "snapshot", "attendance")
-OWN_LEAVES = (*RETAINED, "events", "request", "response")
+OWN_LEAVES = (*RETAINED, "events", "request", "response", "upload")
 MAX_REPLY_TOPIC = 256
 MAX_CORRELATION = 1024
 
@@ -26,6 +26,14 @@ class Topics:
     @property
     def requests(self) -> str:
         return f"{self.root}/request/+"
+
+    @property
+    def upload_chunks(self) -> str:
+        """`R/upload/<upload_id>/<offset>`: raw chunk bytes (and `R/upload/<upload_id>/status`, the daemon's)."""
+        return f"{self.root}/upload/+/+"
+
+    def upload_status(self, upload_id: str) -> str:
+        return f"{self.root}/upload/{upload_id}/status"
 
     def request(self, command: str) -> str:
         return f"{self.root}/request/{command}"

@@ -93,3 +93,18 @@ class Erasure:
     crops: list[str] = field(default_factory=list)
     sessions: list[str] = field(default_factory=list)
     attendance_rows: int = 0
+
+
+@dataclass
+class MediaRow:
+    """A video of the media library (file `<media dir>/<name>`)."""
+
+    name: str
+    bytes: int
+    sha256: str
+    duration_s: float
+    frames: int
+    fps: float
+    width: int
+    height: int
+    uploaded_at: str

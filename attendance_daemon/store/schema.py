@@ -99,6 +99,21 @@ MIGRATIONS: list[str] = [
     ALTER TABLE sessions ADD COLUMN lesson_start TEXT;
     CREATE INDEX sessions_lesson ON sessions(lesson);
     """,
+    # 6 (media library): videos uploaded over MQTT, checked (sha256) and probed (frames, fps, size) before listed
+    """
+    CREATE TABLE media (
+        name         TEXT PRIMARY KEY,
+        bytes        INTEGER NOT NULL,
+        sha256       TEXT NOT NULL,
+        duration_s   REAL NOT NULL,
+        frames       INTEGER NOT NULL,
+        fps          REAL NOT NULL,
+        width        INTEGER NOT NULL,
+        height       INTEGER NOT NULL,
+        uploaded_at  TEXT NOT NULL
+    );
+    CREATE INDEX media_sha256 ON media(sha256);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -2,6 +2,6 @@
 Each handler receives the narrow `Services` and its validated request model, and returns the answer's data."""
 
 from ..registry import BACKGROUND, COMMANDS
-from . import privacy, records, roster, sessions, timetable
+from . import media, privacy, records, roster, sessions, timetable
 
-__all__ = ["BACKGROUND", "COMMANDS", "privacy", "records", "roster", "sessions", "timetable"]
+__all__ = ["BACKGROUND", "COMMANDS", "media", "privacy", "records", "roster", "sessions", "timetable"]

@@ -10,10 +10,13 @@ from ...attendance.history_report import section_attendance as attendance_of
 from ...attendance.history_report import student_history as history_of
 from ...attendance.reports import write_report
 from ...attendance.results import build_results, summaries
-from ...common.errors import NotFound
+from ...common.errors import InvalidRequest, NotFound
+from ...common.names import safe_file_stem
 from ...common.timeutil import iso_field
-from ...contract import api
+from ...contract import api, media_api
+from ...media.downloads import piece
 from ...media.transfer import outgoing
+from ...roster.photos import photo_path
 from ..registry import command
 
 if TYPE_CHECKING:
@@ -93,3 +96,54 @@ def _inside(root: Path, stored: str) -> Path:
     if root.resolve() not in path.parents:
         raise NotFound("face_id: the crop is not in the unknown-faces directory")
     return path
+
+
+# ---- downloads in pieces ---------------------------------------------------------------------------------------
+
+
+@command("download", media_api.DownloadRequest, background=True)
+def download(ctx: Services, r: media_api.DownloadRequest) -> dict[str, Any]:
+    """A piece of a file the box lets a client fetch (runs on the slow-request worker: hashing a large export
+    for the first time takes seconds, and the dispatcher keeps answering meanwhile)."""
+    path, name, known = _download_source(ctx, r)
+    p = piece(path, name, r.offset, r.length, ctx.downloads, known)
+    return {"kind": r.kind, "name": p.name, "bytes": p.bytes, "sha256": p.sha256, "offset": p.offset,
+            "length": p.length, "content_type": p.content_type, "encoding": "base64", "content": p.content,
+            "eof": p.eof}
+
+
+def _required(value: Any, field: str, kind: str) -> Any:
+    if value is None:
+        raise InvalidRequest(f"{field}: required to download a{'n' if kind[0] in 'aeiou' else ''} {kind}")
+    return value
+
+
+def _download_source(ctx: Services, r: media_api.DownloadRequest) -> tuple[Path, str, str | None]:
+    """(file, name for the client, its sha256 when already known) of what `r` asks for."""
+    paths = ctx.cfg.paths
+    if r.kind == "media":
+        media = ctx.store.media_named(_required(r.name, "name", r.kind))
+        return paths.media / media.name, media.name, media.sha256
+    if r.kind == "unknown_face":
+        face = ctx.store.unknown_face(_required(r.face_id, "face_id", r.kind))
+        return _inside(paths.unknowns, face.crop_path), f"face-{face.id}.jpg", None
+    if r.kind == "photo":
+        found = [p for p in ctx.store.photos(_required(r.section, "section", r.kind),
+                                             _required(r.student_id, "student_id", r.kind))
+                 if p.id == _required(r.photo_id, "photo_id", r.kind)]
+        path = photo_path(paths.photos, found[0].photo) if found and found[0].photo else None
+        if path is None:
+            raise NotFound(f"photo_id: student '{r.student_id}' has no stored photo {r.photo_id}")
+        return path, path.name, None
+    row = ctx.store.get_session(_required(r.session_id, "session_id", r.kind))
+    if r.kind == "export":
+        if not row.export_path:
+            raise NotFound(f"session_id: session '{row.name}' has no export video (not asked for, not finished, "
+                           "or expired)")
+        path = _inside(paths.exports, row.export_path)
+        return path, path.name, None
+    report = paths.reports / f"{safe_file_stem(row.name, row.id)}.{r.format}"
+    if r.offset == 0 or not report.is_file():  # a new download gets the record as it is now
+        report = write_report(build_results(ctx.store, row, ctx.cfg), paths.reports, r.format)
+    return report, report.name, None
+
