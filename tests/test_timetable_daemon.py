@@ -96,7 +96,8 @@ def test_timetable_runs_lessons_on_the_real_daemon(broker: Broker, daemon_factor
         started = wait_event(c, "lesson_started", lesson=t.key("one", 6))
         assert started["late_start"] is False and started["section"] == "demo"
         sid = started["session_id"]
-        assert c.request("status")["data"]["session"]["id"] == sid
+        running = c.request("status")["data"]["session"]
+        assert running["id"] == sid and running["started_by"] == "timetable"
         results = Results.model_validate(c.wait_for("results", lambda r: r["session_id"] == sid, timeout=30))
         assert results.status == "completed" and results.mode == "webcam" and results.source == "camera:clip"
         assert results.lesson == t.key("one", 6)

@@ -107,8 +107,11 @@ def test_shuffled_upload_with_resends_becomes_media_and_starts_a_session(
         assert statuses and statuses[-1]["state"] == "complete"
         assert any(0 < s["received"] < s["bytes"] for s in statuses)
         # start by media; an upload while it runs; deleting the media in use is refused
-        state = watcher.request("start_mp4", {"media": "upload-big.mp4", "section": "demo"})["data"]
+        state = watcher.request("start_mp4", {"media": "upload-big.mp4", "section": "demo", "client": "tab 1"})["data"]
         assert state["mode"] == "mp4" and state["session"]["source"] == "upload-big.mp4"
+        assert state["session"]["started_by"] == "tab 1"  # who started it, for every dashboard to see
+        progress = watcher.wait_for("progress", lambda p: p["session_id"] == state["session"]["id"])
+        assert progress["started_by"] == "tab 1"
         small = upload(c, videos["small"], name="during-session.mp4")
         assert small["bytes"] == videos["small"].stat().st_size
         refused = _error(watcher, "delete_media", {"name": "upload-big.mp4"})
@@ -264,6 +267,7 @@ def test_ctl_uploads_starts_with_export_and_downloads_everything_byte_identical(
     media = json.loads(media_json + "}")
     state = json.loads(state_json)
     assert media["sha256"] == file_sha256(src) and state["session"]["source"] == "ctl-upload.mp4"
+    assert state["session"]["started_by"] == "attendancectl"
     assert f"upload {src.name}" in proc.stderr  # the progress bar (its label, when not on a terminal)
     sid = state["session"]["id"]
     with broker.client(d.device) as c:

@@ -12,8 +12,8 @@ import click
 
 from . import ctl_files, ctl_hub  # noqa: F401  (register `attendancectl upload/download ...` and `hub ...`)
 from . import remote_files as remote
+from .ctl_base import CLIENT, cli
 from .ctl_base import call as _call
-from .ctl_base import cli
 from .ctl_base import client_of as _client
 from .ctl_base import print_enrolled as _print_enrolled
 from .ctl_base import print_json as _print
@@ -48,7 +48,7 @@ def start_mp4(ctx: click.Context, path: str, section: str, session_name: str | N
               watch: bool) -> None:
     """Start a session over a video in the daemon's media directory."""
     state = _call(ctx, "start_mp4", {"path": path, "section": section, "session_name": session_name,
-                                     "export": export})
+                                     "export": export, "client": CLIENT})
     if watch:
         _watch(ctx, state["session"]["id"])
     else:
@@ -68,7 +68,7 @@ def start_webcam(ctx: click.Context, section: str, camera: str | None, session_n
     """Start a live camera session."""
     cam: str | int | None = int(camera) if camera is not None and camera.isdigit() else camera
     state = _call(ctx, "start_webcam", {"section": section, "camera": cam, "session_name": session_name,
-                                        "duration_s": duration_s, "export": export})
+                                        "duration_s": duration_s, "export": export, "client": CLIENT})
     if watch:
         _watch(ctx, state["session"]["id"])
     else:

@@ -11,6 +11,8 @@ import click
 from ..config import default_device_id
 from ..mqtt.client import ApiClient, ApiError, DeviceUnavailable
 
+CLIENT = "attendancectl"  # the `client` of the sessions it starts (their `started_by`)
+
 
 def client_of(ctx: click.Context) -> ApiClient:
     o = ctx.obj

@@ -13,7 +13,7 @@ import click
 from ..mqtt.client import ApiError
 from ..mqtt.downloader import DownloadCorrupt, download
 from ..mqtt.uploader import UPLOAD_LEAVES, UploadFailed, upload
-from .ctl_base import call, cli, client_of, print_json
+from .ctl_base import CLIENT, call, cli, client_of, print_json
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,7 +48,8 @@ def upload_file(ctx: click.Context, file: Path, name: str | None, start: bool, s
             raise click.ClickException(f"{exc}; run the same command again to resume") from exc
     print_json(media)
     if start:
-        print_json(call(ctx, "start_mp4", {"media": media["name"], "section": section, "export": export or None}))
+        print_json(call(ctx, "start_mp4", {"media": media["name"], "section": section, "export": export or None,
+                                           "client": CLIENT}))
 
 
 @cli.group("download")

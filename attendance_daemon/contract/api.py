@@ -26,6 +26,8 @@ class SessionInfo(Payload):
     source: str
     export: bool
     started_at: str
+    # Extension: who started it (the start's `client`, `timetable` for a lesson), so a dashboard knows its own
+    started_by: str | None = None
 
 
 class State(Payload):
@@ -52,6 +54,7 @@ class Progress(Payload):
     faces: int
     present: int
     device_id: str | None = None
+    started_by: str | None = None  # Extension: as in SessionInfo
 
 
 class PresenceInterval(Payload):
@@ -178,6 +181,7 @@ class StartBase(Request):
     section: LookupText
     session_name: SafeId | None = None
     export: StrictBool = False
+    client: DisplayName | None = None  # Extension: the starter's name (a browser tab, a tool), shown as started_by
 
 
 class StartMp4(StartBase):

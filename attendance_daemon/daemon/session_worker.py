@@ -132,7 +132,7 @@ class SessionWorker:
             self.beat = time.monotonic()
             worker.start()
             return api.SessionInfo(id=row.id, name=row.name, section=row.section, source=row.source,
-                                   export=row.export, started_at=row.started_at)
+                                   export=row.export, started_at=row.started_at, started_by=plan.started_by)
 
         try:
             return self._with_next(self.sm.begin(plan.mode, commit))
@@ -146,7 +146,7 @@ class SessionWorker:
         camera = resolve_camera(self._cfg, occ.lesson.camera)
         plan = plan_webcam(self._cfg, self._store, occ.lesson.section, None, False, camera,
                            max(1.0, (occ.end - now).total_seconds()))
-        plan.lesson, plan.lesson_start = occ.key, iso(occ.start)
+        plan.lesson, plan.lesson_start, plan.started_by = occ.key, iso(occ.start), "timetable"
         self._lesson_sessions[plan.name] = occ.key  # before the worker starts (it removes it when it ends)
         try:
             return self.start(plan)

@@ -30,6 +30,7 @@ class SessionPlan:
     duration_s: float | None = None
     lesson: str | None = None  # a timetable lesson's key and start (UTC): set by the scheduler only
     lesson_start: str | None = None
+    started_by: str | None = None  # the request's `client`, or `timetable`
 
 
 def default_session_name(store: Store, section: str) -> str:

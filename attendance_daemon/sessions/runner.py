@@ -172,6 +172,7 @@ class SessionRunner:
             session_id=self.row.id, mode=self.row.mode,
             frame=frame, total=total, percent=percent, fps=round(fps, 1), elapsed_s=round(elapsed, 1),
             eta_s=eta, paused=self.control.paused, faces=self._faces, present=len(self.book.present_indices()),
+            started_by=self.plan.started_by,
         )
 
     # ---- the loop -----------------------------------------------------------------------------------

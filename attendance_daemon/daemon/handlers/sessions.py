@@ -22,6 +22,7 @@ def start_mp4(ctx: Services, r: api.StartMp4) -> api.State:
                              "(a name from the media library)")
     path = r.path if r.path is not None else ctx.store.media_named(str(r.media)).name  # 404 unless listed
     plan = plan_mp4(ctx.cfg, ctx.store, path, r.section, r.session_name, r.export)
+    plan.started_by = r.client
     return ctx.sessions.start(plan)
 
 
@@ -30,6 +31,7 @@ def start_webcam(ctx: Services, r: api.StartWebcam) -> api.State:
     ctx.sessions.ensure_idle()
     camera = resolve_camera(ctx.cfg, r.camera)
     plan = plan_webcam(ctx.cfg, ctx.store, r.section, r.session_name, r.export, camera, r.duration_s)
+    plan.started_by = r.client
     return ctx.sessions.start(plan)
 
 
