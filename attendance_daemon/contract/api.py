@@ -28,6 +28,8 @@ class SessionInfo(Payload):
     started_at: str
     # Extension: who started it (the start's `client`, `timetable` for a lesson), so a dashboard knows its own
     started_by: str | None = None
+    # Extension: what holds the camera: a session taking attendance, or `enroll_capture` taking photos
+    purpose: Literal["attendance", "enrollment"] = "attendance"
 
 
 class State(Payload):
@@ -219,6 +221,16 @@ class EnrollRequest(Request):
     name: DisplayName
     images: list[PathText] | None = Field(None, min_length=1)
     images_b64: list[UploadedImage] | None = Field(None, min_length=1)  # Extension: exactly one of the two
+
+
+class EnrollCaptureRequest(Request):
+    section: SafeId
+    student_id: SafeId
+    name: DisplayName
+    seconds: float = Field(10.0, gt=0, le=60)
+    max_photos: StrictInt = Field(20, ge=1, le=20)
+    camera: Annotated[StrictStr, Field(min_length=1, max_length=MAX_PATH)] | StrictInt | None = None
+    client: DisplayName | None = None
 
 
 class RemoveStudentRequest(Request):

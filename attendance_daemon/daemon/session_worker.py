@@ -10,8 +10,10 @@ import logging
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
 
 from ..attendance.history_report import low_attendance
 from ..attendance.results import build_results
@@ -33,6 +35,7 @@ from .publisher import Publisher
 log = logging.getLogger(__name__)
 
 WORKER_STALL_S = 60.0
+T = TypeVar("T")
 
 
 class _PublishingHooks(SessionHooks):
@@ -169,6 +172,43 @@ class SessionWorker:
         if active is not None:
             active[1].join(timeout)
         return self.state()
+
+    def hold_camera(self, name: str, section: str, camera_label: str, started_by: str | None,
+                    work: Callable[[SessionControl, Callable[[], None]], T]) -> T:
+        """Runs `work(control, heartbeat)` on a thread of its own while the global lock shows it (`webcam`,
+        `purpose` `enrollment`): starts meanwhile are 409, pause and stop reach `control`. Blocks until done."""
+        control = SessionControl()
+        info = api.SessionInfo(id=f"enroll-{uuid.uuid4().hex[:12]}", name=name, section=section,
+                               source=f"camera:{camera_label}", export=False, started_at=now_iso(),
+                               started_by=started_by, purpose="enrollment")
+        outcome: list[T] = []
+        failure: list[Exception] = []
+
+        def run() -> None:
+            try:
+                outcome.append(work(control, self._heartbeat))
+            except Exception as exc:  # noqa: BLE001  (re-raised on the caller's thread, which answers with it)
+                failure.append(exc)
+            finally:
+                self.sm.end(info.id)
+
+        thread = threading.Thread(target=run, name=f"enroll-{name}")
+
+        def commit() -> api.SessionInfo:
+            self._active = (control, thread)
+            self.beat = time.monotonic()
+            thread.start()
+            return info
+
+        with self._starting:
+            self.sm.begin("webcam", commit)
+        thread.join()
+        if failure:
+            raise failure[0]
+        return outcome[0]
+
+    def _heartbeat(self) -> None:
+        self.beat = time.monotonic()
 
     # ---- the worker thread -------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@ photos, assigning an unknown face, removing a student. Sections the hub manages 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ...common.errors import Conflict, InvalidRequest, NotFound
@@ -10,8 +11,12 @@ from ...common.paths import resolve_inside
 from ...contract import api
 from ...media.transfer import MAX_UPLOAD_TOTAL_BYTES, decode_image, outgoing
 from ...roster import photos
+from ...roster.capture import CaptureRules, Selection, detect_faces, photo_jpeg
 from ...roster.enrollment import EnrollOutcome, too_large
 from ...roster.photos import remove_photo_file
+from ...sessions.cameras import resolve_camera
+from ...sessions.enroll_capture import capture
+from ...sessions.runner import SessionControl
 from ..registry import command
 
 if TYPE_CHECKING:
@@ -144,3 +149,35 @@ def remove_photo(ctx: Services, r: api.PhotoRequest) -> dict[str, Any]:
     ctx.store.purge_wal()
     ctx.info.publish()
     return {"photo_id": r.photo_id, "removed": True}
+
+
+# ---- enrollment from the box's camera --------------------------------------------------------------------------
+
+
+@command("enroll_capture", api.EnrollCaptureRequest, background=True)
+def enroll_capture(ctx: Services, r: api.EnrollCaptureRequest) -> dict[str, Any]:
+    """Photos of a student from the box's camera (seconds of them turning their head), enrolled like uploaded
+    photos. Holds the camera, and so the global lock, while it captures; runs on the slow-request worker."""
+    refuse_hub_managed(ctx, r.section)
+    camera = resolve_camera(ctx.cfg, r.camera)
+    rules = CaptureRules(max_photos=min(r.max_photos, ctx.cfg.enrollment.max_images))
+    daemon = ctx.cfg.daemon
+
+    def work(control: SessionControl, beat: Callable[[], None]) -> Selection:
+        return capture(camera, detect_faces, rules, r.seconds, control, beat, daemon.open_timeout_s,
+                       daemon.camera_retry_s)
+
+    selection = ctx.sessions.hold_camera(f"enroll-{r.student_id}", r.section, camera.label, r.client, work)
+    uploads = [(f"capture-{i + 1:02d}", photo_jpeg(bgr, box), ".jpg") for i, (bgr, box) in enumerate(selection.kept)]
+    outcome = (photos.enroll_uploads(ctx.enroller, ctx.store, ctx.cfg.paths.photos, r.section, r.student_id, r.name,
+                                     uploads) if uploads else EnrollOutcome(r.student_id))
+    ctx.info.publish()
+    result: dict[str, Any] = {"student_id": r.student_id, "frames": selection.frames, "kept": len(selection.kept),
+                              "dropped": {k: n for k, n in selection.dropped.items() if n},
+                              "encodings_added": outcome.encodings_added,
+                              "rejected": [{"image": x["image"], "reason": x["reason"]} for x in outcome.rejected],
+                              "photo_ids": [photo_id for _, photo_id in outcome.accepted]}
+    if outcome.warnings:
+        result["warnings"] = outcome.warnings
+    return result
+
