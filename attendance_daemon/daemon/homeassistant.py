@@ -30,24 +30,29 @@ class Entity:
     extra: Mapping[str, Any] = field(default_factory=dict)  # further documented keys (unit, device_class ...)
 
 
-# `None` rendered by a template is Home Assistant's "no value" (the entity shows unknown): a webcam session's
-# percent, the session name while idle.
+# "No value" as Home Assistant 2024.3's MQTT sensor takes it (components/mqtt/sensor.py, _update_state): a rendered
+# `None` only on a numeric sensor (unit or state_class: a webcam session's percent); a text sensor keeps whatever
+# its template renders, so the literal `unknown` (STATE_UNKNOWN, the same state); a timestamp sensor warns on every
+# rendering that is not a date, so the two times are text (ISO 8601). `value_json is defined`: the daemon empties
+# the retained results when the last finished session is deleted.
 ENTITIES: tuple[Entity, ...] = (
     Entity("sensor", "mode", "Mode", "state", "{{ value_json.mode }}", {"icon": "mdi:cctv"}),
     Entity("sensor", "session", "Session", "state",
-           "{{ value_json.session.name if value_json.session else None }}", {"icon": "mdi:school"}),
+           "{{ value_json.session.name if value_json.session else 'unknown' }}", {"icon": "mdi:school"}),
     Entity("sensor", "progress", "Progress", "progress", "{{ value_json.percent }}",
            {"unit_of_measurement": "%", "state_class": "measurement", "icon": "mdi:progress-clock"}),
     Entity("sensor", "present", "Present", "progress", "{{ value_json.present }}",
            {"state_class": "measurement", "icon": "mdi:account-check"}),
-    Entity("sensor", "last_present", "Last session present", "results", "{{ value_json.present_count }}",
+    Entity("sensor", "last_present", "Last session present", "results",
+           "{{ value_json.present_count if value_json is defined else 'unknown' }}",
            {"icon": "mdi:account-multiple-check"}),
-    Entity("sensor", "last_total", "Last session total", "results", "{{ value_json.total }}",
-           {"icon": "mdi:account-multiple"}),
-    Entity("sensor", "last_ended", "Last session ended", "results", "{{ value_json.ended_at }}",
-           {"device_class": "timestamp"}),
+    Entity("sensor", "last_total", "Last session total", "results",
+           "{{ value_json.total if value_json is defined else 'unknown' }}", {"icon": "mdi:account-multiple"}),
+    Entity("sensor", "last_ended", "Last session ended", "results",
+           "{{ value_json.ended_at if value_json is defined else 'unknown' }}", {"icon": "mdi:clock-end"}),
     Entity("sensor", "next_lesson", "Next lesson", "state",  # the timetable's (Extension); unknown without one
-           "{{ value_json.next_lesson.start if value_json.next_lesson else None }}", {"device_class": "timestamp"}),
+           "{{ value_json.next_lesson.start if value_json.next_lesson else 'unknown' }}",
+           {"icon": "mdi:calendar-clock"}),
     Entity("binary_sensor", "busy", "Busy", "state", "{{ 'ON' if value_json.busy else 'OFF' }}",
            {"device_class": "running"}),
     Entity("button", "pause", "Pause", "pause", extra={"icon": "mdi:pause"}),
