@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from attendance_daemon.daemon.homeassistant import ENTITIES
-from attendance_daemon.timetable import WEEKDAYS
+from attendance_daemon.timetable.week import WEEKDAYS
 from tests.mqtt_fixtures import Broker, RecordingClient, free_port, stop_process, wait_port
 
 REPO = Path(__file__).resolve().parent.parent
