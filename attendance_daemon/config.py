@@ -183,6 +183,8 @@ class MediaConfig(_Strict):
     chunk_bytes: int = Field(1024 * 1024, ge=4096, le=8 * 1024 * 1024)  # the largest chunk a client may send
     disk_reserve_bytes: int = Field(256 * 1024**2, ge=0)  # free space left after an upload, for sessions
     upload_expiry_h: float = Field(24.0, gt=0)  # an upload with no chunk for this long is removed
+    # while a session runs, uploads are written at most this fast (MB/s; 0: no limit): the session comes first
+    session_upload_mb_s: float = Field(4.0, ge=0)
 
 
 class RetentionConfig(_Strict):

@@ -68,7 +68,7 @@ class Daemon:
                                     + [(topics.upload_chunks, self._chunk_arrived)])
         self.publisher = publisher = Publisher(link, link.topics, cfg, store)
         self.database = DatabaseWatch(store, publisher)
-        self.upload_worker = UploadWorker(cfg, store, publisher)
+        self.upload_worker = UploadWorker(cfg, store, publisher, lambda: not self.sessions.idle())
         self.notifier.status("loading models")
         self.detector = configured_detector(cfg)
         rc = cfg.recognition

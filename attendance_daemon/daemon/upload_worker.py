@@ -9,6 +9,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ..config import Config
@@ -22,11 +23,15 @@ log = logging.getLogger(__name__)
 FLUSH_S = 0.25  # status at most ~4 per second per upload; the fsync cadence
 EXPIRE_EVERY_S = 60.0
 MAX_QUEUED_BYTES = 64 * 1024 * 1024  # chunks waiting for the writer (beyond: dropped, re-sent as missing)
+DROP_LOG_S = 10.0
 
 
 class UploadWorker:
-    def __init__(self, cfg: Config, store: Store, publisher: Publisher) -> None:
+    def __init__(self, cfg: Config, store: Store, publisher: Publisher, session_running: Callable[[], bool]) -> None:
         self._publisher = publisher
+        self._session_running = session_running
+        self._session_rate = cfg.media.session_upload_mb_s * 1e6  # bytes/s while a session runs (0: no limit)
+        self._last_drop_log = 0.0
         self.uploads = Uploads(cfg.media, cfg.paths.uploads, cfg.paths.media, store, self.publish_status,
                                self.verify_later)
         self._chunks: queue.Queue[tuple[str, str, bytes] | None] = queue.Queue()
@@ -52,8 +57,10 @@ class UploadWorker:
         with self._queued_lock:
             if self._queued + size > MAX_QUEUED_BYTES:
                 self.dropped += 1
-                log.warning("upload chunk dropped: %d bytes are waiting for the disk (it is reported missing)",
-                            self._queued)
+                if time.monotonic() - self._last_drop_log > DROP_LOG_S:  # one line per 10 s, not per chunk
+                    self._last_drop_log = time.monotonic()
+                    log.warning("upload chunks dropped (%d so far): %d bytes are waiting for the disk; a client "
+                                "sends them again as missing", self.dropped, self._queued)
                 return
             self._queued += size
         self._chunks.put((parts[1][:64], parts[2], incoming.payload))
@@ -78,6 +85,7 @@ class UploadWorker:
                     self.uploads.write(upload_id, offset, data)
                 except OSError as exc:  # a full or failing disk: the chunk is not received; the client re-sends
                     log.error("upload %s: chunk at %s not written: %s", upload_id, offset, exc)
+                self._pace(len(data))
             now = time.monotonic()
             if now >= next_flush:
                 next_flush = now + FLUSH_S
@@ -89,6 +97,14 @@ class UploadWorker:
                             log.info("%d abandoned uploads expired", n)
                 except OSError as exc:
                     log.error("uploads: %s", exc)
+
+    def _pace(self, written: int) -> None:
+        """While a session runs, holds the writer to `media.session_upload_mb_s`; the client's window (it sends
+        only so far beyond what the box reports durable) then slows the sender too, so the frame loop keeps its
+        share of the CPU and the interpreter."""
+        if self._session_rate <= 0 or not self._session_running():
+            return
+        time.sleep(written / self._session_rate)
 
     def _run_verifier(self) -> None:
         while True:

@@ -21,7 +21,9 @@ from .client import ApiClient, ApiError
 __all__ = ["UPLOAD_LEAVES", "UploadFailed", "chunk_spans", "file_sha256", "upload"]
 
 UPLOAD_LEAVES = ("availability", "response/+", "upload/+/status")  # never `#`: the chunks would echo back
-WINDOW = 16  # chunks in flight at once
+WINDOW = 16  # chunks in flight to the broker at once
+AHEAD_BYTES = 32 * 1024 * 1024  # bytes sent beyond what the box reports durable (its queue holds 64 MiB)
+STALL_S = 15.0  # no durable progress for this long while sending: ask the box what is missing
 SETTLE_S = 2.0  # no progress for this long after sending everything: ask again what is missing
 Span = tuple[int, int]
 
@@ -67,11 +69,17 @@ def upload(client: ApiClient, path: Path, name: str | None = None, sha256: str |
 
 def _send(client: ApiClient, upload_id: str, f: Any, spans: list[Span], received: int, size: int,
           on_progress: Callable[[int, int], None] | None) -> None:
-    """Publishes the spans at QoS 1, at most WINDOW in flight; stops early (the caller asks what is missing)
-    when the connection is lost."""
+    """Publishes the spans at QoS 1, at most WINDOW chunks in flight to the broker and at most AHEAD_BYTES beyond
+    what the box reports durable (its status messages): flow control from end to end, so the box's queue never
+    overflows and a box that paces uploads (during a session) paces this loop. Stops early (the caller asks what
+    is missing) when the connection is lost or the box stops reporting progress."""
     in_flight: deque[mqtt.MQTTMessageInfo] = deque()
     sent = received
+    published = 0
     for start, end in spans:
+        if not _room_for(client, upload_id, received, published):
+            return
+        published += end - start
         f.seek(start)
         info = client.client.publish(f"{client.topics.root}/upload/{upload_id}/{start}", f.read(end - start), qos=1)
         in_flight.append(info)
@@ -83,6 +91,23 @@ def _send(client: ApiClient, upload_id: str, f: Any, spans: list[Span], received
     while in_flight:
         if not _delivered(in_flight.popleft()):
             return
+
+
+def _room_for(client: ApiClient, upload_id: str, base: int, published: int) -> bool:
+    """Waits until the box holds durably all but AHEAD_BYTES of what this pass published (False: no progress for
+    STALL_S, or the upload left `receiving`: the caller asks the box what to do)."""
+    leaf = f"upload/{upload_id}/status"
+
+    def caught_up(status: Any) -> bool:
+        return bool(status["state"] != "receiving" or published - (status["received"] - base) <= AHEAD_BYTES)
+
+    if published <= AHEAD_BYTES:
+        return True
+    try:
+        status = client.wait_for(leaf, caught_up, timeout=STALL_S)
+    except TimeoutError:
+        return False
+    return bool(status["state"] == "receiving")
 
 
 def _delivered(info: mqtt.MQTTMessageInfo, timeout: float = 30.0) -> bool:
