@@ -10,6 +10,7 @@ import random
 import shutil
 import signal
 import struct
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -304,3 +305,30 @@ def test_ctl_uploads_starts_with_export_and_downloads_everything_byte_identical(
     proc = ctl(broker, d.device, "download", "export", "no-such-session", "-o", str(tmp_path / "x.mp4"))
     assert proc.returncode == 1 and "404" in proc.stderr and "Traceback" not in proc.stderr
     assert json.loads(ctl(broker, d.device, "delete-media", "ctl-upload.mp4").stdout)["deleted"] is True
+
+
+def test_plain_mosquitto_clients_upload_as_the_docs_show(daemon_factory: Any, broker: Broker,
+                                                         daemon_media: Path, tmp_path: Path) -> None:
+    """docs/operations.md's mosquitto_rr / mosquitto_pub / split recipe, run as written (broker and device
+    swapped in), against the daemon."""
+    d = daemon_factory().start()
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "operations.md").read_text(encoding="utf-8")
+    block = doc.split("With plain mosquitto clients", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    lines = [line for line in block.splitlines() if "request/start_mp4" not in line and "request/download" not in
+             line and "base64 -d" not in line]
+    script = "\n".join(lines).replace('B="-h broker -u dashboard -P secret"', f'B="-h 127.0.0.1 -p {broker.port}"')
+    script = script.replace("R=attendance/room-101", f"R=attendance/{d.device}")
+    script = script.replace("id=...", "id=$(python3 -c 'import json,sys; print(json.load(open(\"begin.json\"))"
+                            "[\"data\"][\"upload_id\"])')")
+    begin = '-m "{\\"name\\":\\"lecture.mp4\\",\\"bytes\\":$size,\\"sha256\\":\\"$sha\\"}"'
+    script = script.replace(begin, f"{begin} > begin.json")
+    assert "begin.json" in script and "$(python3" in script, script
+    shutil.copy(daemon_media / "classroom.mp4", tmp_path / "lecture.mp4")
+    run = subprocess.run(["bash", "-euc", script.replace("\\\n", " ")], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr
+    answer = json.loads(run.stdout.strip().splitlines()[-1])
+    assert answer["data"]["state"] == "complete", answer
+    assert answer["data"]["media"]["sha256"] == file_sha256(tmp_path / "lecture.mp4")
+    with uploader(broker, d.device) as c:
+        c.request("delete_media", {"name": answer["data"]["media"]["name"]})
