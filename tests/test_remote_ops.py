@@ -115,8 +115,14 @@ def test_remote_enroll_fetch_assign_and_forget(tmp_path: Path, broker: Broker, d
         assert len(unknown_events) == ground_truth["unknowns"] == 1
         faces = json.loads(ctl(broker, d.device, "unknown-faces", sid).stdout)
         assert [f["face_id"] for f in faces] == [unknown_events[0]["face_id"]]
-        assert faces[0]["assigned_to"] is None
+        assert faces[0]["assigned_to"] is None and faces[0]["dismissed"] is False
         face_id = faces[0]["face_id"]
+        # dismissed ("nobody of ours") and taken back: the flag is stored, the crop stays
+        assert c.request("dismiss_unknown", {"face_id": face_id})["data"] == {"face_id": face_id, "dismissed": True}
+        assert c.request("unknown_faces", {"session_id": sid})["data"][0]["dismissed"] is True
+        c.request("dismiss_unknown", {"face_id": face_id, "dismissed": False})
+        assert c.request("unknown_faces", {"session_id": sid})["data"][0]["dismissed"] is False
+        assert c.request("dismiss_unknown", {"face_id": 999999}, check=False)["code"] == 404
         out = tmp_path / "face.jpg"
         proc = ctl(broker, d.device, "fetch-face", str(face_id), "--out", str(out))
         assert proc.returncode == 0, proc.stderr

@@ -265,6 +265,11 @@ class FaceRequest(Request):
     face_id: PositiveId
 
 
+class DismissRequest(Request):
+    face_id: PositiveId
+    dismissed: StrictBool = True  # false takes a dismissal back
+
+
 class AssignUnknownRequest(Request):
     face_id: PositiveId
     section: SafeId

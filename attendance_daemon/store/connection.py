@@ -158,7 +158,7 @@ def stored_photos(db: sqlite3.Connection, where: str, args: tuple[str, ...]) -> 
 
 def unknown_row(r: sqlite3.Row) -> UnknownRow:
     vector = None if r[5] is None else np.frombuffer(r[5], dtype=np.float32).copy()
-    return UnknownRow(int(r[0]), str(r[1]), int(r[2]), str(r[3]), float(r[4]), vector, r[6])
+    return UnknownRow(int(r[0]), str(r[1]), int(r[2]), str(r[3]), float(r[4]), vector, r[6], bool(r[7]))
 
 
 def session_row(r: sqlite3.Row) -> SessionRow:

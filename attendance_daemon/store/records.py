@@ -81,6 +81,7 @@ class UnknownRow:
     at_s: float
     vector: np.ndarray | None  # the track's mean encoding (None before schema 3)
     assigned_to: str | None  # the student_id it was assigned to
+    dismissed: bool = False  # a teacher said it is nobody of theirs (hidden from galleries, kept as evidence)
 
 
 @dataclass

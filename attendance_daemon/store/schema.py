@@ -114,6 +114,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX media_sha256 ON media(sha256);
     """,
+    # 7 (the console): an unknown face a teacher dismissed (not one of theirs; hidden from the gallery, kept)
+    """
+    ALTER TABLE unknown_faces ADD COLUMN dismissed INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -161,7 +161,7 @@ class SessionQueries(Database):
         self.get_session(session_id)  # 404 for an unknown session
         with self._lock:
             rows = self._db.execute(
-                "SELECT u.id, u.session_id, u.track_id, u.crop_path, u.at_s, u.vector, st.student_id "
+                "SELECT u.id, u.session_id, u.track_id, u.crop_path, u.at_s, u.vector, st.student_id, u.dismissed "
                 "FROM unknown_faces u LEFT JOIN encodings e ON e.id = u.assigned_to "
                 "LEFT JOIN students st ON st.id = e.student WHERE u.session_id=? ORDER BY u.at_s, u.id",
                 (session_id,)).fetchall()
@@ -170,12 +170,17 @@ class SessionQueries(Database):
     def unknown_face(self, face_id: int) -> UnknownRow:
         with self._lock:
             r = self._db.execute(
-                "SELECT u.id, u.session_id, u.track_id, u.crop_path, u.at_s, u.vector, st.student_id "
+                "SELECT u.id, u.session_id, u.track_id, u.crop_path, u.at_s, u.vector, st.student_id, u.dismissed "
                 "FROM unknown_faces u LEFT JOIN encodings e ON e.id = u.assigned_to "
                 "LEFT JOIN students st ON st.id = e.student WHERE u.id=?", (face_id,)).fetchone()
         if r is None:
             raise NotFound(f"face_id: no unknown face {face_id}")
         return unknown_row(r)
+
+    def set_dismissed(self, face_id: int, dismissed: bool) -> None:
+        with self._tx() as db:
+            if db.execute("UPDATE unknown_faces SET dismissed=? WHERE id=?", (int(dismissed), face_id)).rowcount == 0:
+                raise NotFound(f"face_id: no unknown face {face_id}")
 
     def mark_assigned(self, face_id: int, encoding_id: int) -> None:
         with self._tx() as db:

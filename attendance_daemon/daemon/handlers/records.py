@@ -66,8 +66,15 @@ def section_attendance(ctx: Services, r: api.SectionAttendanceRequest) -> api.Se
 
 @command("unknown_faces", api.SessionRequest)
 def unknown_faces(ctx: Services, r: api.SessionRequest) -> list[dict[str, Any]]:
-    return [{"face_id": u.id, "track_id": u.track_id, "at_s": u.at_s, "assigned_to": u.assigned_to}
-            for u in ctx.store.unknown_faces(r.session_id)]
+    return [{"face_id": u.id, "track_id": u.track_id, "at_s": u.at_s, "assigned_to": u.assigned_to,
+             "dismissed": u.dismissed} for u in ctx.store.unknown_faces(r.session_id)]
+
+
+@command("dismiss_unknown", api.DismissRequest)
+def dismiss_unknown(ctx: Services, r: api.DismissRequest) -> dict[str, Any]:
+    """A face that is nobody of the section's (a visitor, a poster): hidden from galleries, its crop kept."""
+    ctx.store.set_dismissed(r.face_id, r.dismissed)
+    return {"face_id": r.face_id, "dismissed": r.dismissed}
 
 
 @command("unknown_face_image", api.FaceRequest)
