@@ -332,3 +332,39 @@ def test_plain_mosquitto_clients_upload_as_the_docs_show(daemon_factory: Any, br
     assert answer["data"]["media"]["sha256"] == file_sha256(tmp_path / "lecture.mp4")
     with uploader(broker, d.device) as c:
         c.request("delete_media", {"name": answer["data"]["media"]["name"]})
+
+
+def test_upload_state_survives_a_restart_and_abandoned_uploads_expire(tmp_path: Path) -> None:
+    """The upload manager alone, on real files and a real SQLite store: what flush reported durable is what a new
+    process recovers; files without a state are removed; an upload untouched for upload_expiry_h goes."""
+    from attendance_daemon.config import MediaConfig
+    from attendance_daemon.media.uploads import Uploads
+    from attendance_daemon.store import Store
+
+    store = Store(tmp_path / "db.sqlite3", allow_init=True)
+    folder, media = tmp_path / "uploads", tmp_path / "media"
+    folder.mkdir()
+    media.mkdir()
+    seen: list[dict[str, Any]] = []
+
+    def make() -> Uploads:
+        return Uploads(MediaConfig(upload_expiry_h=1), folder, media, store, seen.append, lambda _id: None)
+
+    first = make()
+    begun = first.begin("a.mp4", 10, "ab" * 32)
+    first.write(begun["upload_id"], "0", b"01234")
+    first.flush()
+    first.write(begun["upload_id"], "5", b"567")  # written, never flushed: not durable, not reported
+    assert seen[-1]["received"] == 5 and seen[-1]["missing"] == [[5, 10]]
+    first.close()
+    (folder / "stray.part").write_bytes(b"x")  # a partial file whose begin never became durable
+    second = make()
+    second.recover()
+    assert second.status(begun["upload_id"])["missing"] == [[5, 10]]
+    assert not (folder / "stray.part").exists()
+    assert second.expire(now=time.time() + 1800) == 0  # half an hour: kept
+    assert second.expire(now=time.time() + 3700) == 1  # over an hour: gone, with its files
+    assert list(folder.iterdir()) == []
+    with pytest.raises(Exception, match="no upload"):
+        second.status(begun["upload_id"])
+    store.close()
