@@ -169,10 +169,26 @@ def test_hung_camera_start_times_out_while_watchdog_keeps_pinging(broker: Broker
         # the default daemon.open_timeout_s (10 s) applies
         d: DaemonProcess = daemon_factory(f'default_camera = "http://127.0.0.1:{server.port}/video.mjpg"\n')
         d.start(env_extra=notify.env())
-        with broker.client(d.device) as c:
+        with broker.client(d.device) as c, broker.client(d.device) as other:
+            answers: list[float] = []
+
+            def status_while_pending() -> None:  # another dashboard, while the start waits on the camera
+                time.sleep(1.0)
+                for _ in range(3):
+                    t = time.monotonic()
+                    assert other.request("status", timeout=5)["data"]["mode"] == "idle"
+                    answers.append(time.monotonic() - t)
+                    time.sleep(1.0)
+
+            meanwhile = threading.Thread(target=status_while_pending)
             t0 = time.monotonic()
+            meanwhile.start()
             resp = c.request("start_webcam", {"section": "demo"}, check=False, timeout=60)
             t1 = time.monotonic()
+            meanwhile.join(30)
+            assert len(answers) == 3 and max(answers) < 1.0, answers  # answered at once, not after the camera
+            starts = [leaf for leaf, _, _ in c.messages if leaf == "response/start_webcam"]
+            assert len(starts) == 1  # one answer to the start
             assert resp["code"] == 400 and "did not open within 10 s" in resp["error"], resp
             assert t1 - t0 < 25  # the configured 10 s, not OpenCV's own 30 s (or forever)
             assert server.accepted, "the daemon never tried the camera"

@@ -1,5 +1,6 @@
 """The two threads that answer requests: the dispatcher answers them in order, and hands the slow ones
-(enrollment: seconds per photo) to the enrollment worker, so status, pause and stop are answered meanwhile.
+(starts that open a camera, enrollment at seconds per photo, downloads) to the slow-request worker, so status,
+pause and stop are answered meanwhile.
 Every request gets exactly one answer, also when the worker's queue is full or the daemon is stopping."""
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 # A request may legitimately block the dispatcher for a while (opening an RTSP camera can take 30 s,
 # enrolling many photos several seconds); only beyond this is it taken as hung and the watchdog starved.
 DISPATCHER_STALL_S = 120.0
-BACKGROUND_QUEUE = 8  # slow requests (enrollments) waiting beyond this are refused with 409
+BACKGROUND_QUEUE = 8  # slow requests (starts, enrollments, downloads) waiting beyond this are refused with 409
 
 
 class _Answering:
@@ -44,7 +45,7 @@ class _Answering:
 
 
 class EnrollmentWorker(_Answering):
-    """Slow requests one at a time, in their own thread."""
+    """Slow requests one at a time, in their own thread (named `enrollment`, its first job)."""
 
     def __init__(self, services: Services, link: MqttLink) -> None:
         super().__init__(services, link)
@@ -56,7 +57,8 @@ class EnrollmentWorker(_Answering):
             self.queue.put_nowait(incoming)
         except queue.Full:
             self.answer(incoming, registry.refuse(self.name_of(incoming), incoming, Conflict(
-                f"busy: {BACKGROUND_QUEUE} enrollments are already waiting; retry later")))
+                f"busy: {BACKGROUND_QUEUE} slow requests (starts, enrollments, downloads) are already waiting; "
+                "retry later")))
 
     def _run(self) -> None:
         while True:

@@ -1,4 +1,7 @@
-"""Session requests: start from a file or a camera, pause, resume, stop, status."""
+"""Session requests: start from a file or a camera, pause, resume, stop, status.
+
+Starts run on the slow-request worker: opening a camera can take the whole `daemon.open_timeout_s`, and status,
+pause and stop from every dashboard must be answered meanwhile."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ if TYPE_CHECKING:
     from ..services import Services
 
 
-@command("start_mp4", api.StartMp4)
+@command("start_mp4", api.StartMp4, background=True)
 def start_mp4(ctx: Services, r: api.StartMp4) -> api.State:
     ctx.sessions.ensure_idle()
     if (r.path is None) == (r.media is None):
@@ -26,7 +29,7 @@ def start_mp4(ctx: Services, r: api.StartMp4) -> api.State:
     return ctx.sessions.start(plan)
 
 
-@command("start_webcam", api.StartWebcam)
+@command("start_webcam", api.StartWebcam, background=True)
 def start_webcam(ctx: Services, r: api.StartWebcam) -> api.State:
     ctx.sessions.ensure_idle()
     camera = resolve_camera(ctx.cfg, r.camera)
