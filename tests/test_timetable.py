@@ -77,13 +77,50 @@ def test_daylight_saving_time_keeps_wall_clock() -> None:
     assert occurrence(eight, spring, WARSAW).start == datetime(2026, 3, 29, 6, 0, tzinfo=UTC)
     assert occurrence(eight, autumn, WARSAW).start == datetime(2026, 10, 25, 7, 0, tzinfo=UTC)
     gap = occurrence(lesson("g", 6, "02:30", "04:00"), spring, WARSAW)  # 02:30 does not exist that night
-    assert gap.start == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)  # = 03:30 CEST, the offset from before the jump
-    assert (gap.end - gap.start) == timedelta(minutes=30)
+    assert gap.start == datetime(2026, 3, 29, 1, 0, tzinfo=UTC)  # = 03:00 CEST, the first instant after the jump
+    assert (gap.end - gap.start) == timedelta(hours=1)
     twice = occurrence(lesson("t", 6, "02:30", "04:00"), autumn, WARSAW)  # 02:30 happens twice: the first
     assert twice.start == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
     # "what runs now" follows: at 06:30 UTC on the spring Sunday (08:30 local) the lesson is on
     occ = current([eight], WARSAW, datetime(2026, 3, 29, 6, 30, tzinfo=UTC))
     assert occ is not None and occ.key == "s@2026-03-29"
+
+
+# (zone, spring-forward date, autumn-back date): the jump is 02:00 -> 03:00 and the repeat 02:00-03:00 in all three
+DST_ZONES = (("Europe/Berlin", date(2026, 3, 29), date(2026, 10, 25)),
+             ("America/New_York", date(2026, 3, 8), date(2026, 11, 1)),
+             ("Australia/Sydney", date(2026, 10, 4), date(2026, 4, 5)))
+
+
+@pytest.mark.parametrize(("name", "spring", "autumn"), DST_ZONES)
+def test_lessons_across_both_dst_transitions_run(name: str, spring: date, autumn: date) -> None:
+    """A lesson inside the skipped hour starts at the first valid instant (and keeps its length when it lies wholly
+    inside), the planner starts it and next_after agrees; a lesson in the repeated hour runs once, from the first."""
+    zone = ZoneInfo(name)
+    inside = lesson("gap", spring.weekday(), "02:15", "02:45")
+    occ = occurrence(inside, spring, zone)
+    jump = datetime.combine(spring, time(3, 0), tzinfo=zone).astimezone(UTC)
+    assert occ.start == jump and occ.end - occ.start == timedelta(minutes=30)
+    assert occ.start.astimezone(zone).strftime("%H:%M") == "03:00"
+    before = jump - timedelta(minutes=5)
+    nxt = next_after([inside], zone, before)
+    assert nxt is not None and nxt.key == occ.key and nxt.start == occ.start
+    planner = LessonPlanner()
+    assert planner.step([inside], zone, before, None) == []
+    [start] = planner.step([inside], zone, jump + timedelta(seconds=1), None)
+    assert start.kind == "start" and start.occ.key == occ.key and not start.late_start
+    assert current([inside], zone, jump + timedelta(minutes=29)) == occ
+    across = occurrence(lesson("across", spring.weekday(), "01:30", "02:30"), spring, zone)
+    assert across.end == jump and across.end - across.start == timedelta(minutes=30)  # the clock skipped 30 min
+    twice = occurrence(lesson("twice", autumn.weekday(), "02:15", "02:45"), autumn, zone)
+    assert twice.end - twice.start == timedelta(minutes=30)
+    assert twice.start.astimezone(zone).fold == 0 and twice.start.astimezone(zone).strftime("%H:%M") == "02:15"
+    first_of_two = datetime.combine(autumn, time(2, 15), tzinfo=zone).astimezone(UTC)
+    assert twice.start == first_of_two  # the first 02:15, not the repeat an hour later
+    p = LessonPlanner()
+    [began] = p.step([twice.lesson], zone, twice.start + timedelta(seconds=1), None)
+    assert began.kind == "start"
+    assert p.step([twice.lesson], zone, twice.start + timedelta(hours=1, seconds=1), None) == []  # not again
 
 
 def test_planner_starts_once_and_stops_at_the_end() -> None:

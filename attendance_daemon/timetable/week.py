@@ -2,8 +2,9 @@
 
 A lesson's times are wall-clock times in the zone of `[attendance] timezone` (the system's when unset); its
 occurrences are real instants computed with zoneinfo, so daylight saving time is handled: a lesson at 08:00 is at
-08:00 local on both sides of a change. A start inside the hour skipped in spring falls to the same offset as
-before the change (02:30 reads 03:30); a time that happens twice in autumn is its first occurrence.
+08:00 local on both sides of a change. A time inside the hour skipped in spring is the first instant after the
+jump (02:30 on that night is 03:00); a lesson wholly inside it keeps its length from then (02:15-02:45 runs
+03:00-03:30), so it runs, late, instead of never. A time that happens twice in autumn is its first occurrence.
 
 The box has one camera lock (one session at a time), so lessons of one weekday may not overlap."""
 
@@ -81,9 +82,31 @@ def check_timetable(lessons: Iterable[Lesson]) -> list[Lesson]:
     return ordered
 
 
+def instant(day: date, at: time, zone: tzinfo) -> datetime:
+    """The real instant (UTC) of a wall-clock time: the first valid instant after a spring jump when the time does
+    not exist that day, the first of two in autumn."""
+    wall = datetime.combine(day, at)
+    first = wall.replace(tzinfo=zone).astimezone(UTC)
+    if first.astimezone(zone).replace(tzinfo=None) == wall:
+        return first  # it exists (fold 0 is the earlier of two)
+    # In the gap: fold 1 reads it with the offset after the jump (an instant before it), fold 0 with the one before
+    # (after it). The jump lies between: the first whole second whose local time is past `wall`.
+    lo = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
+    hi = first
+    while (hi - lo) > timedelta(seconds=1):
+        mid = lo + (hi - lo) / 2
+        if mid.astimezone(zone).replace(tzinfo=None) >= wall:
+            hi = mid
+        else:
+            lo = mid
+    return hi.replace(microsecond=0) + (timedelta(seconds=1) if hi.microsecond else timedelta())
+
+
 def occurrence(lesson: Lesson, day: date, zone: tzinfo) -> Occurrence:
-    start = datetime.combine(day, lesson.start, tzinfo=zone).astimezone(UTC)
-    end = datetime.combine(day, lesson.end, tzinfo=zone).astimezone(UTC)
+    start = instant(day, lesson.start, zone)
+    end = instant(day, lesson.end, zone)
+    if end <= start:  # wholly inside a spring jump: it keeps its length from the first valid instant
+        end = start + (datetime.combine(day, lesson.end) - datetime.combine(day, lesson.start))
     return Occurrence(lesson, day, start, end)
 
 
