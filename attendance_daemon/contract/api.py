@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationInfo, field_validator
 
 from ..common.names import MAX_PATH, DisplayName, LookupText, MediaName, PathText, SafeId, ShortText
 
@@ -187,8 +187,17 @@ class StartBase(Request):
 
 
 class StartMp4(StartBase):
-    path: PathText | None = None  # exactly one of `path` (under the media directory) and `media` (a library name)
-    media: MediaName | None = None
+    media: MediaName | None = None  # Extension: a media library name, instead of `path`
+    path: PathText | None = Field(None, validate_default=True)  # v1: a file under the media directory
+
+    @field_validator("path")
+    @classmethod
+    def _one_source(cls, path: str | None, info: ValidationInfo) -> str | None:
+        """Exactly one of `path` and `media`, named with the other fields' errors (checked as a field of its own)."""
+        if (path is None) == (info.data.get("media") is None):
+            raise ValueError("give exactly one of path (a file under the media directory) and media (a name from "
+                             "the media library)")
+        return path
 
 
 class StartWebcam(StartBase):

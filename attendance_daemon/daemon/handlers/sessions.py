@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ...common.errors import InvalidRequest
 from ...contract import api
 from ...sessions.cameras import resolve_camera
 from ...sessions.planning import plan_mp4, plan_webcam
@@ -20,9 +19,6 @@ if TYPE_CHECKING:
 @command("start_mp4", api.StartMp4, background=True)
 def start_mp4(ctx: Services, r: api.StartMp4) -> api.State:
     ctx.sessions.ensure_idle()
-    if (r.path is None) == (r.media is None):
-        raise InvalidRequest("path: give exactly one of path (a file under the media directory) and media "
-                             "(a name from the media library)")
     path = r.path if r.path is not None else ctx.store.media_named(str(r.media)).name  # 404 unless listed
     plan = plan_mp4(ctx.cfg, ctx.store, path, r.section, r.session_name, r.export)
     plan.started_by = r.client
