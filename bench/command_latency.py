@@ -16,13 +16,8 @@ import time
 from functools import partial
 from pathlib import Path
 
-from attendance_daemon.demo.faces import build_people
-from attendance_daemon.demo.synth import classroom_scene, render
-from attendance_daemon.roster.enrollment import Enroller
-from attendance_daemon.store import Store
+from bench.classroom_rig import classroom
 from tests.mqtt_fixtures import Broker, DaemonProcess
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def _paused_is(want: bool, state: dict[str, object]) -> bool:
@@ -40,16 +35,7 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        people = build_people(REPO / ".cache" / "faces")
-        scene = classroom_scene(people, 120.0)
-        media = work / "media"
-        render(scene, media / "long.mp4")
-        db = work / "seed.sqlite3"
-        store = Store(db)
-        enroller = Enroller(store)
-        for p in scene.enrolled:
-            enroller.enroll("demo", p.student_id, p.name, [p.enroll])
-        store.close()
+        media, db = classroom(work, 120.0)
         broker = Broker(work)
         daemon = DaemonProcess(work / "d", broker, media, work, db).start()
         try:

@@ -44,15 +44,11 @@ from pathlib import Path
 from typing import Any
 
 from attendance_daemon.config import MediaConfig
-from attendance_daemon.demo.faces import build_people
-from attendance_daemon.demo.synth import classroom_scene, render
 from attendance_daemon.mqtt.client import ApiClient
 from attendance_daemon.mqtt.uploader import UPLOAD_LEAVES, upload
-from attendance_daemon.roster.enrollment import Enroller
-from attendance_daemon.store import Store
+from bench.classroom_rig import classroom
 from tests.mqtt_fixtures import Broker, DaemonProcess
 
-REPO = Path(__file__).resolve().parent.parent
 MB = 1024 * 1024
 SESSION_LEAVES = ("availability", "response/+", "state", "progress", "results")  # not `#`: no upload chunks
 TARGET_MB_S = 20.0
@@ -211,17 +207,8 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        people = build_people(REPO / ".cache" / "faces")
-        scene = classroom_scene(people, args.scene_s)
-        media = work / "media"
-        render(scene, media / "long.mp4")
+        media, db = classroom(work, args.scene_s)
         video = PaddedVideo(media / "long.mp4", work / "big.mp4", args.mb * MB)
-        db = work / "seed.sqlite3"
-        store = Store(db)
-        enroller = Enroller(store)
-        for p in scene.enrolled:
-            enroller.enroll("demo", p.student_id, p.name, [p.enroll])
-        store.close()
         broker = Broker(work)
         daemon = DaemonProcess(work / "d", broker, media, work, db).start()
         assert daemon.proc is not None

@@ -368,3 +368,13 @@ def test_upload_state_survives_a_restart_and_abandoned_uploads_expire(tmp_path: 
     with pytest.raises(Exception, match="no upload"):
         second.status(begun["upload_id"])
     store.close()
+
+
+def test_the_media_entry_model_is_the_stored_row() -> None:
+    """`media` answers the store's rows as they are: the documented model must have exactly the row's fields."""
+    from dataclasses import fields
+
+    from attendance_daemon.contract.media_api import MediaEntry
+    from attendance_daemon.store import MediaRow
+
+    assert list(MediaEntry.model_fields) == [f.name for f in fields(MediaRow)]

@@ -21,7 +21,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -75,9 +75,8 @@ class Upload:
 
 
 def media_payload(row: MediaRow) -> dict[str, Any]:
-    return {"name": row.name, "bytes": row.bytes, "sha256": row.sha256, "duration_s": row.duration_s,
-            "frames": row.frames, "fps": row.fps, "width": row.width, "height": row.height,
-            "uploaded_at": row.uploaded_at}
+    """A library entry as the API sends it (contract.media_api.MediaEntry: the row's fields, as they are)."""
+    return asdict(row)
 
 
 class Uploads:
