@@ -48,7 +48,10 @@ def _rss_mb(pid: int) -> float:
 _SEED = """
 import json, sys
 from pathlib import Path
-from attendance_daemon.roster.enrollment import Enroller
+try:
+    from attendance_daemon.roster.enrollment import Enroller
+except ImportError:  # a baseline from before the domain packages (the module was attendance_daemon.enrollment)
+    from attendance_daemon.enrollment import Enroller
 from attendance_daemon.store import Store
 store = Store(Path(sys.argv[1]))
 for section, sid, name, photo in json.loads(sys.argv[2]):
