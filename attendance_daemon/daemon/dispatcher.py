@@ -1,7 +1,7 @@
-"""The two threads that answer requests: the dispatcher answers them in order, and hands the slow ones
-(starts that open a camera, enrollment at seconds per photo, downloads) to the slow-request worker, so status,
-pause and stop are answered meanwhile.
-Every request gets exactly one answer, also when the worker's queue is full or the daemon is stopping."""
+"""The threads that answer requests: the dispatcher answers them in order, and hands those that take seconds to
+the worker of their lane (registry.Lane): starts (opening a camera can take the open time-out) and slow requests
+(enrollment at seconds per photo, downloads), so status, pause and stop are answered meanwhile.
+Every request gets exactly one answer, also when a worker's queue is full or the daemon is stopping."""
 
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 # A request may legitimately block the dispatcher for a while (opening an RTSP camera can take 30 s,
 # enrolling many photos several seconds); only beyond this is it taken as hung and the watchdog starved.
 DISPATCHER_STALL_S = 120.0
-BACKGROUND_QUEUE = 8  # slow requests (starts, enrollments, downloads) waiting beyond this are refused with 409
+# Requests waiting in a lane beyond these are refused with 409 at once (a start then carries the state).
+LANE_QUEUES = {"starts": 64, "slow": 8}
 
 
 class _Answering:
@@ -44,21 +45,24 @@ class _Answering:
         self.answer(incoming, registry.handle(self.services, self.name_of(incoming), incoming))
 
 
-class EnrollmentWorker(_Answering):
-    """Slow requests one at a time, in their own thread (named `enrollment`, its first job)."""
+class LaneWorker(_Answering):
+    """One lane's requests one at a time, in a thread of their own."""
 
-    def __init__(self, services: Services, link: MqttLink) -> None:
+    def __init__(self, services: Services, link: MqttLink, lane: str) -> None:
         super().__init__(services, link)
-        self.queue: queue.Queue[Incoming | None] = queue.Queue(BACKGROUND_QUEUE)
-        self.thread = threading.Thread(target=self._run, name="enrollment", daemon=True)
+        self.lane, self.size = lane, LANE_QUEUES[lane]
+        self.queue: queue.Queue[Incoming | None] = queue.Queue(self.size)
+        self.thread = threading.Thread(target=self._run, name=f"lane-{lane}", daemon=True)
 
     def offer(self, incoming: Incoming) -> None:
         try:
             self.queue.put_nowait(incoming)
         except queue.Full:
+            data: dict[str, object] | None = None
+            if self.lane == "starts":  # as the state machine's own 409: what holds the box
+                data = {"state": self.services.sessions.state().model_dump(mode="json")}
             self.answer(incoming, registry.refuse(self.name_of(incoming), incoming, Conflict(
-                f"busy: {BACKGROUND_QUEUE} slow requests (starts, enrollments, downloads) are already waiting; "
-                "retry later")))
+                f"busy: {self.size} {self.lane} requests are already waiting; retry later", data)))
 
     def _run(self) -> None:
         while True:
@@ -71,7 +75,7 @@ class EnrollmentWorker(_Answering):
                 log.exception("could not answer %s", incoming.topic)
 
     def drain(self) -> None:
-        """Waiting enrollments are answered 409 (stopping); the running one may finish (60 s)."""
+        """Waiting requests are answered 409 (stopping); the running one may finish (60 s)."""
         while True:
             try:
                 waiting = self.queue.get_nowait()
@@ -86,10 +90,10 @@ class EnrollmentWorker(_Answering):
 
 class Dispatcher(_Answering):
     def __init__(self, services: Services, link: MqttLink, requests: queue.Queue[Incoming | None],
-                 background: EnrollmentWorker) -> None:
+                 lanes: dict[str, LaneWorker]) -> None:
         super().__init__(services, link)
         self.requests = requests  # filled by paho's thread (MqttLink's on_request)
-        self._background = background
+        self._lanes = lanes
         self.beat = time.monotonic()
         self.thread = threading.Thread(target=self._run, name="dispatcher", daemon=True)
 
@@ -106,8 +110,9 @@ class Dispatcher(_Answering):
             if incoming.retain and not incoming.payload:
                 continue  # the deletion of a retained message, not a request
             try:  # nothing one request holds may end this thread: every later request would go unanswered
-                if not incoming.retain and registry.runs_in_background(self.name_of(incoming)):
-                    self._background.offer(incoming)
+                lane = self._lanes.get(registry.lane_of(self.name_of(incoming)))
+                if lane is not None and not incoming.retain:
+                    lane.offer(incoming)
                     continue
                 self.handle(incoming)
             except Exception:

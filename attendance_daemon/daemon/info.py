@@ -1,5 +1,5 @@
 """The retained `info`: version, detector, sections, problems, rosters and the next lesson. Republished only
-when it changed; the dispatcher, the enrollment worker, the housekeeper and the scheduler all ask for it."""
+when it changed; the dispatcher, the lane workers, the housekeeper and the scheduler all ask for it."""
 
 from __future__ import annotations
 

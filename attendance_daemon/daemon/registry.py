@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import ValidationError
 
@@ -33,17 +33,19 @@ log = logging.getLogger(__name__)
 R = TypeVar("R", bound=api.Request)
 Handler = Callable[["Services", Any], Any]
 COMMANDS: dict[str, tuple[type[api.Request], Handler]] = {}
-# Commands that take seconds (enrollment decodes and encodes photos): the dispatcher hands them to a
-# background worker and keeps answering everything else meanwhile.
-BACKGROUND: set[str] = set()
+# Where a command runs. `dispatcher`: at once, in order. Commands that take seconds go to a worker thread of their
+# own lane, so the dispatcher keeps answering everything else meanwhile: `starts` (opening a camera can take the
+# whole open time-out; starts are served one after the other, so a second one sees the first one's session and is
+# 409 with the state) and `slow` (enrollment decodes and encodes photos; downloads hash large files).
+Lane = Literal["dispatcher", "starts", "slow"]
+LANES: dict[str, Lane] = {}
 
 
-def command(name: str, model: type[R], background: bool = False,
+def command(name: str, model: type[R], lane: Lane = "dispatcher",
             ) -> Callable[[Callable[[Services, R], Any]], Callable[[Services, R], Any]]:
     def register(fn: Callable[[Services, R], Any]) -> Callable[[Services, R], Any]:
         COMMANDS[name] = (model, fn)
-        if background:
-            BACKGROUND.add(name)
+        LANES[name] = lane
         return fn
 
     return register
@@ -63,8 +65,8 @@ class _Refused(InvalidRequest):
         self.transaction = transaction
 
 
-def runs_in_background(name: str | None) -> bool:
-    return name in BACKGROUND
+def lane_of(name: str | None) -> Lane:
+    return LANES.get(name or "", "dispatcher")
 
 
 def refuse(name: str, incoming: Incoming, error: AttendanceError) -> api.Response:

@@ -2,9 +2,9 @@
 needs, and runs the main loop that feeds the systemd watchdog and turns SIGTERM into a clean stop.
 
 Threads: the main loop (watchdog, STATUS; never waits on I/O), the request dispatcher (answers requests in
-order), the enrollment worker (slow requests, answered when done), the housekeeper (cheap periodic checks of
-the database file and the roster), the scheduler (the timetable's lessons) and one session worker while a
-session runs."""
+order), a worker per lane (starts; slow requests such as enrollment; each answered when done), the housekeeper
+(cheap periodic checks of the database file and the roster), the scheduler (the timetable's lessons), the upload
+writer and verifier, and one session worker while a session runs."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from ..sessions.runtime import configured_detector
 from ..store import Store
 from ..timetable.entries import row_of
 from . import homeassistant
-from .dispatcher import Dispatcher, EnrollmentWorker
+from .dispatcher import LANE_QUEUES, Dispatcher, LaneWorker
 from .housekeeper import DatabaseWatch, Housekeeper, RosterInbox
 from .info import InfoBoard
 from .notify import SystemdNotifier
@@ -86,8 +86,8 @@ class Daemon:
                                    public=lambda text: public_text(cfg.paths, text))
         services = Services(cfg, store, sessions, enroller, publisher, self.info, self.scheduler,
                             self.upload_worker.uploads, HashCache())
-        self.enrollment = EnrollmentWorker(services, link)
-        self.dispatcher = Dispatcher(services, link, requests, self.enrollment)
+        self.lanes = {lane: LaneWorker(services, link, lane) for lane in LANE_QUEUES}
+        self.dispatcher = Dispatcher(services, link, requests, self.lanes)
         self.housekeeper = Housekeeper(cfg, store, self.database, self.rosters, self.info.publish, self.shutdown)
         self._scheduler = threading.Thread(target=self.scheduler.run, args=(self.shutdown,), name="scheduler",
                                            daemon=True)
@@ -115,8 +115,8 @@ class Daemon:
         if self.sessions.stalled(now):
             log.error("session worker stalled")
             return False
-        for thread in (self.enrollment.thread, self.housekeeper.thread, self._scheduler, self.upload_worker.writer,
-                       self.upload_worker.verifier):
+        for thread in (*(w.thread for w in self.lanes.values()), self.housekeeper.thread, self._scheduler,
+                       self.upload_worker.writer, self.upload_worker.verifier):
             if not thread.is_alive():
                 log.error("%s thread died", thread.name)
                 return False
@@ -149,7 +149,8 @@ class Daemon:
                                                                __version__):
             self.link.set_retained_topic(topic, payload)  # Home Assistant discovery, or its removal when disabled
         self.publisher.retained("state", self.sessions.state())
-        for thread in (self.dispatcher.thread, self.enrollment.thread, self.housekeeper.thread, self._scheduler):
+        for thread in (self.dispatcher.thread, *(w.thread for w in self.lanes.values()), self.housekeeper.thread,
+                       self._scheduler):
             thread.start()
         self.upload_worker.start()
         self.notifier.status("connecting to the MQTT broker")
@@ -174,7 +175,8 @@ class Daemon:
         self._scheduler.join(35)  # first, so it cannot start a lesson behind us (it may be ending one)
         self.sessions.shutdown(SHUTDOWN_REASON)  # a lesson's session is started again if the box is back in time
         self.dispatcher.stop()
-        self.enrollment.drain()
+        for lane in self.lanes.values():
+            lane.drain()
         self.housekeeper.thread.join(5)
         self.upload_worker.stop()
         self.link.stop()

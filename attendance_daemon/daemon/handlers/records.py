@@ -108,7 +108,7 @@ def _inside(root: Path, stored: str) -> Path:
 # ---- downloads in pieces ---------------------------------------------------------------------------------------
 
 
-@command("download", media_api.DownloadRequest, background=True)
+@command("download", media_api.DownloadRequest, lane="slow")
 def download(ctx: Services, r: media_api.DownloadRequest) -> dict[str, Any]:
     """A piece of a file the box lets a client fetch (runs on the slow-request worker: hashing a large export
     for the first time takes seconds, and the dispatcher keeps answering meanwhile)."""

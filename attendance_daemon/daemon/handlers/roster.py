@@ -34,7 +34,7 @@ def students(ctx: Services, r: api.SectionRequest) -> list[dict[str, Any]]:
             for s in ctx.store.students(r.section)]
 
 
-@command("enroll", api.EnrollRequest, background=True)
+@command("enroll", api.EnrollRequest, lane="slow")
 def enroll(ctx: Services, r: api.EnrollRequest) -> dict[str, Any]:
     refuse_hub_managed(ctx, r.section)
     if (r.images is None) == (r.images_b64 is None):
@@ -108,7 +108,7 @@ def upload_outcome(ctx: Services, r: api.EnrollRequest) -> EnrollOutcome:
 # ---- enrollment from the box's own evidence --------------------------------------------------------------
 
 
-@command("assign_unknown", api.AssignUnknownRequest, background=True)
+@command("assign_unknown", api.AssignUnknownRequest, lane="slow")
 def assign_unknown(ctx: Services, r: api.AssignUnknownRequest) -> dict[str, Any]:
     refuse_hub_managed(ctx, r.section)
     face = ctx.store.unknown_face(r.face_id)
@@ -154,7 +154,7 @@ def remove_photo(ctx: Services, r: api.PhotoRequest) -> dict[str, Any]:
 # ---- enrollment from the box's camera --------------------------------------------------------------------------
 
 
-@command("enroll_capture", api.EnrollCaptureRequest, background=True)
+@command("enroll_capture", api.EnrollCaptureRequest, lane="starts")
 def enroll_capture(ctx: Services, r: api.EnrollCaptureRequest) -> dict[str, Any]:
     """Photos of a student from the box's camera (seconds of them turning their head), enrolled like uploaded
     photos. Holds the camera, and so the global lock, while it captures; runs on the slow-request worker."""

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from ..services import Services
 
 
-@command("start_mp4", api.StartMp4, background=True)
+@command("start_mp4", api.StartMp4, lane="starts")
 def start_mp4(ctx: Services, r: api.StartMp4) -> api.State:
     ctx.sessions.ensure_idle()
     path = r.path if r.path is not None else ctx.store.media_named(str(r.media)).name  # 404 unless listed
@@ -25,7 +25,7 @@ def start_mp4(ctx: Services, r: api.StartMp4) -> api.State:
     return ctx.sessions.start(plan)
 
 
-@command("start_webcam", api.StartWebcam, background=True)
+@command("start_webcam", api.StartWebcam, lane="starts")
 def start_webcam(ctx: Services, r: api.StartWebcam) -> api.State:
     ctx.sessions.ensure_idle()
     camera = resolve_camera(ctx.cfg, r.camera)
