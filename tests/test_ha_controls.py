@@ -184,3 +184,26 @@ def test_controls_against_the_daemon(broker: Broker, daemon_factory: Any, daemon
             assert "ha/state" not in box.latest and not _errors(box)
     finally:
         gone.close()
+
+
+def test_the_shipped_acl_lets_home_assistant_set_a_control(tmp_path: Path, daemon_factory: Any) -> None:
+    from tests.test_ctl_and_auth import REPO
+
+    secured = Broker.with_passwords(tmp_path / "secured", {"room-1": "pw1", "homeassistant": "ha", "dashboard": "d"},
+                                    REPO / "deploy" / "mosquitto-attendance.acl")
+    try:
+        daemon_factory(device="room-1", mqtt_extra='username = "room-1"\npassword = "pw1"\n', on=secured).start(
+            wait=False)
+        with ApiClient("127.0.0.1", secured.port, "room-1", username="homeassistant", password="ha") as ha:
+            ha.wait_for("ha/state", lambda s: True, timeout=60)
+            with ApiClient("127.0.0.1", secured.port, "room-1", username="dashboard", password="d") as dashboard:
+                dashboard.client.publish(dashboard.topics.ha_set("export"), b"ON", qos=1).wait_for_publish(5)
+                assert dashboard.request("status")["code"] == 200  # answered after the set, had it come through
+                time.sleep(0.3)
+            assert json.loads(ha.latest["ha/state"])["export"] is False  # the dashboard user may not choose
+            ha.client.publish(ha.topics.ha_set("export"), b"ON", qos=1).wait_for_publish(5)
+            assert ha.wait_for("ha/state", lambda s: s["export"], timeout=10)["export"] is True
+            ha.client.publish(ha.topics.ha_set("export"), b"OFF", qos=1).wait_for_publish(5)
+            assert ha.wait_for("ha/state", lambda s: not s["export"], timeout=10)["export"] is False
+    finally:
+        secured.stop()
