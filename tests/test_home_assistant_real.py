@@ -313,6 +313,9 @@ def test_real_home_assistant_shows_the_box(home_assistant: HomeAssistant, broker
         for key, eid in buttons.items():  # a pressed button shows when it was pressed
             assert datetime.fromisoformat(states[eid]["state"]) > datetime.now(UTC) - timedelta(minutes=5), key
 
+        ha.call("text", "set_value", ids["session_name"], value="1.50")  # rendered as text: not 1.5
+        box.wait_for("ha/state", lambda c: c["session_name"] == "1.50", timeout=10)
+        assert agree(ha, ids, box, "a numeric session name")["session_name"] == "1.50"
         ha.call("text", "set_value", ids["session_name"], value="")  # the default name again
         ha.call("switch", "turn_off", ids["export"])
         box.wait_for("ha/state", lambda c: c["session_name"] is None and not c["export"], timeout=10)

@@ -12,10 +12,8 @@ longer offered is cleared first, so Home Assistant never reads a choice outside 
 
 from __future__ import annotations
 
-import ast
 import logging
 import os
-import re
 import threading
 from pathlib import Path
 
@@ -34,26 +32,12 @@ log = logging.getLogger(__name__)
 
 CHOICES_FILE = "homeassistant.json"  # under the data directory
 HA_STATE_LIMIT = 255  # Home Assistant refuses longer states: such a section is not offered
-HA_NUMERIC = re.compile(r"^[+-]?(?!0\d)\d*(?:\.\d*)?$")  # Home Assistant's helpers/template.py _IS_NUMERIC
-
-
-def shown_verbatim(value: str) -> bool:
-    """Whether Home Assistant 2024.3 shows `value`, rendered by a value template, as is: it turns a rendering
-    into a Python value when that is a number spelled as its pattern `_IS_NUMERIC` allows (helpers/template.py,
-    `_parse_result`), and a select or switch then reads `str()` of it: `1.50` would be shown as `1.5`."""
-    if not HA_NUMERIC.match(value):
-        return True
-    try:
-        return str(ast.literal_eval(value)) == value
-    except (ValueError, SyntaxError):
-        return True
 
 
 def offered(values: list[str]) -> list[str]:
     """What a select may offer: at most MAX_SELECT_OPTIONS, none that Home Assistant 2024.3 would show as
-    `unknown` (`none` in any case), refuse (longer than its 255-character state) or show otherwise."""
-    return [v for v in values if v.lower() != "none" and 0 < len(v) <= HA_STATE_LIMIT
-            and shown_verbatim(v)][:MAX_SELECT_OPTIONS]
+    `unknown` (`none` in any case) or refuse (longer than its 255-character state)."""
+    return [v for v in values if v.lower() != "none" and 0 < len(v) <= HA_STATE_LIMIT][:MAX_SELECT_OPTIONS]
 
 
 def parse_set(control: str, payload: bytes, options: dict[str, list[str]]) -> str | bool | None:
@@ -75,9 +59,7 @@ def parse_set(control: str, payload: bytes, options: dict[str, list[str]]) -> st
     if not text:
         return None
     if control == "session_name":
-        if not shown_verbatim(check_id(text, field)):
-            raise InvalidRequest(f"{field}: {text!r} would show as another number in Home Assistant")
-        return text
+        return check_id(text, field)
     if text not in options[control]:
         what = "sections" if control == "section" else "media library's videos"
         raise InvalidRequest(f"{field}: {text[:64]!r} is not one of the box's {what} (options: "
