@@ -13,7 +13,7 @@ from typing import Any
 from attendance_daemon.attendance.history import Tally, fell_below, marks, tally
 from attendance_daemon.attendance.punctuality import PunctualityRule
 from attendance_daemon.common.timeutil import iso
-from attendance_daemon.contract.api import SectionAttendance, StudentHistory
+from attendance_daemon.contract.history_api import SectionAttendance, StudentHistory
 from attendance_daemon.store import AttendanceRow, SessionRow, Store
 from tests.mqtt_fixtures import Broker
 from tests.test_ctl_and_auth import ctl

@@ -21,6 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from attendance_daemon.common.timeutil import iso, parse_iso
 from attendance_daemon.config import HomeAssistantConfig
 from attendance_daemon.contract import api
+from attendance_daemon.contract.ha_api import HA_CONTROLS, HaChoices
 from attendance_daemon.daemon.handlers import COMMANDS
 from attendance_daemon.daemon.homeassistant import ENTITIES, discovery_messages
 from attendance_daemon.media.export import VideoExporter, video_codec
@@ -28,8 +29,10 @@ from attendance_daemon.mqtt.client import ApiClient
 from attendance_daemon.mqtt.topics import RETAINED, Topics
 from tests.mqtt_fixtures import Broker, RecordingClient
 
-# ---- Home Assistant's MQTT discovery schema (home-assistant.io/integrations/{sensor,binary_sensor,button}.mqtt)
-# Keys this project may use, with their types; the `required` ones per component. Full names, no abbreviations.
+# ---- Home Assistant's MQTT discovery schema (home-assistant.io/integrations/{sensor,binary_sensor,button,select,
+# text,switch}.mqtt; in 2024.3's code the PLATFORM_SCHEMA_MODERN of components/mqtt/<component>.py, whose
+# MQTT_RW_SCHEMA requires `command_topic`). Keys this project may use, with their types; the `required` ones per
+# component. Full names, no abbreviations.
 COMMON: dict[str, type | tuple[type, ...]] = {
     "name": str, "unique_id": str, "device": dict, "origin": dict, "availability_topic": str,
     "payload_available": str, "payload_not_available": str, "qos": int, "icon": str, "entity_category": str,
@@ -44,22 +47,34 @@ COMPONENTS: dict[str, tuple[set[str], dict[str, type | tuple[type, ...]]]] = {
                                         "force_update": bool, "off_delay": int}),
     "button": ({"command_topic"}, {"command_topic": str, "payload_press": str, "retain": bool,
                                    "command_template": str, "device_class": str}),
+    "select": ({"command_topic", "options"}, {"command_topic": str, "options": list, "state_topic": str,
+                                              "value_template": str, "command_template": str, "retain": bool,
+                                              "optimistic": bool}),
+    "text": ({"command_topic"}, {"command_topic": str, "state_topic": str, "value_template": str,
+                                 "command_template": str, "retain": bool, "optimistic": bool, "min": int,
+                                 "max": int, "mode": str, "pattern": str}),
+    "switch": ({"command_topic"}, {"command_topic": str, "state_topic": str, "value_template": str,
+                                   "payload_on": str, "payload_off": str, "state_on": str, "state_off": str,
+                                   "retain": bool, "optimistic": bool, "device_class": str}),
 }
+HA_MAX_STATE = 255  # homeassistant.const.MAX_LENGTH_STATE_STATE: a text's `max` may not exceed it
 DEVICE_KEYS = {"identifiers": list, "connections": list, "name": str, "manufacturer": str, "model": str,
                "sw_version": str, "hw_version": str, "configuration_url": str, "suggested_area": str,
                "via_device": str, "serial_number": str}
 SENSOR_DEVICE_CLASSES = {"timestamp", "duration", "enum", None}  # the subset that could fit; None = none
 STATE_CLASSES = {"measurement", "total", "total_increasing"}
 BINARY_DEVICE_CLASSES = {"running", "occupancy", "problem", "connectivity"}
-TOPIC = re.compile(r"^(?P<prefix>[^/#+]+)/(?P<component>sensor|binary_sensor|button)/(?P<node>[a-zA-Z0-9_-]+)/"
-                   r"(?P<object>[a-zA-Z0-9_-]+)/config$")
-MODEL_OF: dict[str, type[api.Payload]] = {"state": api.State, "progress": api.Progress, "results": api.Results}
+TOPIC = re.compile(r"^(?P<prefix>[^/#+]+)/(?P<component>sensor|binary_sensor|button|select|text|switch)/"
+                   r"(?P<node>[a-zA-Z0-9_-]+)/(?P<object>[a-zA-Z0-9_-]+)/config$")
+MODEL_OF: dict[str, type[api.Payload]] = {"state": api.State, "progress": api.Progress, "results": api.Results,
+                                          "ha/state": HaChoices}
+OPTIONS = {"section": ["cs101", "demo"], "video": ["lecture.mp4"]}
 
 
 def test_discovery_payloads_follow_the_home_assistant_schema() -> None:
     topics = Topics("attendance", "room-1")
-    messages = discovery_messages(HomeAssistantConfig(), topics, "9.9")
-    assert len(messages) == len(ENTITIES) == 12
+    messages = discovery_messages(HomeAssistantConfig(), topics, "9.9", OPTIONS)
+    assert len(messages) == len(ENTITIES) == 18
     unique_ids, object_ids = set(), set()
     components = set()
     for topic, payload in messages:
@@ -91,18 +106,35 @@ def test_discovery_payloads_follow_the_home_assistant_schema() -> None:
             COMMANDS[command][0].model_validate_json(cfg["payload_press"])  # a valid request body
         else:
             leaf = cfg["state_topic"].removeprefix(f"{topics.root}/")
-            assert leaf in RETAINED and cfg["state_topic"] == topics.of(leaf)
+            assert leaf in (*RETAINED, "ha/state") and cfg["state_topic"] == topics.of(leaf)
             fields = re.findall(r"value_json\.(\w+)", cfg["value_template"])
             assert fields and all(f in MODEL_OF[leaf].model_fields for f in fields), cfg["value_template"]
-            if component == "sensor":
+            if component in ("select", "text", "switch"):  # the controls: choices on R/ha/state, sets on .../set
+                assert leaf == "ha/state" and m["object"] in HA_CONTROLS and m["object"] in fields
+                assert cfg["command_topic"] == topics.ha_set(m["object"]) and cfg["retain"] is False
+                assert "value_json is defined" in cfg["value_template"]  # R/ha/state is emptied when disabled
+            if component == "select":
+                assert cfg["options"] == OPTIONS[m["object"]] and "'None'" in cfg["value_template"]
+            elif component == "text":
+                assert 0 <= cfg["min"] <= cfg["max"] <= HA_MAX_STATE and cfg["mode"] in ("text", "password")
+                pattern = re.compile(cfg["pattern"])  # HA: pattern_cmp.match, on the set and on the state
+                assert pattern.match("") and pattern.match("cs101-monday") and pattern.match("a" * 64)
+                assert not pattern.match("bad name") and not pattern.match("-x") and not pattern.match("a" * 65)
+            elif component == "switch":
+                assert (cfg["payload_on"], cfg["payload_off"]) == ("ON", "OFF") and "'None'" in cfg["value_template"]
+            elif component == "sensor":
                 assert cfg.get("device_class") in SENSOR_DEVICE_CLASSES
                 assert cfg.get("state_class", "measurement") in STATE_CLASSES
             else:
                 assert cfg["device_class"] in BINARY_DEVICE_CLASSES and "'ON'" in cfg["value_template"]
     assert components == set(COMPONENTS)
     assert object_ids >= {"mode", "session", "progress", "present", "last_present", "last_total",
-                                       "last_ended", "next_lesson", "busy", "pause", "resume", "stop"}
-    off = discovery_messages(HomeAssistantConfig(enabled=False, prefix="ha"), topics, "9.9")
+                          "last_ended", "next_lesson", "busy", "pause", "resume", "stop", "section", "video",
+                          "session_name", "export", "start_camera", "start_video"}
+    starts = [json.loads(p) for t, p in messages if t.endswith(("/start_camera/config", "/start_video/config"))]
+    assert sorted(json.loads(b["payload_press"])["source"] for b in starts) == ["camera", "video"]
+    assert all(json.loads(b["payload_press"])["client"] == "homeassistant" for b in starts)  # -> started_by
+    off = discovery_messages(HomeAssistantConfig(enabled=False, prefix="ha"), topics, "9.9", OPTIONS)
     assert [t for t, _ in off] == [t.replace("homeassistant/", "ha/", 1) for t, _ in messages]
     assert all(p == b"" for _, p in off)
 
@@ -259,7 +291,7 @@ def test_daemon_export_is_h264_and_plays(broker: Broker, daemon_factory: Any) ->
             "session"]["id"]
         results = c.wait_for("results", lambda r: r["session_id"] == sid, timeout=120)
         assert not hasattr(c, "messages")
-        assert set(c.latest) <= {*RETAINED, "events", "request/start_mp4", "response/start_mp4"}  # one per topic
+        assert set(c.latest) <= {*RETAINED, "ha/state", "events", "request/start_mp4", "response/start_mp4"}
     assert results["export_codec"] == "h264"
     path = Path(results["export_path"])
     stream = _ffprobe(path)

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from attendance_daemon.cli.asyncapi import build, render
 from attendance_daemon.config import Config
-from attendance_daemon.contract import api, media_api
+from attendance_daemon.contract import api, ha_api, history_api, media_api
 from attendance_daemon.daemon.handlers import COMMANDS
 from attendance_daemon.mqtt import topics
 
@@ -149,9 +149,9 @@ def test_ok_data_of_each_command_is_documented() -> None:
 
 
 def _payload_models() -> list[type[api.Payload]]:
-    """Every daemon -> client payload model of api.py and media_api.py (request models are covered by the command
+    """Every daemon -> client payload model of the contract's modules (request models are covered by the command
     table)."""
-    return [obj for module in (api, media_api) for obj in vars(module).values()
+    return [obj for module in (api, media_api, ha_api, history_api) for obj in vars(module).values()
             if isinstance(obj, type) and issubclass(obj, api.Payload) and obj is not api.Payload
             and not issubclass(obj, api.Request) and obj.__module__ == module.__name__]
 
@@ -230,7 +230,7 @@ def test_every_limit_is_documented_with_its_value() -> None:
             if isinstance(value, int | str):
                 assert str(value) in row[1], f"{ref} is {value!r}, the doc says {row[1]!r}"
             where[ref] = row
-    for module in ("common.names", "common.errors", "mqtt.topics", "daemon.registry"):
+    for module in ("common.names", "common.errors", "mqtt.topics", "daemon.registry", "contract.ha_api"):
         mod = importlib.import_module(f"attendance_daemon.{module}")
         for attr in vars(mod):
             if attr.startswith("MAX_") or attr.endswith("_PATTERN"):
@@ -239,6 +239,18 @@ def test_every_limit_is_documented_with_its_value() -> None:
     bounds = {type(m).__name__: m for m in limit.metadata}
     assert f"{bounds['Ge'].ge} to {bounds['Le'].le}" in _section("## Limits")
     assert f"(default {limit.default})" in _command_rows()["sessions"][1]
+
+
+def test_every_home_assistant_entity_and_control_is_documented() -> None:
+    from attendance_daemon.daemon.homeassistant import ENTITIES
+
+    rows = {(row[0].strip("`"), key) for row in _table("## Home Assistant discovery")
+            for key in TICKED.findall(row[1])}
+    assert rows == {(e.component, e.key) for e in ENTITIES}, "entities in the doc vs homeassistant.ENTITIES"
+    controls = [TICKED.findall(row[0])[0] for row in _table("### Home Assistant controls")]
+    assert controls == list(ha_api.HA_CONTROLS)
+    channels = build()["channels"]
+    assert {"{base}/{device}/ha/state", "{base}/{device}/ha/{control}/set"} <= set(channels)
 
 
 def test_config_keys_named_in_the_doc_exist() -> None:

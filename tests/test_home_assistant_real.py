@@ -2,10 +2,14 @@
 installed from PyPI by scripts/home-assistant.sh, set up headlessly (onboarding, then its MQTT integration through
 the config-flow REST API) on the real mosquitto, with the daemon as a real process.
 
-Every entity the box announces is checked against the box's own retained topics: idle, during a session, paused
-and resumed by HA's buttons (pressed through HA's REST API), stopped by HA, with a timetable and without it again,
-after the session is deleted (the retained results emptied), and unavailable once the daemon stops. Home Assistant
-must log no warning or error about the box's topics or the MQTT integration's entities all along."""
+Every entity the box announces is checked against the box's own retained topics: idle; with a video uploaded (the
+Video select offers it); its controls used through HA's REST API (a section and a video selected, a session name
+set, export turned on); a session started by HA's Start video, paused, resumed and stopped by its buttons; one
+started by Start camera (a declared camera that is a recorded file) and stopped; the session name cleared; the
+chosen video deleted (the choice cleared, the select without it); with a timetable and without it again; after
+the sessions are deleted (the retained results emptied); unavailable once the daemon stops; the same choices after
+it restarts; every entity removed once it runs with `homeassistant.enabled = false`. Home Assistant must log no
+warning or error about the box's topics or the MQTT integration's entities all along."""
 
 from __future__ import annotations
 
@@ -24,6 +28,8 @@ from typing import Any
 import pytest
 
 from attendance_daemon.daemon.homeassistant import ENTITIES
+from attendance_daemon.mqtt.client import ApiClient
+from attendance_daemon.mqtt.uploader import UPLOAD_LEAVES, upload
 from attendance_daemon.timetable.week import WEEKDAYS
 from tests.mqtt_fixtures import Broker, RecordingClient, free_port, stop_process, wait_port
 
@@ -54,7 +60,8 @@ RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ (?P<level>[A-Z]+) \([
 # Loggers that speak about MQTT entities (the integration, template rendering, the entity platforms)
 OUR_LOGGERS = ("homeassistant.components.mqtt", "homeassistant.helpers.template", "homeassistant.helpers.entity",
                "homeassistant.components.sensor", "homeassistant.components.binary_sensor",
-               "homeassistant.components.button")
+               "homeassistant.components.button", "homeassistant.components.select",
+               "homeassistant.components.text", "homeassistant.components.switch")
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +149,10 @@ class HomeAssistant:
     def press(self, entity_id: str) -> None:
         self.http("POST", "/api/services/button/press", {"entity_id": entity_id})
 
+    def call(self, domain: str, service: str, entity_id: str, **data: Any) -> None:
+        """A service call (what a dashboard card does): select_option, text set_value, switch turn_on ..."""
+        self.http("POST", f"/api/services/{domain}/{service}", {"entity_id": entity_id, **data})
+
     def problems(self, names: list[str]) -> list[str]:
         """WARNING and ERROR records (with their traceback lines) from the loggers of MQTT entities, or naming
         one of `names` (the box's topics, its entity ids)."""
@@ -164,9 +175,9 @@ class HomeAssistant:
 def expected(box: RecordingClient) -> dict[str, str]:
     """What each entity must show, read from the box's own retained topics (HA's state strings: unknown when the
     box has no value; an emptied topic has no value)."""
-    raw = {leaf: box.latest.get(leaf) for leaf in ("state", "progress", "results")}
-    state, progress, results = (json.loads(p) if p else None for p in raw.values())
-    assert state is not None, "the box always has a retained state"
+    raw = {leaf: box.latest.get(leaf) for leaf in ("state", "progress", "results", "ha/state")}
+    state, progress, results, chosen = (json.loads(p) if p else None for p in raw.values())
+    assert state is not None and chosen is not None, "the box always has a retained state and choices"
     unknown = "unknown"
     percent = None if progress is None else progress["percent"]
     return {
@@ -179,6 +190,10 @@ def expected(box: RecordingClient) -> dict[str, str]:
         "last_ended": unknown if results is None else results["ended_at"],
         "next_lesson": state["next_lesson"]["start"] if state["next_lesson"] else unknown,
         "busy": "on" if state["busy"] else "off",
+        "section": chosen["section"] or unknown,
+        "video": chosen["video"] or unknown,
+        "session_name": chosen["session_name"] or "",  # HA 2024.3's MQTT text has no "no value": the empty text
+        "export": "on" if chosen["export"] else "off",
     }
 
 
@@ -206,11 +221,20 @@ def home_assistant(hass_exe: str, tmp_path: Path) -> Iterator[HomeAssistant]:
     ha.stop()
 
 
-def test_real_home_assistant_shows_the_box(home_assistant: HomeAssistant, broker: Broker,
-                                           daemon_factory: Any) -> None:
+def wait(what: str, ok: Callable[[], Any], timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := ok()):
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+    return value
+
+
+def test_real_home_assistant_shows_the_box(home_assistant: HomeAssistant, broker: Broker, daemon_factory: Any,
+                                           daemon_media: Path) -> None:
     ha = home_assistant
     d = daemon_factory()
-    d.config.write_text(d.config.read_text() + '[attendance]\ntimezone = "UTC"\n')
+    d.config.write_text(d.config.read_text() + '[attendance]\ntimezone = "UTC"\n'
+                        f'[cameras]\nroom = "{daemon_media / "long.mp4"}"\n')  # a recorded classroom as the camera
     d.start()  # meanwhile HA starts up
     ha.wait_ready()
     ha.onboard()
@@ -229,17 +253,38 @@ def test_real_home_assistant_shows_the_box(home_assistant: HomeAssistant, broker
     assert sorted(ha.template(f"{{{{ device_entities(device_id('{ids['mode']}')) | tojson }}}}")) \
         == sorted(ids.values())
     buttons = {e.key: ids[e.key] for e in ENTITIES if e.component == "button"}
-    assert all(eid.startswith("button.") for eid in buttons.values())
+    assert all(eid.startswith(f"{e.component}.") for e in ENTITIES for eid in [ids[e.key]])
 
     with broker.client(d.device) as box:
         box.wait_for("state", lambda s: s["mode"] == "idle", timeout=10)
+        box.wait_for("ha/state", lambda c: True, timeout=10)
         shown = agree(ha, ids, box, "idle, a fresh box")
         assert shown["session"] == shown["next_lesson"] == shown["last_ended"] == "unknown"  # not `None`
+        assert shown["section"] == shown["video"] == "unknown" and shown["export"] == "off"
         assert all(ha.states()[eid]["state"] == "unknown" for eid in buttons.values())  # never pressed
+        assert ha.states()[ids["section"]]["attributes"]["options"] == ["demo"]
 
-        sid = box.request("start_mp4", {"path": "long.mp4", "section": "demo"})["data"]["session"]["id"]
+        # a video in the box's library: the Video select offers it (its config republished)
+        with ApiClient("127.0.0.1", broker.port, d.device, leaves=UPLOAD_LEAVES) as up:
+            upload(up, daemon_media / "long.mp4", name="lesson.mp4")
+        wait("the Video select offers the upload",
+             lambda: ha.states()[ids["video"]]["attributes"]["options"] == ["lesson.mp4"])
+        # HA's controls, as a dashboard card uses them; each choice lands on the box and comes back
+        ha.call("select", "select_option", ids["section"], option="demo")
+        ha.call("select", "select_option", ids["video"], option="lesson.mp4")
+        ha.call("text", "set_value", ids["session_name"], value="ha-lesson")
+        ha.call("switch", "turn_on", ids["export"])
+        chosen = box.wait_for("ha/state", lambda c: c["export"], timeout=10)
+        assert (chosen["section"], chosen["video"], chosen["session_name"]) == ("demo", "lesson.mp4", "ha-lesson")
+        agree(ha, ids, box, "choices made in HA", lambda want: want["export"] == "on")
+
+        ha.press(buttons["start_video"])
+        session = box.wait_for("state", lambda s: s["busy"], timeout=30)["session"]
+        assert (session["name"], session["source"], session["export"], session["started_by"]) == \
+            ("ha-lesson", "lesson.mp4", True, "homeassistant")
+        sid = session["id"]
         box.wait_for("progress", lambda p: p["session_id"] == sid and p["frame"] > 0)
-        agree(ha, ids, box, "a running session", lambda want: want["session"] != "unknown")
+        agree(ha, ids, box, "a session started by HA's Start video", lambda want: want["session"] == "ha-lesson")
         ha.press(buttons["pause"])
         box.wait_for("state", lambda s: s["paused"], timeout=30)
         agree(ha, ids, box, "paused by HA's Pause", lambda want: want["mode"] != "idle")
@@ -252,9 +297,34 @@ def test_real_home_assistant_shows_the_box(home_assistant: HomeAssistant, broker
         box.wait_for("state", lambda s: s["mode"] == "idle", timeout=30)
         shown = agree(ha, ids, box, "after the session")
         assert shown["last_ended"] == results["ended_at"] and shown["session"] == "unknown"
+
+        ha.press(buttons["start_camera"])  # the default camera; the name taken, so -2
+        session = box.wait_for("state", lambda s: s["busy"], timeout=30)["session"]
+        assert (session["name"], session["source"], session["started_by"]) == \
+            ("ha-lesson-2", "camera:room", "homeassistant")
+        camera_sid = session["id"]
+        box.wait_for("progress", lambda p: p["session_id"] == camera_sid and p["frame"] > 0)
+        agree(ha, ids, box, "a session started by HA's Start camera", lambda want: want["progress"] == "unknown")
+        ha.press(buttons["stop"])
+        box.wait_for("results", lambda r: r["session_id"] == camera_sid, timeout=60)
+        box.wait_for("state", lambda s: s["mode"] == "idle", timeout=30)
+        agree(ha, ids, box, "after the camera session")
         states = ha.states()
         for key, eid in buttons.items():  # a pressed button shows when it was pressed
             assert datetime.fromisoformat(states[eid]["state"]) > datetime.now(UTC) - timedelta(minutes=5), key
+
+        ha.call("text", "set_value", ids["session_name"], value="1.50")  # rendered as text: not 1.5
+        box.wait_for("ha/state", lambda c: c["session_name"] == "1.50", timeout=10)
+        assert agree(ha, ids, box, "a numeric session name")["session_name"] == "1.50"
+        ha.call("text", "set_value", ids["session_name"], value="")  # the default name again
+        ha.call("switch", "turn_off", ids["export"])
+        box.wait_for("ha/state", lambda c: c["session_name"] is None and not c["export"], timeout=10)
+        agree(ha, ids, box, "session name cleared, export off")
+        box.request("delete_media", {"name": "lesson.mp4"})  # the chosen video goes: the choice first, then the option
+        box.wait_for("ha/state", lambda c: c["video"] is None, timeout=10)
+        wait("the Video select without the deleted video", lambda: ha.states()[ids["video"]]["attributes"]["options"]
+             == [])
+        assert agree(ha, ids, box, "the chosen video deleted")["video"] == "unknown"
 
         # a timetable gives a next lesson (two days ahead: it does not start here); emptied, there is none again
         day = datetime.now(UTC) + timedelta(days=2)
@@ -267,24 +337,28 @@ def test_real_home_assistant_shows_the_box(home_assistant: HomeAssistant, broker
         box.wait_for("state", lambda s: s["next_lesson"] is None)
         assert agree(ha, ids, box, "timetable emptied")["next_lesson"] == "unknown"
 
-        # the only finished session deleted: the box empties its retained results
+        # the finished sessions deleted: the box empties its retained results
+        box.request("delete_session", {"session_id": camera_sid})
         box.request("delete_session", {"session_id": sid})
-        deadline = time.monotonic() + 30
-        while box.latest.get("results") != b"":
-            assert time.monotonic() < deadline, "the retained results were not emptied"
-            time.sleep(0.1)
+        wait("the retained results were not emptied", lambda: box.latest.get("results") == b"")
         shown = agree(ha, ids, box, "results emptied")
         assert shown["last_present"] == shown["last_total"] == shown["last_ended"] == "unknown"
+        kept = agree(ha, ids, box, "before the restart")
 
     d.stop()  # a clean stop publishes availability offline
-    deadline = time.monotonic() + 30
-    while True:
-        states = ha.states()
-        shown = {k: states[eid]["state"] for k, eid in ids.items()}
-        if set(shown.values()) == {"unavailable"}:
-            break
-        assert time.monotonic() < deadline, f"after the daemon stopped: {shown}"
-        time.sleep(0.2)
+    wait("all unavailable after the daemon stopped",
+         lambda: {s["state"] for eid, s in ha.states().items() if eid in ids.values()} == {"unavailable"})
+    d.start()  # the choices are the box's: the same after a restart
+    with broker.client(d.device) as box:
+        box.wait_for("ha/state", lambda c: True, timeout=10)
+        box.wait_for("state", lambda s: True, timeout=10)
+        assert agree(ha, ids, box, "after the daemon restarted") == kept
+    d.stop()
+
+    # disabled: every entity removed from Home Assistant
+    daemon_factory(device=d.device, extra="[homeassistant]\nenabled = false\n").start()
+    wait("every entity removed", lambda: not set(ids.values()) & set(ha.states())
+         and ha.template("{{ integration_entities('mqtt') | tojson }}") == [])
 
     problems = ha.problems([d.device, f"attendance/{d.device}", *ids.values()])
     assert not problems, "Home Assistant logged:\n" + "\n".join(problems)

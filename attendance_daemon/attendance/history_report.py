@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ..common.errors import NotFound
 from ..config import Config
-from ..contract.api import HistorySession, SectionAttendance, StudentHistory, StudentPercent
+from ..contract.history_api import HistorySession, SectionAttendance, StudentHistory, StudentPercent
 from ..store import SessionRow, Store
 from .history import COUNTED, Mark, Tally, fell_below, marks, tally
 from .punctuality import PunctualityRule

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from .. import __version__
-from ..contract import api, media_api
+from ..contract import api, ha_api, media_api
 from ..contract.roster_message import RosterMessage
 from ..daemon.handlers import COMMANDS
 from ..hub.requests import HUB_COMMANDS
@@ -71,6 +71,18 @@ def build() -> dict[str, Any]:
                        "verified or failed",
         "subscribe": {"message": {"payload": add(media_api.UploadStatus)},
                       "bindings": {"mqtt": {"retain": False, "qos": 1}}},
+    }
+    channels["{base}/{device}/ha/state"] = {
+        "description": "the choices of Home Assistant's controls (section, video, session_name, export) that "
+                       "start_selected uses (retained)",
+        "subscribe": {"message": {"payload": add(ha_api.HaChoices)}, "bindings": {"mqtt": {"retain": True, "qos": 1}}},
+    }
+    channels["{base}/{device}/ha/{control}/set"] = {
+        "description": "a new choice for a Home Assistant control (section, video, session_name: the value or empty; "
+                       "export: ON or OFF); a refused one is an `error` event",
+        "publish": {"message": {"payload": {"type": "string", "contentMediaType": "text/plain",
+                                            "maxLength": ha_api.MAX_CONTROL_BYTES}},
+                    "bindings": {"mqtt": {"retain": False, "qos": 1}}},
     }
     response = add(api.Response)
     for name, (model, _fn) in sorted(COMMANDS.items()):

@@ -351,55 +351,5 @@ class ScheduleRemove(Request):
     lesson_id: LookupText
 
 
-class HistoryRequest(Request):
-    section: LookupText
-    student_id: LookupText
-    since: ShortText | None = None
-    until: ShortText | None = None
-    limit: StrictInt = Field(100, ge=1, le=1000)
-
-
-class HistorySession(Payload):
-    session_id: str
-    name: str
-    started_at: str
-    lesson: str | None
-    status: Literal["present", "late", "absent"]
-    seen_s: float
-
-
-class StudentHistory(Payload):
-    section: str
-    student_id: str
-    name: str
-    sessions: list[HistorySession]
-    counted: int
-    attended: int
-    late: int
-    percent: float | None
-
-
-class SectionAttendanceRequest(Request):
-    section: LookupText
-    since: ShortText | None = None
-    until: ShortText | None = None
-
-
-class StudentPercent(Payload):
-    student_id: str
-    name: str
-    counted: int
-    attended: int
-    late: int
-    percent: float | None
-
-
-class SectionAttendance(Payload):
-    section: str
-    sessions: int
-    alert_below_percent: float | None
-    students: list[StudentPercent]
-
-
 State.model_rebuild()
 Info.model_rebuild()

@@ -110,6 +110,9 @@ class Dispatcher(_Answering):
             if incoming.retain and not incoming.payload:
                 continue  # the deletion of a retained message, not a request
             try:  # nothing one request holds may end this thread: every later request would go unanswered
+                if self.services.controls.owns(incoming.topic):  # a Home Assistant set, in order with requests
+                    self.services.controls.command(incoming)
+                    continue
                 lane = self._lanes.get(registry.lane_of(self.name_of(incoming)))
                 if lane is not None and not incoming.retain:
                     lane.offer(incoming)

@@ -1,6 +1,7 @@
 """Cheap periodic checks, off the main loop: is our database still the file at its path, did another process
 (a CLI `enroll-bulk`) change the roster that the retained info shows, which hub rosters arrived and may be
-applied now, and which evidence files have expired (`retention.days`, at start-up and then daily)."""
+applied now, which evidence files have expired (`retention.days`, at start-up and then daily), and do Home
+Assistant's selects still offer the box's sections and videos."""
 
 from __future__ import annotations
 
@@ -91,9 +92,13 @@ class RosterInbox:
 
 class Housekeeper:
     def __init__(self, cfg: Config, store: Store, database: DatabaseWatch, rosters: RosterInbox | None,
-                 publish_info: Callable[[], None], shutdown: threading.Event) -> None:
+                 publish_info: Callable[[], None], shutdown: threading.Event,
+                 refresh_options: Callable[[], None] = lambda: None) -> None:
         self._cfg, self._store, self._database, self._rosters = cfg, store, database, rosters
         self._publish_info, self._shutdown = publish_info, shutdown
+        # Home Assistant's selects offer the sections and the media library: compared every tick, since the
+        # data_version only moves for other processes' writes, not the daemon's own (enroll, uploads, rosters)
+        self._refresh_options = refresh_options
         self.thread = threading.Thread(target=self._run, name="housekeeper", daemon=True)
 
     def _run(self) -> None:
@@ -113,6 +118,7 @@ class Housekeeper:
                 if now != version:
                     version = now
                     self._publish_info()
+                self._refresh_options()
             except (AttendanceError, OSError, sqlite3.Error) as exc:
                 log.error("housekeeping: %s: %s", type(exc).__name__, exc)
             except Exception:  # a bug or a hostile roster must not end the thread (the watchdog would restart us

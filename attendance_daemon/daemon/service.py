@@ -28,8 +28,8 @@ from ..roster.sync import RosterSync
 from ..sessions.runtime import configured_detector
 from ..store import Store
 from ..timetable.entries import row_of
-from . import homeassistant
 from .dispatcher import LANE_QUEUES, Dispatcher, LaneWorker
+from .ha_controls import HaControls
 from .housekeeper import DatabaseWatch, Housekeeper, RosterInbox
 from .info import InfoBoard
 from .notify import SystemdNotifier
@@ -65,7 +65,9 @@ class Daemon:
                                     on_takeover=self._report_takeover,
                                     watched=[(roster_topic(cfg.mqtt.base_topic, s), self._roster_arrived)
                                              for s in cfg.roster.sections]
-                                    + [(topics.upload_chunks, self._chunk_arrived)])
+                                    + [(topics.upload_chunks, self._chunk_arrived)]
+                                    # Home Assistant's sets: to the dispatcher, in order with the requests
+                                    + ([(topics.ha_commands, requests.put)] if cfg.homeassistant.enabled else []))
         self.publisher = publisher = Publisher(link, link.topics, cfg, store)
         self.database = DatabaseWatch(store, publisher)
         self.upload_worker = UploadWorker(cfg, store, publisher, lambda: not self.sessions.idle())
@@ -84,11 +86,13 @@ class Daemon:
         self.scheduler = Scheduler(store, cfg.attendance.zone()[1], sessions.start_lesson, sessions.stop,
                                    sessions.running_lesson, publisher.event, self._next_changed,
                                    public=lambda text: public_text(cfg.paths, text))
+        self.controls = HaControls(cfg, store, publisher, __version__)
         services = Services(cfg, store, sessions, enroller, publisher, self.info, self.scheduler,
-                            self.upload_worker.uploads, HashCache())
+                            self.upload_worker.uploads, HashCache(), self.controls)
         self.lanes = {lane: LaneWorker(services, link, lane) for lane in LANE_QUEUES}
         self.dispatcher = Dispatcher(services, link, requests, self.lanes)
-        self.housekeeper = Housekeeper(cfg, store, self.database, self.rosters, self.info.publish, self.shutdown)
+        self.housekeeper = Housekeeper(cfg, store, self.database, self.rosters, self.info.publish, self.shutdown,
+                                       self.controls.refresh)
         self._scheduler = threading.Thread(target=self.scheduler.run, args=(self.shutdown,), name="scheduler",
                                            daemon=True)
 
@@ -145,9 +149,7 @@ class Daemon:
         self.sessions.recover()
         self.scheduler.recover()
         self.info.publish()
-        for topic, payload in homeassistant.discovery_messages(self.cfg.homeassistant, self.link.topics,
-                                                               __version__):
-            self.link.set_retained_topic(topic, payload)  # Home Assistant discovery, or its removal when disabled
+        self.controls.announce()  # Home Assistant discovery and R/ha/state, or their removal when disabled
         self.publisher.retained("state", self.sessions.state())
         for thread in (self.dispatcher.thread, *(w.thread for w in self.lanes.values()), self.housekeeper.thread,
                        self._scheduler):

@@ -10,6 +10,7 @@ from ..media.downloads import HashCache
 from ..media.uploads import Uploads
 from ..roster.enrollment import Enroller
 from ..store import Store
+from .ha_controls import HaControls
 from .info import InfoBoard
 from .publisher import Publisher
 from .scheduler import Scheduler
@@ -27,3 +28,4 @@ class Services:
     scheduler: Scheduler  # the timetable's lessons and `changed()`
     uploads: Uploads  # begin and status of uploads (their chunks go to the upload worker)
     downloads: HashCache  # sha256 of files being downloaded, hashed once
+    controls: HaControls  # Home Assistant's choices (start_selected) and its sets on R/ha/<control>/set

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 RETAINED = ("availability", "info", "state", "progress", "results", "snapshot", "attendance")
-OWN_LEAVES = (*RETAINED, "events", "request", "response", "upload")
+OWN_LEAVES = (*RETAINED, "events", "request", "response", "upload", "ha")
 MAX_REPLY_TOPIC = 256
 MAX_CORRELATION = 1024
 
@@ -34,6 +34,26 @@ class Topics:
 
     def upload_status(self, upload_id: str) -> str:
         return f"{self.root}/upload/{upload_id}/status"
+
+    @property
+    def ha_state(self) -> str:
+        """`R/ha/state`: the retained choices of Home Assistant's controls (daemon/ha_controls.py)."""
+        return f"{self.root}/ha/state"
+
+    @property
+    def ha_commands(self) -> str:
+        """`R/ha/<control>/set`: a new choice for one of Home Assistant's controls."""
+        return f"{self.root}/ha/+/set"
+
+    def ha_set(self, control: str) -> str:
+        return f"{self.root}/ha/{control}/set"
+
+    def ha_control_of(self, topic: str) -> str | None:
+        prefix = f"{self.root}/ha/"
+        if not topic.startswith(prefix) or not topic.endswith("/set"):
+            return None
+        control = topic[len(prefix):-len("/set")]
+        return None if not control or "/" in control else control
 
     def request(self, command: str) -> str:
         return f"{self.root}/request/{command}"

@@ -13,7 +13,7 @@ from ...attendance.results import build_results, summaries
 from ...common.errors import InvalidRequest, NotFound
 from ...common.names import safe_file_stem
 from ...common.timeutil import iso_field
-from ...contract import api, media_api
+from ...contract import api, history_api, media_api
 from ...media.downloads import piece
 from ...media.transfer import outgoing
 from ...roster.photos import photo_path
@@ -48,14 +48,14 @@ def report(ctx: Services, r: api.ReportRequest) -> dict[str, Any]:
 
 
 
-@command("student_history", api.HistoryRequest)
-def student_history(ctx: Services, r: api.HistoryRequest) -> api.StudentHistory:
+@command("student_history", history_api.HistoryRequest)
+def student_history(ctx: Services, r: history_api.HistoryRequest) -> history_api.StudentHistory:
     return history_of(ctx.store, ctx.cfg, r.section, r.student_id, iso_field(r.since, "since"),
                       iso_field(r.until, "until"), r.limit)
 
 
-@command("section_attendance", api.SectionAttendanceRequest)
-def section_attendance(ctx: Services, r: api.SectionAttendanceRequest) -> api.SectionAttendance:
+@command("section_attendance", history_api.SectionAttendanceRequest)
+def section_attendance(ctx: Services, r: history_api.SectionAttendanceRequest) -> history_api.SectionAttendance:
     return attendance_of(ctx.store, ctx.cfg, r.section, iso_field(r.since, "since"), iso_field(r.until, "until"))
 
 

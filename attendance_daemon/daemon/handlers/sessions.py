@@ -1,15 +1,18 @@
-"""Session requests: start from a file or a camera, pause, resume, stop, status.
+"""Session requests: start from a file or a camera (or with Home Assistant's choices), pause, resume, stop,
+status.
 
-Starts run on the slow-request worker: opening a camera can take the whole `daemon.open_timeout_s`, and status,
+Starts run on a lane of their own: opening a camera can take the whole `daemon.open_timeout_s`, and status,
 pause and stop from every dashboard must be answered meanwhile."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ...contract import api
+from ...common.errors import InvalidRequest, NotFound
+from ...contract import api, ha_api
 from ...sessions.cameras import resolve_camera
 from ...sessions.planning import plan_mp4, plan_webcam
+from ...store import Store
 from ..registry import command
 
 if TYPE_CHECKING:
@@ -32,6 +35,38 @@ def start_webcam(ctx: Services, r: api.StartWebcam) -> api.State:
     plan = plan_webcam(ctx.cfg, ctx.store, r.section, r.session_name, r.export, camera, r.duration_s)
     plan.started_by = r.client
     return ctx.sessions.start(plan)
+
+
+@command("start_selected", ha_api.StartSelected, lane="starts")
+def start_selected(ctx: Services, r: ha_api.StartSelected) -> api.State:
+    """A start with the choices of Home Assistant's controls (R/ha/state): what its Start buttons send."""
+    ctx.sessions.ensure_idle()
+    chosen = ctx.controls.choices()
+    if chosen.section is None:
+        raise InvalidRequest("section: no section chosen (Home Assistant's Section select, R/ha/section/set)")
+    name = _free_name(ctx.store, chosen.session_name) if chosen.session_name else None
+    if r.source == "video":
+        if chosen.video is None:
+            raise InvalidRequest("video: no video chosen (Home Assistant's Video select, R/ha/video/set)")
+        try:
+            path = ctx.store.media_named(chosen.video).name
+        except NotFound:
+            raise NotFound(f"video: '{chosen.video}' is no longer in the media library") from None
+        plan = plan_mp4(ctx.cfg, ctx.store, path, chosen.section, name, chosen.export)
+    else:
+        camera = resolve_camera(ctx.cfg, None)
+        plan = plan_webcam(ctx.cfg, ctx.store, chosen.section, name, chosen.export, camera, None)
+    plan.started_by = r.client
+    return ctx.sessions.start(plan)
+
+
+def _free_name(store: Store, base: str) -> str:
+    """The chosen session name, or with `-2`, `-3` ... when taken (a button cannot ask again with another)."""
+    name, n = base, 2
+    while store.session_name_taken(name):
+        suffix = f"-{n}"
+        name, n = base[:64 - len(suffix)] + suffix, n + 1
+    return name
 
 
 @command("pause", api.SessionGuard)
