@@ -17,7 +17,6 @@ from ..contract import api
 from ..mqtt.link import MqttLink
 from ..mqtt.topics import Topics
 from ..store import AttendanceRow, SessionRow, Store, StudentRow
-from .registry import public_text
 
 TEXTS = ("error", "reason")  # the free texts of events
 
@@ -43,7 +42,7 @@ class Publisher:
         for key in TEXTS:
             text = fields.get(key)
             if isinstance(text, str):
-                fields[key] = public_text(self._cfg.paths, text)
+                fields[key] = self._cfg.paths.public_text(text)
         self.link.publish(self.topics.of("events"), encode({"type": kind, "at": now_iso(), **fields,
                                                              "device_id": self.device_id}))
 
