@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .common.errors import InvalidRequest, format_validation_error
+from .common.errors import InvalidRequest, format_validation_error, public_error
 from .contract.api import MAX_LESSONS, LessonEntry
 
 
@@ -32,6 +32,12 @@ class PathsConfig(_Strict):
     @property
     def media(self) -> Path:
         return self.media_dir or self.data_dir / "media"
+
+    def public_text(self, message: str) -> str:
+        """An error text fit to leave the box (answers, events): no absolute paths of it, no credentials, at most
+        300 characters."""
+        return public_error(message, [(self.media, "<media>"), (self.enrollment, "<enrollment>"),
+                                      (self.data_dir, "<data>")])
 
     @property
     def enrollment(self) -> Path:

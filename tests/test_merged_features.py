@@ -34,6 +34,7 @@ from attendance_daemon.hub.service import REQUESTS, Hub
 from attendance_daemon.hub.store import HubStore
 from attendance_daemon.mqtt.link import Incoming
 from attendance_daemon.privacy.erasure import forget_student
+from attendance_daemon.privacy.sweep import sweep_count
 from attendance_daemon.roster.photos import clear_incoming
 from attendance_daemon.roster.sync import RosterSync
 from attendance_daemon.store import AttendanceRow, SessionRow, Store
@@ -85,13 +86,13 @@ def test_a_new_hub_roster_version_keeps_each_students_enrollment_date(tmp_path: 
 def test_a_hub_roster_replacing_a_local_section_deletes_its_stored_photos(tmp_path: Path) -> None:
     """A section enrolled over MQTT (photos kept on the box) and later put under the hub: the hub's roster
     replaces its encodings, and their photos (biometric data) must not stay behind as orphan files."""
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    store = Store(tmp_path / "a.sqlite3", allow_init=True)
+    cfg = make_config(tmp_path)
+    photos = cfg.paths.photos
+    store = Store(cfg.paths.database, allow_init=True)
     enc = store.add_encoding(store.upsert_student("5a", "s1", "Ada"), np.zeros(128), "upload")
     (photos / f"{enc}.jpg").write_bytes(b"\xff\xd8 a face")
     store.set_encoding_photo(enc, f"{enc}.jpg")
-    sync = RosterSync(store, ["5a"], None, photos)
+    sync = RosterSync(store, ["5a"], None, lambda ids: sweep_count(cfg, store, ids))
     assert sync.offer("5a", _roster(1, ["s1"])) is None
     assert sync.apply_staged() == ["5a v1"]
     assert not (photos / f"{enc}.jpg").exists()
@@ -407,7 +408,8 @@ def test_removing_a_student_or_section_deletes_their_stored_photos(tmp_path: Pat
         enc = store.add_encoding(store.upsert_student(section, sid, sid.upper()), np.zeros(128), "upload")
         (photos / f"{enc}.jpg").write_bytes(b"\xff\xd8 a face")
         store.set_encoding_photo(enc, f"{enc}.jpg")
-    assert store.remove_student("5a", "s1") == ["1.jpg"]  # the store says which; the caller deletes
+    doomed = store.remove_student("5a", "s1")  # recorded with the rows; the caller sweeps
+    assert [(d.root, d.path) for d in store.doomed(doomed)] == [("photos", "1.jpg")]
     wal = tmp_path / "data" / "attendance.sqlite3-wal"
     assert wal.stat().st_size == 0  # the encodings' old pages do not stay in the write-ahead log either
     (photos / "1.jpg").unlink()

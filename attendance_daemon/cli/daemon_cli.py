@@ -17,8 +17,8 @@ from ..attendance.results import build_results, summaries
 from ..common.errors import AttendanceError
 from ..common.names import check_display_name, check_id, id_problem
 from ..contract.api import Progress
+from ..privacy.sweep import sweep
 from ..roster.enrollment import Enroller, bulk_folders
-from ..roster.photos import remove_photo_file
 from ..sessions.planning import plan_mp4
 from ..sessions.runner import SessionControl, SessionHooks, SessionRunner
 from ..sessions.runtime import Runtime
@@ -143,8 +143,8 @@ def students(ctx: click.Context, section: str) -> None:
 def remove_student(ctx: click.Context, section: str, student_id: str) -> None:
     """Remove a student and their encodings."""
     _not_hub_managed(_rt(ctx), section)
-    for photo in _rt(ctx).store.remove_student(section, student_id):  # their stored photos go with them
-        remove_photo_file(_rt(ctx).cfg.paths.photos, photo)
+    rt = _rt(ctx)
+    sweep(rt.cfg, rt.store, rt.store.remove_student(section, student_id))  # their stored photos go with them
     click.echo(f"removed {section}/{student_id}")
 
 
@@ -154,8 +154,8 @@ def remove_student(ctx: click.Context, section: str, student_id: str) -> None:
 def remove_section(ctx: click.Context, section: str) -> None:
     """Remove a section with all its students."""
     _not_hub_managed(_rt(ctx), section)
-    for photo in _rt(ctx).store.remove_section(section):
-        remove_photo_file(_rt(ctx).cfg.paths.photos, photo)
+    rt = _rt(ctx)
+    sweep(rt.cfg, rt.store, rt.store.remove_section(section))  # their stored photos go with them
     click.echo(f"removed section {section}")
 
 

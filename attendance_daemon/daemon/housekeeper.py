@@ -1,7 +1,8 @@
 """Cheap periodic checks, off the main loop: is our database still the file at its path, did another process
 (a CLI `enroll-bulk`) change the roster that the retained info shows, which hub rosters arrived and may be
-applied now, which evidence files have expired (`retention.days`, at start-up and then daily), and do Home
-Assistant's selects still offer the box's sections and videos."""
+applied now, which evidence files have expired (`retention.days`, at start-up and then daily), which doomed
+files of erasures are left to delete (every minute), and do Home Assistant's selects still offer the box's
+sections and videos."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from ..contract.roster_message import MAX_ROSTER_BYTES
 from ..mqtt.link import Incoming
 from ..privacy import retention
 from ..privacy.retention import RetentionTimer
+from ..privacy.sweep import sweep
 from ..roster.sync import RosterSync
 from ..store import Store
 from .publisher import Publisher
@@ -25,6 +27,7 @@ from .publisher import Publisher
 log = logging.getLogger(__name__)
 
 HOUSEKEEPING_S = 2.0  # how often the database file and the roster are checked (off the main loop)
+SWEEP_S = 60.0  # doomed files older than this are swept by the housekeeper (younger ones are their erasure's)
 ROSTER_INBOX = 32  # hub roster messages waiting for the housekeeper (beyond: dropped, logged)
 
 
@@ -104,6 +107,7 @@ class Housekeeper:
     def _run(self) -> None:
         version = None
         retention_due = RetentionTimer()
+        sweep_due = RetentionTimer(SWEEP_S)
         while not self._shutdown.wait(HOUSEKEEPING_S):
             try:
                 if self._database.check():
@@ -112,6 +116,8 @@ class Housekeeper:
                     continue
                 if retention_due.due(time.monotonic()):  # at start-up, then daily
                     retention.clean(self._cfg, self._store)
+                if sweep_due.due(time.monotonic()):  # doomed files an erasure's own sweep could not delete
+                    sweep(self._cfg, self._store, min_age_s=SWEEP_S)
                 if self._rosters is not None and self._rosters.sync():
                     self._publish_info()
                 now = self._store.data_version()

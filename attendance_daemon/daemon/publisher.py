@@ -18,6 +18,8 @@ from ..mqtt.link import MqttLink
 from ..mqtt.topics import Topics
 from ..store import AttendanceRow, SessionRow, Store, StudentRow
 
+TEXTS = ("error", "reason")  # the free texts of events
+
 
 def encode(payload: Any) -> bytes:
     if isinstance(payload, api.Payload):
@@ -35,6 +37,12 @@ class Publisher:
         self.link.set_retained(leaf, payload if isinstance(payload, bytes) else encode(payload))
 
     def event(self, kind: str, **fields: object) -> None:
+        """Events leave the box (a bridge takes them to the central broker): their texts are filtered as a
+        Response's `error` is (no path of the box, no credentials, at most 300 characters)."""
+        for key in TEXTS:
+            text = fields.get(key)
+            if isinstance(text, str):
+                fields[key] = self._cfg.paths.public_text(text)
         self.link.publish(self.topics.of("events"), encode({"type": kind, "at": now_iso(), **fields,
                                                              "device_id": self.device_id}))
 

@@ -19,7 +19,6 @@ from ..common.errors import (
     NotFound,
     PayloadTooLarge,
     format_validation_error,
-    public_error,
 )
 from ..config import PathsConfig
 from ..contract import api
@@ -154,7 +153,7 @@ def handle(services: Services, name: str, incoming: Incoming) -> api.Response:
 def public_text(p: PathsConfig, message: str) -> str:
     """Error texts leave the box (answers, and texts the daemon publishes on its own, such as a lesson that could
     not start): no absolute paths of it, no credentials, at most 300 characters."""
-    return public_error(message, [(p.media, "<media>"), (p.enrollment, "<enrollment>"), (p.data_dir, "<data>")])
+    return p.public_text(message)
 
 
 def _json_scalar(value: Any) -> bool:

@@ -21,9 +21,10 @@ from ..media.downloads import HashCache
 from ..mqtt.bridge import roster_topic
 from ..mqtt.link import Incoming, MqttLink
 from ..mqtt.topics import Topics
+from ..privacy.sweep import sweep, sweep_count
 from ..recognition.encode import Encoder, FaceEncoder, ProcessEncoder
 from ..roster.enrollment import Enroller
-from ..roster.photos import clear_incoming
+from ..roster.photos import clear_incoming, clear_orphans
 from ..roster.sync import RosterSync
 from ..sessions.runtime import configured_detector
 from ..store import Store
@@ -55,6 +56,9 @@ class Daemon:
         self.store = store = Store(cfg.paths.database, allow_init=init or cfg.daemon.allow_init)
         if clear_incoming(cfg.paths.photos):
             log.warning("deleted the uploads of enrollments the daemon did not live to finish")
+        sweep(cfg, store)  # files of erasures the daemon did not live to finish (recorded with their rows)
+        if clear_orphans(cfg.paths.photos, store.photo_names()):
+            log.warning("deleted stored photos no encoding names (an enrollment the daemon did not live to finish)")
         if cfg.timetable is not None:  # `[[timetable]]` in the config is the timetable (stored, so history and
             store.replace_timetable([row_of(e) for e in cfg.timetable])  # restarts agree); else the stored one is
         self.shutdown = threading.Event()
@@ -78,7 +82,7 @@ class Daemon:
         enroller = Enroller(store, self.encoder, rc.duplicate_warn_distance, cfg.enrollment.max_image_pixels)
         self.sessions = sessions = SessionWorker(cfg, store, self.detector, self.encoder, publisher,
                                                  lambda: self.database.problem, lambda: self.scheduler.next)
-        rosters = (RosterSync(store, cfg.roster.sections, cfg.roster.key(), cfg.paths.photos)
+        rosters = (RosterSync(store, cfg.roster.sections, cfg.roster.key(), lambda ids: sweep_count(cfg, store, ids))
                    if cfg.roster.sections else None)
         self.rosters = RosterInbox(rosters, publisher, sessions.when_idle) if rosters else None
         self.info = InfoBoard(publisher, store, self.detector.name, rosters, self.database.problems,

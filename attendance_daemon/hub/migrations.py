@@ -105,6 +105,29 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (digest, section)
     );
     """,
+    # 3: a forget applies to what was recorded before it, not to a student given the same id later: every forget
+    # is kept with its time (and the section it was limited to, or NULL), and a replay is scrubbed by the first
+    # forget after its session started. The two tables above become rows of it.
+    """
+    CREATE TABLE forgets (
+        id          BIGSERIAL PRIMARY KEY,
+        digest      TEXT NOT NULL,
+        section     TEXT,
+        mode        TEXT NOT NULL,
+        alias       TEXT NOT NULL,
+        at          TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
+    );
+    CREATE INDEX forgets_digest ON forgets(digest, at);
+    INSERT INTO forgets (digest, section, mode, alias, at)
+        SELECT digest, NULL, mode, COALESCE(alias, 'forgotten-' || substr(md5(random()::text), 1, 8)), at
+        FROM forgotten;
+    INSERT INTO forgets (digest, section, mode, alias, at)
+        SELECT digest, section, mode, COALESCE(alias, 'forgotten-' || substr(md5(random()::text), 1, 8)), at
+        FROM forgotten_in;
+    DROP TABLE forgotten;
+    DROP TABLE forgotten_in;
+    CREATE INDEX events_student ON events ((payload->>'student_id'));
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -26,6 +26,7 @@ from ..config import EnrollmentConfig
 from ..contract import api
 from ..daemon.registry import parse, validated
 from ..mqtt.link import Incoming
+from ..mqtt.topics import Topics
 from ..roster.enrollment import too_large
 
 if TYPE_CHECKING:  # the models and the registry import without psycopg (docs/asyncapi.json is made from them)
@@ -245,6 +246,9 @@ def forget_student(ctx: HubContext, r: api.ForgetStudentRequest) -> dict[str, An
     when they come back online until they answer)."""
     counts = ctx.store.forget(r.student_id, r.section, r.attendance)
     versions = {s: ctx.rosters.publish(s)["version"] for s in counts.sections}
+    # before the boxes get the request: a box's own republish after its forget then comes last
+    for device in counts.devices:
+        _replace_retained(ctx, device)
     request: dict[str, Any] = {"student_id": r.student_id, "attendance": r.attendance}
     if r.section is not None:
         request["section"] = r.section
@@ -255,4 +259,17 @@ def forget_student(ctx: HubContext, r: api.ForgetStudentRequest) -> dict[str, An
         ctx.send_to_box(device, "forget_student", box_request)
         sent.append(device)
     return {"student_id": r.student_id, "sections": counts.sections, "sessions": counts.sessions,
-            "attendance_rows": counts.attendance_rows, "roster_versions": versions, "sent_to": sent}
+            "attendance_rows": counts.attendance_rows, "events_removed": counts.events,
+            "retained_replaced": counts.devices, "roster_versions": versions, "sent_to": sent}
+
+
+def _replace_retained(ctx: HubContext, device: str) -> None:
+    """The box's retained messages on the central broker may still name the student (a box that is away cannot
+    republish them): its `results` become its newest stored session as the hub now holds it (scrubbed), or
+    nothing; its live roster `attendance`, which the hub does not keep, is cleared. Both are topics the box's
+    bridge only sends out, so nothing reaches the box."""
+    topics = Topics(ctx.rosters.base, device)
+    newest = ctx.store.newest_results(device)
+    ctx.rosters.retain(topics.of("results"), b"" if newest is None else
+                       json.dumps(newest, separators=(",", ":"), ensure_ascii=False).encode())
+    ctx.rosters.retain(topics.of("attendance"), b"")

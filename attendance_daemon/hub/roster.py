@@ -37,6 +37,10 @@ class RosterPublisher:
             self._enroller = Enroller(self.store, None, self._dup, self._max_pixels)
         return self._enroller.enroll(section, student_id, name, images)
 
+    def retain(self, topic: str, payload: bytes) -> None:
+        """Publishes retained (QoS 1) on the central broker: the rosters, and the copies a forget replaces."""
+        self._publish(topic, payload)
+
     def publish(self, section: str) -> dict[str, Any]:
         """A new version of the section's roster, sealed and published retained; returns {version, hash}."""
         with self.store.roster_publication(section):

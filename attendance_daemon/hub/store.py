@@ -8,12 +8,13 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import psycopg
 from psycopg.types.json import Jsonb
 
+from . import forgets
 from .roster_queries import HubRosterQueries
 
 Outcome = Literal["inserted", "duplicate", "revised", "stale"]
@@ -33,6 +34,8 @@ class ForgetCounts:
     attendance_rows: int
     roster_students: int
     sections: list[str]
+    events: int = 0
+    devices: list[str] = field(default_factory=list)  # boxes whose stored sessions held the student
 
 
 class HubStore(HubRosterQueries):
@@ -117,8 +120,12 @@ class HubStore(HubRosterQueries):
             return self._db.execute(sql + " ORDER BY started_at", args).fetchall()
 
     def add_event(self, device_id: str, event: dict[str, Any]) -> bool:
-        """Stored once: a re-sent event (same content) is a no-op. True when new."""
+        """Stored once: a re-sent event (same content) is a no-op, and so is one about a student sent before a
+        forget of them (forgets.event_is_forgotten). True when new."""
         with self._tx() as db:
+            student = event.get("student_id")
+            if isinstance(student, str) and forgets.event_is_forgotten(db, device_id, student_digest(student), event):
+                return False
             return db.execute(
                 "INSERT INTO events (device_id, digest, type, at, payload) VALUES (%s, %s, %s, %s, %s) "
                 "ON CONFLICT DO NOTHING RETURNING 1",
@@ -145,7 +152,9 @@ class HubStore(HubRosterQueries):
     def forget(self, student_id: str, section: str | None, mode: Literal["anonymise", "remove"]) -> ForgetCounts:
         """Erases a student from the hub in one transaction: roster entries (with their encodings), and the
         attendance of the sessions (removed, or kept under a random pseudonym with the name dropped); the stored
-        results payloads are scrubbed the same way. Remembered (as a hash) so later replays are scrubbed too."""
+        results payloads are scrubbed the same way; the events naming them are deleted. Remembered (as a hash, with
+        its time) so later replays of what was recorded before it are scrubbed too, and nothing recorded after it
+        (a new student given the same id is a new person)."""
         alias = f"forgotten-{secrets.token_hex(4)}"
         with self._tx() as db:
             sec_clause, sec_args = ("AND section = %s", [section]) if section else ("", [])
@@ -171,15 +180,11 @@ class HubStore(HubRosterQueries):
                                      "session_id=%s AND student_id=%s",
                                      (alias, alias, s["device_id"], s["session_id"], student_id))
                 rows += cur.rowcount
-            if section is None:
-                db.execute("INSERT INTO forgotten (digest, mode, alias) VALUES (%s, %s, %s) ON CONFLICT (digest) "
-                           "DO UPDATE SET mode = EXCLUDED.mode, alias = EXCLUDED.alias, at = now()",
-                           (student_digest(student_id), mode, alias))
-            else:  # remembered for that section only (the same id elsewhere may be someone else)
-                db.execute("INSERT INTO forgotten_in (digest, section, mode, alias) VALUES (%s, %s, %s, %s) ON "
-                           "CONFLICT (digest, section) DO UPDATE SET mode = EXCLUDED.mode, alias = EXCLUDED.alias, "
-                           "at = now()", (student_digest(student_id), section, mode, alias))
-        return ForgetCounts(len(sessions), rows, len(sections), sorted(set(sections)))
+            # with `section`, remembered for that section only (the same id elsewhere may be someone else)
+            forgets.record(db, student_digest(student_id), section, mode, alias)
+            events = forgets.delete_events(db, student_id, section)
+        return ForgetCounts(len(sessions), rows, len(sections), sorted(set(sections)), events,
+                            sorted({s["device_id"] for s in sessions}))
 
     def _scrub_forgotten(self, results: dict[str, Any]) -> dict[str, Any]:
         ids = {str(p.get("student_id")) for key in ("present", "absent") for p in results.get(key, [])
@@ -188,14 +193,15 @@ class HubStore(HubRosterQueries):
             return results
         digests = {student_digest(i): i for i in ids}
         with self._lock:
-            rows = self._db.execute("SELECT digest, mode, alias FROM forgotten WHERE digest = ANY(%s) UNION ALL "
-                                    "SELECT digest, mode, alias FROM forgotten_in WHERE digest = ANY(%s) AND "
-                                    "section = %s", (list(digests), list(digests), str(results.get("section")))
-                                    ).fetchall()
-        for r in rows:  # the forget's own alias: a replay scrubs to the stored payload (a duplicate, not a revision)
-            results = _scrub(results, {digests[r["digest"]]}, r["mode"],
-                             r["alias"] or f"forgotten-{secrets.token_hex(4)}")
+            rows = forgets.applicable(self._db, list(digests), str(results.get("section")),
+                                      str(results.get("started_at")))
+        for digest, r in rows.items():  # the forget's own alias: a replay scrubs to the stored payload (a duplicate)
+            results = _scrub(results, {digests[digest]}, r["mode"], r["alias"])
         return results
+
+    def newest_results(self, device_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            return forgets.newest_results(self._db, device_id)
 
     def record_forget_sent(self, student_id: str, device_id: str, request: dict[str, Any]) -> None:
         with self._tx() as db:
@@ -208,6 +214,8 @@ class HubStore(HubRosterQueries):
         404 from a box too old to know the command) is kept with the request, which goes out again when the box
         next comes online."""
         done = answer.get("status") == "ok"
+        if isinstance(answer.get("data"), dict):  # the box's answer names the student: not kept
+            answer = {**answer, "data": {k: v for k, v in answer["data"].items() if k != "student_id"}}
         with self._tx() as db:
             cur = db.execute(
                 "UPDATE forget_deliveries SET answer = %s, answered_at = CASE WHEN %s THEN now() END, "

@@ -1,27 +1,25 @@
 """Erasure on the box: forgetting a student everywhere, deleting a session with its files.
 
-The database part is one transaction in the store (with secure_delete and the WAL truncated); this module
-deletes the files that held the same person: stored photos, assigned crops, the enrollment directory's
-`<section>/<student_id>__<name>/` folders, and the reports, export videos and kept frames of the sessions
-they were recorded in (those show their name and face)."""
+The database part is one transaction in the store (with secure_delete and the WAL truncated) that also records
+every file holding the same person as doomed: stored photos, assigned crops, the enrollment directory's
+`<section>/<student_id>__<name>/` folders, and the reports, export videos and kept frames of the sessions they
+were recorded in (those show their name and face). The sweep (sweep.py) then deletes them; a crash before it
+finishes leaves the records, which the next sweep (at start-up) completes."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import secrets
-import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..common.names import safe_file_stem
 from ..config import Config
-from ..roster.photos import remove_photo_file
 from ..store import SessionRow, Store
+from .sweep import Swept, sweep
 
 log = logging.getLogger(__name__)
-
-MAX_SESSIONS = 1_000_000  # every session of a section, for the reports that name a forgotten student
 
 
 @dataclass
@@ -40,22 +38,11 @@ def placeholder() -> str:
 
 
 def forget_student(cfg: Config, store: Store, student_id: str, section: str | None, remove_rows: bool) -> Forgotten:
-    erased = store.forget_student(student_id, section, remove_rows, placeholder())
-    photos = sum(remove_photo_file(cfg.paths.photos, p) for p in erased.photos)
-    photos += _enrollment_folders(cfg.paths.enrollment, student_id, section)
-    crops = sum(_unlink_inside(cfg.paths.unknowns, Path(c)) for c in erased.crops)
-    files = 0
-    for sid in erased.sessions:
-        row = store.get_session(sid)
-        files += sum(_unlink_inside(root, path) for root, path in session_files(cfg, row))
-    if erased.sessions:
-        store.clear_export(erased.sessions)
-    # The reports of their sections' other sessions list them as absent, by name (`report` writes them anew)
-    for sec in erased.sections:
-        for row in store.list_sessions(section=sec, limit=MAX_SESSIONS):
-            if row.id not in erased.sessions:
-                files += sum(_unlink_inside(root, path) for root, path in session_files(cfg, row)
-                             if root == cfg.paths.reports)
+    erased = store.forget_student(student_id, section, remove_rows, placeholder(), session_files_of(cfg))
+    swept = sweep(cfg, store, erased.doomed)
+    photos = _count(swept, lambda s: s.file.root in ("photos", "enrollment"))
+    crops = _count(swept, lambda s: s.file.root == "unknowns")
+    files = _count(swept, lambda s: s.file.root in ("reports", "exports", "frames"))
     log.info("forget_student: %d encodings, %d photos, %d crops, %d attendance rows (%s) in %d sessions; "
              "%d reports, exports and frames of those sessions deleted", erased.encodings, photos, crops,
              erased.attendance_rows, "removed" if remove_rows else "anonymised", len(erased.sessions), files)
@@ -65,13 +52,8 @@ def forget_student(cfg: Config, store: Store, student_id: str, section: str | No
 
 def delete_session(cfg: Config, store: Store, session_id: str) -> tuple[SessionRow, int]:
     """Deletes the session's rows, then its crops, reports, export and kept frame; returns (row, files)."""
-    row, crops = store.delete_session(session_id)
-    files = sum(_unlink_inside(cfg.paths.unknowns, Path(c)) for c in crops)
-    files += sum(_unlink_inside(root, path) for root, path in session_files(cfg, row))
-    crop_dir = cfg.paths.unknowns / row.name  # as the session runner names it
-    if crop_dir.is_dir() and not crop_dir.is_symlink() and crop_dir.resolve().parent == cfg.paths.unknowns.resolve():
-        with contextlib.suppress(OSError):
-            crop_dir.rmdir()
+    row, doomed = store.delete_session(session_id, session_files_of(cfg))
+    files = _count(sweep(cfg, store, doomed), lambda s: True)
     log.info("delete_session: session %s and %d files deleted", row.name, files)
     return row, files
 
@@ -87,32 +69,11 @@ def session_files(cfg: Config, row: SessionRow) -> list[tuple[Path, Path]]:
     return out
 
 
-def _unlink_inside(root: Path, path: Path) -> bool:
-    """Deletes `path` when it is a file inside `root` (paths come from our own database, checked anyway)."""
-    try:
-        full = path.resolve()
-        if root.resolve() not in full.parents or not full.is_file():
-            return False
-        full.unlink()
-    except OSError as exc:
-        log.error("cannot delete a file: %s", exc.strerror)
-        return False
-    return True
+def session_files_of(cfg: Config) -> Callable[[SessionRow], list[tuple[str, str]]]:
+    """`session_files` as the store records doomed files: (root name, path)."""
+    names = {cfg.paths.reports: "reports", cfg.paths.frames: "frames", cfg.paths.exports: "exports"}
+    return lambda row: [(names[root], str(path)) for root, path in session_files(cfg, row)]
 
 
-def _enrollment_folders(root: Path, student_id: str, section: str | None) -> int:
-    """Deletes `<section>/<student_id>__<name>/` folders (the bulk layout) in the enrollment directory;
-    returns how many files they held."""
-    if not root.is_dir():
-        return 0
-    count = 0
-    sections = [root / section] if section is not None else [d for d in root.iterdir() if d.is_dir()]
-    for sec in sections:
-        if not sec.is_dir() or sec.is_symlink() or sec.resolve().parent != root.resolve():
-            continue
-        for folder in sec.iterdir():
-            if folder.is_dir() and not folder.is_symlink() and folder.name.partition("__")[0] == student_id \
-                    and "__" in folder.name:
-                count += sum(1 for f in folder.rglob("*") if f.is_file())
-                shutil.rmtree(folder)
-    return count
+def _count(swept: list[Swept], which: Callable[[Swept], bool]) -> int:
+    return sum(s.deleted for s in swept if which(s))

@@ -21,14 +21,6 @@ def photo_path(photos: Path, name: str) -> Path | None:
     return photos / name if _PHOTO_NAME.fullmatch(name) else None
 
 
-def remove_photo_file(photos: Path, name: str | None) -> bool:
-    path = photo_path(photos, name) if name else None
-    if path is None or not path.is_file():
-        return False
-    path.unlink()
-    return True
-
-
 def clear_incoming(photos: Path) -> int:
     """Deletes uploads an enrollment left behind when the daemon died during it (photos of faces that were
     never stored, listed or erasable); at start-up, before any enrollment runs. Returns how many."""
@@ -36,6 +28,18 @@ def clear_incoming(photos: Path) -> int:
     for d in stale:
         shutil.rmtree(d, ignore_errors=True)
     return len(stale)
+
+
+def clear_orphans(photos: Path, named: set[str]) -> int:
+    """Deletes stored photos that no encoding names (`named`): the daemon died between keeping a photo and
+    recording it, so nothing would ever list or erase it. At start-up, before any enrollment runs."""
+    if not photos.is_dir():
+        return 0
+    orphans = [p for p in photos.iterdir() if _PHOTO_NAME.fullmatch(p.name) and p.name not in named
+               and p.is_file() and not p.is_symlink()]
+    for p in orphans:
+        p.unlink()
+    return len(orphans)
 
 
 def enroll_uploads(enroller: Enroller, store: Store, photos: Path, section: str, student_id: str, name: str,

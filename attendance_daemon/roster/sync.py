@@ -6,20 +6,22 @@ from __future__ import annotations
 
 import logging
 import threading
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from ..contract.roster_message import RosterMessage, open_roster
 from ..store import Store
-from .photos import remove_photo_file
 
 log = logging.getLogger(__name__)
 
 
 class RosterSync:
-    def __init__(self, store: Store, sections: list[str], key: bytes | None, photos: Path | None = None) -> None:
+    def __init__(self, store: Store, sections: list[str], key: bytes | None,
+                 sweep: Callable[[list[int]], int] | None = None) -> None:
         self.store, self.sections, self.key = store, set(sections), key
-        self.photos = photos  # <data>/photos: the photos of encodings a roster replaces are deleted with them
+        # deletes the doomed files (ids) a roster's transaction recorded, the stored photos of the encodings it
+        # replaced, and says how many (privacy/sweep.py; the daemon's start-up sweep gets any a crash left)
+        self.sweep = sweep
         self._staged: dict[str, RosterMessage] = {}
         self._refused: dict[str, str] = {}  # section -> why its last offered roster was refused
         self._lock = threading.Lock()
@@ -74,10 +76,9 @@ class RosterSync:
                 if self._staged.get(section) is m:  # (a newer one staged meanwhile stays)
                     del self._staged[section]
             if replaced is not None:
-                if self.photos is not None:
-                    removed = sum(remove_photo_file(self.photos, p) for p in replaced)
-                    if removed:
-                        log.info("roster %s: %d stored photos of replaced encodings deleted", section, removed)
+                if self.sweep is not None and replaced:
+                    removed = self.sweep(replaced)
+                    log.info("roster %s: %d stored photos of replaced encodings deleted", section, removed)
                 log.info("roster %s: version %d applied (%d students)", section, m.version, len(students))
                 done.append(f"{section} v{m.version}")
         return done

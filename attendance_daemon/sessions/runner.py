@@ -10,7 +10,6 @@ import sqlite3
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import cv2
 
@@ -20,6 +19,7 @@ from ..common.timeutil import now_iso
 from ..config import Config
 from ..contract.api import Progress
 from ..media.export import VideoExporter, annotate, jpeg, save_crop
+from ..privacy.sweep import sweep
 from ..recognition.detect import Detector
 from ..recognition.encode import FaceEncoder
 from ..recognition.match import Matcher
@@ -318,13 +318,14 @@ class SessionRunner:
         path = self.cfg.paths.unknowns / self.row.name / f"track-{face.track_id:05d}-{face.t:08.2f}s.jpg"
         save_crop(cv2.cvtColor(face.crop.rgb, cv2.COLOR_RGB2BGR), face.crop.face_box(), path)
         face_id = self.store.add_unknown(self.row.id, face.track_id, str(path), round(face.t, 2), face.encoding)
-        self.hooks.event("unknown_face", session_id=self.row.id, track_id=face.track_id, crop_path=str(path),
+        # no path of the box leaves it (events reach the central broker): the crop's place in the data directory
+        shown = path.relative_to(self.cfg.paths.data_dir).as_posix()
+        self.hooks.event("unknown_face", session_id=self.row.id, track_id=face.track_id, crop_path=shown,
                          at_s=round(face.t, 2), face_id=face_id)
 
     def _retract_unknown(self, track_id: int) -> None:
         """A track kept as an unknown visitor later proved to be a student: the visitor was never there."""
-        for path in self.store.remove_unknown(self.row.id, track_id):
-            Path(path).unlink(missing_ok=True)
+        sweep(self.cfg, self.store, self.store.remove_unknown(self.row.id, track_id))  # the crop shows a student
 
     def _finish(self, status: str, error: str | None) -> None:
         try:

@@ -1,39 +1,55 @@
-"""Forgetting a student and deleting a session, each in one transaction."""
+"""Forgetting a student and deleting a session, each in one transaction that also records the files to delete."""
 
 from __future__ import annotations
 
-from .connection import Database
+from collections.abc import Callable
+
+from .connection import Database, session_row
+from .doomed_queries import ENROLLMENT, doom, folders
 from .records import Erasure, SessionRow
+
+# (root, path) of the files that show a session: its reports, export video and kept frame (privacy/erasure.py
+# names them; the store only records them with the rows it deletes)
+SessionFiles = Callable[[SessionRow], list[tuple[str, str]]]
+
+
+def _none(row: SessionRow) -> list[tuple[str, str]]:
+    return []
 
 
 class ErasureQueries(Database):
     """Forgetting a student and deleting a session, each in one transaction.
     One family of the Store's queries."""
 
-    def forget_student(self, student_id: str, section: str | None, remove_rows: bool,
-                       placeholder: str) -> Erasure:
+    def forget_student(self, student_id: str, section: str | None, remove_rows: bool, placeholder: str,
+                       session_files: SessionFiles = _none) -> Erasure:
         """Erases a student in one transaction: their student rows and encodings, the unknown faces assigned
-        to them, and their attendance rows (deleted, or given `placeholder` as id and name). Returns what the
-        caller must delete on disk. Then truncates the WAL, so no copy of the old pages stays beside the file."""
+        to them, and their attendance rows (deleted, or given `placeholder` as id and name). The files that held
+        them are recorded as doomed in the same transaction (`Erasure.doomed`; the caller sweeps them): stored
+        photos, assigned crops, their enrollment folders, the files of the sessions they were recorded in, and
+        the reports of their sections' other sessions (which list them as absent). Then truncates the WAL, so no
+        copy of the old pages stays beside the file."""
         out = Erasure()
-        where, args = ("st.student_id=?", [student_id]) if section is None else (
-            "st.student_id=? AND st.section=?", [student_id, section])
+        where, args = ("student_id=?", [student_id]) if section is None else (
+            "student_id=? AND section=?", [student_id, section])
+        files: list[tuple[str, str]] = []
         with self._tx() as db:
-            students = db.execute(f"SELECT st.id, st.section FROM students st WHERE {where}", args).fetchall()
-            for rowid, sec in students:
+            for rowid, sec in db.execute(f"SELECT id, section FROM students WHERE {where}", args).fetchall():
                 out.sections.add(str(sec))
                 encs = db.execute("SELECT id, photo FROM encodings WHERE student=?", (rowid,)).fetchall()
                 out.encodings += len(encs)
                 out.photos += [str(e[1]) for e in encs if e[1]]
-                for (enc_id, _photo) in encs:
-                    crops = db.execute("SELECT crop_path FROM unknown_faces WHERE assigned_to=?", (enc_id,)).fetchall()
-                    out.crops += [str(c[0]) for c in crops]
-                    db.execute("DELETE FROM unknown_faces WHERE assigned_to=?", (enc_id,))
                 db.execute("DELETE FROM students WHERE id=?", (rowid,))
+            # crops assigned to them: tied to the student, whether or not their row or that encoding still exists
+            crop_where = "assigned_student=?" + ("" if section is None else " AND assigned_section=?")
+            out.crops = [str(r[0]) for r in db.execute(f"SELECT crop_path FROM unknown_faces WHERE {crop_where}",
+                                                       args).fetchall()]
+            db.execute(f"DELETE FROM unknown_faces WHERE {crop_where}", args)
+            files += [("photos", p) for p in out.photos] + [("unknowns", c) for c in out.crops]
+            files.append((ENROLLMENT, folders(section, student_id)))
             scope = "a.student_id=?" + ("" if section is None else " AND s.section=?")
             rows = db.execute(f"SELECT a.session_id, s.section FROM attendance a JOIN sessions s ON s.id = "
-                              f"a.session_id WHERE {scope}", [student_id] + ([] if section is None else [section])
-                              ).fetchall()
+                              f"a.session_id WHERE {scope}", args).fetchall()
             out.sessions = sorted({str(r[0]) for r in rows})
             out.sections |= {str(r[1]) for r in rows}
             out.attendance_rows = len(rows)
@@ -43,15 +59,23 @@ class ErasureQueries(Database):
                 else:
                     db.execute("UPDATE attendance SET student_id=?, name=? WHERE session_id=? AND student_id=?",
                                (placeholder, placeholder, sid, student_id))
+            for sec in sorted(out.sections):  # their sessions show them; the section's others list them absent
+                for r in db.execute("SELECT * FROM sessions WHERE section=?", (sec,)).fetchall():
+                    row = session_row(r)
+                    files += [f for f in session_files(row) if row.id in out.sessions or f[0] == "reports"]
+            db.executemany("UPDATE sessions SET export_path=NULL WHERE id=?", [(s,) for s in out.sessions])
+            out.doomed = doom(db, files)
         self.purge_wal()
         return out
 
-    def delete_session(self, session_id: str) -> tuple[SessionRow, list[str]]:
-        """Deletes a session with its attendance and unknown faces; returns the row and its crop paths."""
-        row = self.get_session(session_id)
+    def delete_session(self, session_id: str, session_files: SessionFiles = _none) -> tuple[SessionRow, list[int]]:
+        """Deletes a session with its attendance and unknown faces; its crops and `session_files` are recorded
+        as doomed in the same transaction. Returns the row and the doomed ids (for the caller to sweep)."""
         with self._tx() as db:
+            row = self.get_session(session_id)
             crops = [str(r[0]) for r in db.execute("SELECT crop_path FROM unknown_faces WHERE session_id=?",
                                                     (session_id,)).fetchall()]
             db.execute("DELETE FROM sessions WHERE id=?", (session_id,))  # attendance, unknowns: ON DELETE CASCADE
+            doomed = doom(db, [("unknowns", c) for c in crops] + session_files(row))
         self.purge_wal()
-        return row, crops
+        return row, doomed

@@ -86,7 +86,7 @@ class UnknownRow:
 
 @dataclass
 class Erasure:
-    """What `forget_student` erased from the database, and the files the caller must delete."""
+    """What `forget_student` erased from the database, and the files it recorded as doomed (the caller sweeps)."""
 
     sections: set[str] = field(default_factory=set)
     encodings: int = 0
@@ -94,6 +94,7 @@ class Erasure:
     crops: list[str] = field(default_factory=list)
     sessions: list[str] = field(default_factory=list)
     attendance_rows: int = 0
+    doomed: list[int] = field(default_factory=list)  # ids of the doomed_files recorded with the rows
 
 
 @dataclass

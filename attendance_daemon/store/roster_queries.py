@@ -9,6 +9,7 @@ from ..common.names import check_display_name, check_id
 from ..common.timeutil import now_iso
 from ..contract.roster_message import ENCODING_DIM
 from .connection import Database, stored_photos
+from .doomed_queries import doom
 from .records import PhotoRow, StudentRow
 
 
@@ -24,15 +25,16 @@ class RosterQueries(Database):
             ).fetchall()
         return [(r[0], int(r[1])) for r in rows]
 
-    def remove_section(self, section: str) -> list[str]:
-        """Deletes a section with its students; returns their stored photos' file names (for the caller to
-        delete: the rows go, the files would stay)."""
+    def remove_section(self, section: str) -> list[int]:
+        """Deletes a section with its students; their stored photos are recorded as doomed in the same
+        transaction (returned: the ids for the caller to sweep)."""
         self.require_section(section)
         with self._tx() as db:
             photos = stored_photos(db, "st.section=?", (section,))
             db.execute("DELETE FROM sections WHERE name=?", (section,))
+            doomed = doom(db, [("photos", p) for p in photos])
         self.purge_wal()  # their encodings are biometric data: no copy of the old pages stays in the WAL
-        return photos
+        return doomed
 
     def upsert_student(self, section: str, student_id: str, name: str) -> int:
         check_id(section, "section")  # new writes only: older rows with other names stay readable
@@ -74,16 +76,19 @@ class RosterQueries(Database):
             ).fetchall()
         return [StudentRow(int(r[0]), r[1], r[2], r[3], int(r[4])) for r in rows]
 
-    def remove_student(self, section: str, student_id: str) -> list[str]:
-        """Deletes a student with their encodings; returns their stored photos' file names (for the caller)."""
+    def remove_student(self, section: str, student_id: str) -> list[int]:
+        """Deletes a student with their encodings; their stored photos are recorded as doomed in the same
+        transaction (returned: the ids for the caller to sweep). Unknown faces assigned to them stay assigned to
+        their id (session evidence, under retention; `forget_student` erases them)."""
         self.require_section(section)
         with self._tx() as db:
             photos = stored_photos(db, "st.section=? AND st.student_id=?", (section, student_id))
             cur = db.execute("DELETE FROM students WHERE section=? AND student_id=?", (section, student_id))
             if cur.rowcount == 0:
                 raise NotFound(f"student_id: no student '{student_id}' in section '{section}'")
+            doomed = doom(db, [("photos", p) for p in photos])
         self.purge_wal()  # their encodings are biometric data: no copy of the old pages stays in the WAL
-        return photos
+        return doomed
 
     def section_encodings(self, section: str) -> tuple[list[StudentRow], np.ndarray, np.ndarray]:
         """Roster, an (N, 128) float32 matrix of every encoding, and the roster index of each row."""
@@ -108,11 +113,12 @@ class RosterQueries(Database):
         return {str(r[0]): (int(r[1]), str(r[2])) for r in rows}
 
     def replace_roster(self, section: str, version: int, digest: str,
-                       students: list[tuple[str, str, list[list[float]]]]) -> list[str] | None:
+                       students: list[tuple[str, str, list[list[float]]]]) -> list[int] | None:
         """The section becomes exactly `students` (id, name, encodings) in one transaction, unless a version
         as new or newer is already applied (then None, nothing changes). A student the roster still lists keeps
         their row and so their enrollment date (history counts the sessions since then); their encodings are
-        replaced. Returns the stored photo file names of the encodings replaced, for the caller to delete."""
+        replaced. The stored photos of the encodings replaced are recorded as doomed in the same transaction;
+        returns their ids, for the caller to sweep."""
         now = now_iso()
         with self._tx() as db:
             row = db.execute("SELECT version FROM roster_versions WHERE section=?", (section,)).fetchone()
@@ -141,7 +147,10 @@ class RosterQueries(Database):
             db.execute("INSERT INTO roster_versions(section, version, hash, applied_at) VALUES (?, ?, ?, ?) "
                        "ON CONFLICT(section) DO UPDATE SET version=excluded.version, hash=excluded.hash, "
                        "applied_at=excluded.applied_at", (section, version, digest, now))
-        return photos
+            doomed = doom(db, [("photos", p) for p in photos])
+        if photos:
+            self.purge_wal()
+        return doomed
 
     def student_rowid(self, section: str, student_id: str) -> int:
         with self._lock:
@@ -156,6 +165,11 @@ class RosterQueries(Database):
         with self._tx() as db:
             db.execute("UPDATE encodings SET photo=? WHERE id=?", (photo, encoding_id))
 
+    def photo_names(self) -> set[str]:
+        """Every stored photo's file name the encodings name."""
+        with self._lock:
+            return {str(r[0]) for r in self._db.execute("SELECT photo FROM encodings WHERE photo IS NOT NULL")}
+
     def photos(self, section: str, student_id: str) -> list[PhotoRow]:
         """Every encoding of a student: its id, the image it came from, the stored photo's file name if any."""
         rowid = self.student_rowid(section, student_id)
@@ -164,12 +178,15 @@ class RosterQueries(Database):
                                     (rowid,)).fetchall()
         return [PhotoRow(int(r[0]), r[1], r[2], r[3]) for r in rows]
 
-    def remove_photo(self, section: str, student_id: str, photo_id: int) -> str | None:
-        """Deletes one encoding of a student; returns its stored photo's file name (for the caller to delete)."""
+    def remove_photo(self, section: str, student_id: str, photo_id: int) -> list[int]:
+        """Deletes one encoding of a student; its stored photo is recorded as doomed in the same transaction
+        (returned: the ids for the caller to sweep)."""
         rowid = self.student_rowid(section, student_id)
         with self._tx() as db:
             row = db.execute("SELECT photo FROM encodings WHERE id=? AND student=?", (photo_id, rowid)).fetchone()
             if row is None:
                 raise NotFound(f"photo_id: student '{student_id}' has no photo {photo_id}")
             db.execute("DELETE FROM encodings WHERE id=?", (photo_id,))
-        return None if row[0] is None else str(row[0])
+            doomed = doom(db, [] if row[0] is None else [("photos", str(row[0]))])
+        self.purge_wal()
+        return doomed

@@ -118,6 +118,28 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE unknown_faces ADD COLUMN dismissed INTEGER NOT NULL DEFAULT 0;
     """,
+    # 8 (erasure that finishes): an unknown face assigned to a student stays tied to that student (id and section),
+    # not to the encoding it became, which a roster or remove_photo may replace (assigned_to was then set to NULL
+    # and a later forget missed the crop); backfilled from the encoding's student. Files to delete are recorded in
+    # the transaction that deletes their rows (doomed_files) and removed by a sweep after the commit, at start-up
+    # and in housekeeping, so a crash between the two leaves nothing behind.
+    """
+    ALTER TABLE unknown_faces ADD COLUMN assigned_student TEXT;
+    ALTER TABLE unknown_faces ADD COLUMN assigned_section TEXT;
+    UPDATE unknown_faces SET
+        assigned_student = (SELECT st.student_id FROM encodings e JOIN students st ON st.id = e.student
+                            WHERE e.id = unknown_faces.assigned_to),
+        assigned_section = (SELECT st.section FROM encodings e JOIN students st ON st.id = e.student
+                            WHERE e.id = unknown_faces.assigned_to)
+        WHERE assigned_to IS NOT NULL;
+    CREATE INDEX unknown_faces_assigned ON unknown_faces(assigned_student);
+    CREATE TABLE doomed_files (
+        id          INTEGER PRIMARY KEY,
+        root        TEXT NOT NULL,
+        path        TEXT NOT NULL,
+        created_at  TEXT NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -10,6 +10,7 @@ from ..common.errors import Conflict, NotFound
 from ..common.names import check_id
 from ..common.timeutil import now_iso
 from .connection import ACTIVE_STATUSES, Database, session_row, unknown_row
+from .doomed_queries import doom
 from .records import AttendanceRow, SessionRow, UnknownRow
 
 
@@ -142,13 +143,14 @@ class SessionQueries(Database):
             )
         return int(cur.lastrowid or 0)
 
-    def remove_unknown(self, session_id: str, track_id: int) -> list[str]:
-        """Forgets a track's unknown-face record; returns the crop paths it had (for the caller to delete)."""
+    def remove_unknown(self, session_id: str, track_id: int) -> list[int]:
+        """Forgets a track's unknown-face record; its crops are recorded as doomed in the same transaction
+        (returned: the ids for the caller to sweep)."""
         with self._tx() as db:
             rows = db.execute("SELECT crop_path FROM unknown_faces WHERE session_id=? AND track_id=?",
                               (session_id, track_id)).fetchall()
             db.execute("DELETE FROM unknown_faces WHERE session_id=? AND track_id=?", (session_id, track_id))
-        return [str(r[0]) for r in rows]
+            return doom(db, [("unknowns", str(r[0])) for r in rows])
 
     def unknowns(self, session_id: str) -> list[tuple[int, str, float]]:
         with self._lock:
@@ -161,18 +163,16 @@ class SessionQueries(Database):
         self.get_session(session_id)  # 404 for an unknown session
         with self._lock:
             rows = self._db.execute(
-                "SELECT u.id, u.session_id, u.track_id, u.crop_path, u.at_s, u.vector, st.student_id, u.dismissed "
-                "FROM unknown_faces u LEFT JOIN encodings e ON e.id = u.assigned_to "
-                "LEFT JOIN students st ON st.id = e.student WHERE u.session_id=? ORDER BY u.at_s, u.id",
+                "SELECT u.id, u.session_id, u.track_id, u.crop_path, u.at_s, u.vector, u.assigned_student, "
+                "u.dismissed FROM unknown_faces u WHERE u.session_id=? ORDER BY u.at_s, u.id",
                 (session_id,)).fetchall()
         return [unknown_row(r) for r in rows]
 
     def unknown_face(self, face_id: int) -> UnknownRow:
         with self._lock:
             r = self._db.execute(
-                "SELECT u.id, u.session_id, u.track_id, u.crop_path, u.at_s, u.vector, st.student_id, u.dismissed "
-                "FROM unknown_faces u LEFT JOIN encodings e ON e.id = u.assigned_to "
-                "LEFT JOIN students st ON st.id = e.student WHERE u.id=?", (face_id,)).fetchone()
+                "SELECT u.id, u.session_id, u.track_id, u.crop_path, u.at_s, u.vector, u.assigned_student, "
+                "u.dismissed FROM unknown_faces u WHERE u.id=?", (face_id,)).fetchone()
         if r is None:
             raise NotFound(f"face_id: no unknown face {face_id}")
         return unknown_row(r)
@@ -183,8 +183,15 @@ class SessionQueries(Database):
                 raise NotFound(f"face_id: no unknown face {face_id}")
 
     def mark_assigned(self, face_id: int, encoding_id: int) -> None:
+        """The face became `encoding_id`: it stays tied to that encoding's student (id and section) even when the
+        encoding is replaced or removed, so `forget_student` finds its crop."""
         with self._tx() as db:
-            db.execute("UPDATE unknown_faces SET assigned_to=? WHERE id=?", (encoding_id, face_id))
+            owner = db.execute("SELECT st.student_id, st.section FROM encodings e JOIN students st ON st.id = "
+                               "e.student WHERE e.id=?", (encoding_id,)).fetchone()
+            if owner is None:
+                raise NotFound(f"photo_id: no encoding {encoding_id}")
+            db.execute("UPDATE unknown_faces SET assigned_to=?, assigned_student=?, assigned_section=? WHERE id=?",
+                       (encoding_id, owner[0], owner[1], face_id))
 
     def expire_unknown_crops(self, crop_paths: list[str]) -> int:
         """Retention deleted these crops: their visitors' encodings go too (biometric data), the rows stay so

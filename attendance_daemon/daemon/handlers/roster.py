@@ -10,10 +10,10 @@ from ...common.errors import Conflict, InvalidRequest, NotFound
 from ...common.paths import resolve_inside
 from ...contract import api
 from ...media.transfer import MAX_UPLOAD_TOTAL_BYTES, decode_image, outgoing
+from ...privacy.sweep import sweep
 from ...roster import photos
 from ...roster.capture import CaptureRules, Selection, detect_faces, photo_jpeg
 from ...roster.enrollment import EnrollOutcome, too_large
-from ...roster.photos import remove_photo_file
 from ...sessions.cameras import resolve_camera
 from ...sessions.enroll_capture import capture
 from ...sessions.runner import SessionControl
@@ -70,8 +70,7 @@ def _enroll_files(ctx: Services, section: str, student_id: str, name: str, paths
 @command("remove_student", api.RemoveStudentRequest)
 def remove_student(ctx: Services, r: api.RemoveStudentRequest) -> dict[str, Any]:
     refuse_hub_managed(ctx, r.section)
-    for photo in ctx.store.remove_student(r.section, r.student_id):  # their stored photos go with them
-        remove_photo_file(ctx.cfg.paths.photos, photo)
+    sweep(ctx.cfg, ctx.store, ctx.store.remove_student(r.section, r.student_id))  # their stored photos go too
     ctx.info.publish()
     return {"removed": True}
 
@@ -144,9 +143,7 @@ def student_photo(ctx: Services, r: api.PhotoRequest) -> dict[str, Any]:
 @command("remove_photo", api.PhotoRequest)
 def remove_photo(ctx: Services, r: api.PhotoRequest) -> dict[str, Any]:
     refuse_hub_managed(ctx, r.section)
-    name = ctx.store.remove_photo(r.section, r.student_id, r.photo_id)
-    photos.remove_photo_file(ctx.cfg.paths.photos, name)
-    ctx.store.purge_wal()
+    sweep(ctx.cfg, ctx.store, ctx.store.remove_photo(r.section, r.student_id, r.photo_id))
     ctx.info.publish()
     return {"photo_id": r.photo_id, "removed": True}
 
