@@ -35,7 +35,8 @@ COMMANDS: dict[str, tuple[type[api.Request], Handler]] = {}
 # Where a command runs. `dispatcher`: at once, in order. Commands that take seconds go to a worker thread of their
 # own lane, so the dispatcher keeps answering everything else meanwhile: `starts` (opening a camera can take the
 # whole open time-out; starts are served one after the other, so a second one sees the first one's session and is
-# 409 with the state) and `slow` (enrollment decodes and encodes photos; downloads hash large files).
+# 409 with the state) and `slow` (enrollment decodes and encodes photos, enroll_capture films for seconds while
+# holding the camera, so starts meanwhile are 409 at once; downloads hash large files).
 Lane = Literal["dispatcher", "starts", "slow"]
 LANES: dict[str, Lane] = {}
 

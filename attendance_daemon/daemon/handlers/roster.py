@@ -151,7 +151,7 @@ def remove_photo(ctx: Services, r: api.PhotoRequest) -> dict[str, Any]:
 # ---- enrollment from the box's camera --------------------------------------------------------------------------
 
 
-@command("enroll_capture", api.EnrollCaptureRequest, lane="starts")
+@command("enroll_capture", api.EnrollCaptureRequest, lane="slow")
 def enroll_capture(ctx: Services, r: api.EnrollCaptureRequest) -> dict[str, Any]:
     """Photos of a student from the box's camera (seconds of them turning their head), enrolled like uploaded
     photos. Holds the camera, and so the global lock, while it captures; runs on the slow-request worker."""
