@@ -234,5 +234,179 @@
         return hex(out);
     };
 
+    // ---- uploads: kept here, not in the page, so they go on across page changes and the dashboard's reconnects
+    const MAX_BYTES = 2 * 1024 * 1024 * 1024;  // the box's media.max_upload_bytes default: 2 GiB
+    const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
+    const U = {
+        job: null,
+        // unfinished uploads of this browser (localStorage): the same file dropped again resumes
+        pending() {
+            const all = JSON.parse(localStorage.getItem("attendance.uploads") || "{}");
+            return Object.entries(all).map(([key, u]) => Object.assign({key: key}, u));
+        },
+        remember(key, value) {
+            const all = JSON.parse(localStorage.getItem("attendance.uploads") || "{}");
+            if (value) all[key] = value; else delete all[key];
+            localStorage.setItem("attendance.uploads", JSON.stringify(all));
+        },
+        // checked here, before anything is sent: an MP4, not empty, at most 2 GB
+        check(file) {
+            if (!/\.mp4$/i.test(file.name) || (file.type && file.type !== "video/mp4")) {
+                return `${file.name} is not an MP4 video.`;
+            }
+            if (file.size === 0) return `${file.name} is empty.`;
+            if (file.size > MAX_BYTES) {
+                return `${file.name} is ${C.bytes(file.size)}: at most 2 GB (${MAX_BYTES} bytes) can be uploaded.`;
+            }
+            return null;
+        },
+        boxName(name) {
+            const stem = name.replace(/\.mp4$/i, "").replace(/[^A-Za-z0-9._ -]/g, "-").replace(/\.\.+/g, ".")
+                .replace(/^[^A-Za-z0-9]+/, "").slice(0, 96);
+            return (stem || "video") + ".mp4";
+        },
+        // what a page shows: a plain copy
+        view() {
+            const j = this.job;
+            if (!j) return null;
+            const s = j.samples;
+            let speed = 0;
+            if (s.length > 1 && s[s.length - 1][0] > s[0][0]) {
+                speed = (s[s.length - 1][1] - s[0][1]) / ((s[s.length - 1][0] - s[0][0]) / 1000);
+            }
+            return {name: j.name, bytes: j.bytes, done: j.done, phase: j.phase, error: j.error, media: j.media,
+                    running: j.running, speed: speed, device: j.device};
+        },
+        async start(file) {
+            if (this.job && this.job.running) return "an upload is running: cancel it first";
+            const refusal = this.check(file);
+            if (refusal) return refusal;
+            const key = `${file.name}|${file.size}|${file.lastModified}`;
+            const job = {file: file, key: key, name: this.boxName(file.name), bytes: file.size, done: 0, media: null,
+                         phase: "", error: "", running: true, cancelled: false, controllers: new Set(), samples: [],
+                         device: C.device};
+            this.job = job;
+            try {
+                const known = this.pending().find((u) => u.key === key && u.device === job.device);
+                const sha256 = known ? known.sha256 : await this.hash(job);
+                this.remember(key, {name: job.name, bytes: job.bytes, sha256: sha256, device: job.device,
+                                    at: new Date().toISOString()});
+                job.phase = "asking the box";
+                const st = await this.ask(job, "upload_begin", {name: job.name, bytes: job.bytes, sha256: sha256});
+                job.chunk = st.chunk_bytes || 1048576;
+                job.id = st.upload_id;
+                await this.sendAll(job, st);
+            } catch (err) {
+                if (!job.cancelled) job.error = err.message;
+            } finally {
+                job.running = false;
+            }
+            return null;
+        },
+        cancel() {
+            const job = this.job;
+            if (!job || !job.running) return;
+            job.cancelled = true;
+            job.controllers.forEach((ctl) => ctl.abort());
+            job.running = false;
+            job.phase = "cancelled: drop the same file again to go on where it stopped";
+        },
+        async hash(job) {
+            const sha = new Sha256();
+            const step = 8 * 1024 * 1024;
+            job.phase = "checking the file (SHA-256)";
+            for (let at = 0; at < job.bytes; at += step) {
+                if (job.cancelled) throw new Error("cancelled");
+                sha.update(new Uint8Array(await job.file.slice(at, at + step).arrayBuffer()));
+                job.done = Math.min(at + step, job.bytes);
+            }
+            job.done = 0;
+            return sha.hex();
+        },
+        // the box's answer, or an Error with its text; a lost connection is tried again after a pause
+        async ask(job, command, fields) {
+            for (let wait = 1; ; wait = Math.min(wait * 2, 10)) {
+                const r = await C.call(command, fields, job.device);
+                if (r.status === "ok") return r.data;
+                if (r.code !== 0 && r.code !== 504) throw new Error(`${r.code}: ${r.error}`);
+                await this.retry(job, wait, r.error);
+            }
+        },
+        async retry(job, seconds, why) {
+            for (let s = seconds; s > 0; s--) {
+                if (job.cancelled) throw new Error("cancelled");
+                job.phase = `connection lost (${why}); trying again in ${s} s`;
+                await sleep(1000);
+            }
+        },
+        progress(job, received) {
+            if (typeof received !== "number") return;
+            job.done = Math.max(job.done, received);
+            const now = Date.now();
+            job.samples = job.samples.filter(([t]) => now - t < 5000).concat([[now, job.done]]);
+        },
+        async sendAll(job, st) {
+            // until the box says complete: send what it misses, two pieces in flight
+            for (;;) {
+                if (job.cancelled) return;
+                this.progress(job, st.received);
+                if (st.state === "complete") {
+                    job.media = st.media;
+                    job.done = job.bytes;
+                    job.phase = "done: the video is in the box's library";
+                    this.remember(job.key, null);
+                    return;
+                }
+                if (st.state === "failed") {
+                    this.remember(job.key, null);
+                    throw new Error(`the box refused the file: ${st.error}`);
+                }
+                const pieces = [];
+                for (const [a, b] of st.missing || []) {
+                    for (let at = a; at < b; at += job.chunk) pieces.push([at, Math.min(at + job.chunk, b)]);
+                }
+                if (pieces.length) {
+                    job.phase = "uploading";
+                    await Promise.all([0, 1].map(async () => {
+                        while (pieces.length && !job.cancelled) {
+                            const [a, b] = pieces.shift();
+                            if (!(await this.put(job, a, b))) return;
+                        }
+                    }));
+                } else {
+                    job.phase = st.state === "verifying" ? "the box checks the file" : "waiting for the box";
+                    await sleep(1000);
+                }
+                if (job.cancelled) return;
+                st = await this.ask(job, "upload_status", {upload_id: job.id});
+            }
+        },
+        // one piece; false when it was not confirmed (the caller asks upload_status and goes on from there)
+        async put(job, a, b) {
+            const ctl = new AbortController();
+            job.controllers.add(ctl);
+            try {
+                const r = await fetch(`${base}/${encodeURIComponent(job.device)}/upload/${job.id}/${a}`, {
+                    method: "PUT", body: job.file.slice(a, b), signal: ctl.signal,
+                    headers: {"Content-Type": "application/octet-stream"}});
+                const answer = await r.json().catch(() => ({}));
+                if (r.status === 422 || r.status === 400) {
+                    throw Object.assign(new Error(`the box refused a piece: ${answer.error}`), {final: true});
+                }
+                if (!r.ok) return false;
+                this.progress(job, answer.received);
+                if (job.phase !== "uploading") job.phase = "uploading";
+                return r.status === 200;
+            } catch (err) {
+                if (job.cancelled || err.final) throw err;
+                await this.retry(job, 2, err.message);
+                return false;
+            } finally {
+                job.controllers.delete(ctl);
+            }
+        },
+    };
+    C.uploads = U;
+
     window.AttendanceConsole = C;
 })();
