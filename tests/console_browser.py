@@ -5,6 +5,7 @@ a screenshot of the 1280x800 viewport, throttle or cut the network, collect down
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -16,6 +17,7 @@ from selenium import webdriver
 from selenium.common.exceptions import JavascriptException, StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select
 
@@ -47,19 +49,22 @@ class Browser:
         options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
         # the driver is Debian's: selenium is given its path and looks nothing up or down
         self.driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+        self.target()
+
+    def target(self) -> None:
+        """The viewport and the download folder: set again for every tab (they hold for one DevTools target)."""
         self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                                     {"width": WIDTH, "height": HEIGHT, "deviceScaleFactor": 1, "mobile": False})
         self.driver.execute_cdp_cmd("Browser.setDownloadBehavior",
-                                    {"behavior": "allow", "downloadPath": str(downloads), "eventsEnabled": True})
+                                    {"behavior": "allow", "downloadPath": str(self.downloads), "eventsEnabled": True})
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(WebDriverException):
             self.driver.quit()
-        except WebDriverException:
-            pass
 
     # ---- pages ---------------------------------------------------------------------------------------
     def open(self, page: str, wait_for: str | None = None) -> None:
+        self.target()
         self.driver.get(f"{self.url}/dashboard/{page}")
         if wait_for:
             self.wait_text(wait_for)
@@ -130,7 +135,8 @@ class Browser:
 
     def fill(self, css: str, text: str) -> None:
         field = self.el(css)
-        field.clear()
+        field.send_keys(Keys.CONTROL, "a")  # clear() would not tell Vue's v-model
+        field.send_keys(Keys.DELETE)
         field.send_keys(text)
 
     def screenshot(self, path: Path) -> Path:

@@ -66,7 +66,8 @@ def vue(name: str) -> str:
     return text.replace(marker, LOADER)
 
 
-def function(node_id: str, name: str, file: str, outputs: int, x: int, y: int, wires: list[list[str]]) -> dict[str, Any]:
+def function(node_id: str, name: str, file: str, outputs: int, x: int, y: int,
+             wires: list[list[str]]) -> dict[str, Any]:
     return {"id": node_id, "type": "function", "z": TAB, "name": name, "func": source(f"functions/{file}"),
             "outputs": outputs, "timeout": 0, "noerr": 0, "initialize": "", "finalize": "", "libs": [],
             "x": x, "y": y, "wires": wires}

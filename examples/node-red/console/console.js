@@ -275,7 +275,7 @@
                 speed = (s[s.length - 1][1] - s[0][1]) / ((s[s.length - 1][0] - s[0][0]) / 1000);
             }
             return {name: j.name, bytes: j.bytes, done: j.done, phase: j.phase, error: j.error, media: j.media,
-                    running: j.running, speed: speed, device: j.device};
+                    running: j.running, speed: speed, device: j.device, resumed_from: j.resumed_from || 0};
         },
         async start(file) {
             if (this.job && this.job.running) return "an upload is running: cancel it first";
@@ -295,6 +295,7 @@
                 const st = await this.ask(job, "upload_begin", {name: job.name, bytes: job.bytes, sha256: sha256});
                 job.chunk = st.chunk_bytes || 1048576;
                 job.id = st.upload_id;
+                job.resumed_from = st.received || 0;  // what the box already held (an earlier try of this file)
                 await this.sendAll(job, st);
             } catch (err) {
                 if (!job.cancelled) job.error = err.message;
