@@ -144,7 +144,8 @@
             return iso ? new Date(iso).toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"}) : "–";
         },
         when(iso) {
-            return iso ? new Date(iso).toLocaleString([], {dateStyle: "medium", timeStyle: "short"}) : "–";
+            return iso ? new Date(iso).toLocaleString([], {month: "short", day: "numeric", hour: "2-digit",
+                                                           minute: "2-digit"}) : "–";
         },
         describe(state) {
             const s = state && state.session;
