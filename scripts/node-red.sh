@@ -2,16 +2,14 @@
 # Installs the Node-RED and Dashboard 2 versions pinned in examples/node-red/package.json into
 # .cache/node-red (once; re-run only when the pins change) and prints the node-red executable's path.
 # Needs node >= 18 and npm. Used by tests/test_node_red.py and scripts/node-red-screenshot.sh.
-# --with-chromium: also make sure Debian's chromium is there (installed with apt-get when run as root).
+# --with-chromium: also make sure Debian's chromium and chromium-driver are there (apt-get when run as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ "${1:-}" = --with-chromium ] && ! command -v chromium >/dev/null; then
+if [ "${1:-}" = --with-chromium ] && ! { command -v chromium && command -v chromedriver; } >/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >&2
-    apt-get install -y -qq --no-install-recommends chromium >&2
+    bash scripts/apt-install-missing.sh chromium chromium-driver >&2
   else
-    echo "node-red.sh: chromium is not installed; as root: apt-get install chromium" >&2
+    echo "node-red.sh: chromium or chromium-driver is not installed; as root: apt-get install chromium chromium-driver" >&2
     exit 1
   fi
 fi

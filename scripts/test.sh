@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 # PostgreSQL for the hub's tests (tests/hub_fixtures.py runs its own server on a free port)
 bash scripts/apt-install-missing.sh postgresql
+# the Node-RED console's test drives Debian's chromium with Debian's chromium-driver (selenium, nothing downloaded)
+bash scripts/apt-install-missing.sh chromium chromium-driver
 .venv/bin/ruff check .
 .venv/bin/mypy
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -54,9 +54,13 @@ def test_flow_file_shape() -> None:
     assert (broker["broker"], broker["port"], broker["protocolVersion"]) == ("${MQTT_HOST}", "${MQTT_PORT}", "5")
     assert broker["credentials"] == {"user": "${MQTT_USER}", "password": "${MQTT_PASSWORD}"}
     topics = {n["topic"] for n in nodes if n["type"] == "mqtt in"}
-    assert topics == {f"attendance/+/{leaf}" for leaf in LEAVES} | {"attendance/+/reply/+", "attendance/+/response/+"}
-    (out,) = [n for n in nodes if n["type"] == "mqtt out"]
-    assert out["retain"] == "false" and out["topic"] == ""  # never retained, whatever the message says
+    assert topics == {f"attendance/+/{leaf}" for leaf in LEAVES} | {
+        "attendance/+/reply/+", "attendance/+/response/+",
+        "attendance/+/upload/+/status"}  # the console's uploads: what the box holds durably
+    outs = {n["id"]: n for n in nodes if n["type"] == "mqtt out"}  # requests; the console's upload chunks
+    assert set(outs) == {"att_cmd_out", "con_chunk_out"}
+    for out in outs.values():
+        assert out["retain"] == "false" and out["topic"] == ""  # never retained, whatever the message says
     command = next(n for n in nodes if n["id"] == "att_command")
     assert "retain: false" in command["func"] and "correlationData" in command["func"]
     widgets = {n["type"] for n in nodes if n.get("group") in {g["id"] for g in nodes if g["type"] == "ui-group"}}

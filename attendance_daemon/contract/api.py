@@ -158,6 +158,9 @@ class Info(Payload):
     rosters: dict[str, Any] = Field(default_factory=dict)
     # Extension (timetable): the next lesson to start, when the box has a timetable
     next_lesson: NextLesson | None = None
+    # Extension: the names of the cameras declared in [cameras] (never their specs, which may hold credentials),
+    # so a dashboard can offer them for start_webcam; empty: only the default camera
+    cameras: list[str] = Field(default_factory=list)
 
 
 class Response(Payload):

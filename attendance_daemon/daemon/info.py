@@ -16,8 +16,10 @@ from .publisher import Publisher, encode
 
 class InfoBoard:
     def __init__(self, publisher: Publisher, store: Store, detector_name: str, rosters: RosterSync | None,
-                 problems: Callable[[], list[str]], next_lesson: Callable[[], api.NextLesson | None]) -> None:
+                 problems: Callable[[], list[str]], next_lesson: Callable[[], api.NextLesson | None],
+                 cameras: list[str] | None = None) -> None:
         self._publisher, self._store, self._detector = publisher, store, detector_name
+        self._cameras = list(cameras or [])
         self._rosters, self._problems, self._next = rosters, problems, next_lesson
         self.started_at = now_iso()
         self._payload = b""
@@ -30,7 +32,8 @@ class InfoBoard:
                             sections=[{"section": s, "students": n} for s, n in self._store.sections()],
                             started_at=self.started_at,
                             problems=self._problems() + (rosters.problems() if rosters else []),
-                            rosters=rosters.status() if rosters else {}, next_lesson=self._next())
+                            rosters=rosters.status() if rosters else {}, next_lesson=self._next(),
+                            cameras=self._cameras)
             payload = encode(info)
             if payload != self._payload:
                 self._payload = payload

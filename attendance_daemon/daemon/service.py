@@ -26,6 +26,7 @@ from ..recognition.encode import Encoder, FaceEncoder, ProcessEncoder
 from ..roster.enrollment import Enroller
 from ..roster.photos import clear_incoming, clear_orphans
 from ..roster.sync import RosterSync
+from ..sessions.cameras import declared_names
 from ..sessions.runtime import configured_detector
 from ..store import Store
 from ..timetable.entries import row_of
@@ -86,7 +87,7 @@ class Daemon:
                    if cfg.roster.sections else None)
         self.rosters = RosterInbox(rosters, publisher, sessions.when_idle) if rosters else None
         self.info = InfoBoard(publisher, store, self.detector.name, rosters, self.database.problems,
-                              lambda: self.scheduler.next)
+                              lambda: self.scheduler.next, declared_names(cfg))
         self.scheduler = Scheduler(store, cfg.attendance.zone()[1], sessions.start_lesson, sessions.stop,
                                    sessions.running_lesson, publisher.event, self._next_changed,
                                    public=lambda text: public_text(cfg.paths, text))
