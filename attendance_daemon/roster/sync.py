@@ -1,5 +1,5 @@
-"""A box's side of the hub's rosters: check each message (hash, hmac, version), stage it, and apply it in one
-SQLite transaction only while no session runs (a running session keeps the roster it started with; the staged
+"""A box's side of the hub's rosters: check each message (hash, signature or hmac, version), stage it, and apply
+it in one SQLite transaction only while no session runs (a running session keeps the roster it started with; the staged
 one is applied after it ends). Pure of MQTT: the daemon feeds it payloads and asks it when idle."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..contract.roster_message import RosterMessage, open_roster
+from ..contract.roster_signing import TrustedKeys
 from ..store import Store
 from .photos import remove_photo_file
 
@@ -17,8 +18,10 @@ log = logging.getLogger(__name__)
 
 
 class RosterSync:
-    def __init__(self, store: Store, sections: list[str], key: bytes | None, photos: Path | None = None) -> None:
+    def __init__(self, store: Store, sections: list[str], key: bytes | None, photos: Path | None = None,
+                 trusted: TrustedKeys | None = None) -> None:
         self.store, self.sections, self.key = store, set(sections), key
+        self.trusted = dict(trusted or {})  # the hub's public keys: when any, only its signature is accepted
         self.photos = photos  # <data>/photos: the photos of encodings a roster replaces are deleted with them
         self._staged: dict[str, RosterMessage] = {}
         self._refused: dict[str, str] = {}  # section -> why its last offered roster was refused
@@ -30,7 +33,7 @@ class RosterSync:
         if not payload:
             return None
         try:
-            message = open_roster(payload, self.key)
+            message = open_roster(payload, self.key, self.trusted)
             if message.section != section:
                 raise ValueError(f"section '{message.section}' published on the topic of '{section}'")
             if section not in self.sections:
