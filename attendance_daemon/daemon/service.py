@@ -18,7 +18,7 @@ from pathlib import Path
 from .. import __version__
 from ..config import Config
 from ..media.downloads import HashCache
-from ..mqtt.bridge import roster_topic
+from ..mqtt.bridge import box_roster_topic
 from ..mqtt.link import Incoming, MqttLink
 from ..mqtt.topics import Topics
 from ..recognition.encode import Encoder, FaceEncoder, ProcessEncoder
@@ -63,7 +63,8 @@ class Daemon:
         self.link = link = MqttLink(cfg.mqtt, topics,
                                     requests.put,
                                     on_takeover=self._report_takeover,
-                                    watched=[(roster_topic(cfg.mqtt.base_topic, s), self._roster_arrived)
+                                    watched=[(box_roster_topic(cfg.mqtt.base_topic, cfg.mqtt.device_id, s),
+                                               self._roster_arrived)
                                              for s in cfg.roster.sections]
                                     + [(topics.upload_chunks, self._chunk_arrived)])
         self.publisher = publisher = Publisher(link, link.topics, cfg, store)
@@ -76,7 +77,7 @@ class Daemon:
         enroller = Enroller(store, self.encoder, rc.duplicate_warn_distance, cfg.enrollment.max_image_pixels)
         self.sessions = sessions = SessionWorker(cfg, store, self.detector, self.encoder, publisher,
                                                  lambda: self.database.problem, lambda: self.scheduler.next)
-        rosters = (RosterSync(store, cfg.roster.sections, cfg.roster.key(), cfg.paths.photos)
+        rosters = (RosterSync(store, cfg.roster.sections, cfg.roster.key(), cfg.paths.photos, cfg.roster.trusted())
                    if cfg.roster.sections else None)
         self.rosters = RosterInbox(rosters, publisher, sessions.when_idle) if rosters else None
         self.info = InfoBoard(publisher, store, self.detector.name, rosters, self.database.problems,

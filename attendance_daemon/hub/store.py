@@ -14,6 +14,7 @@ from typing import Any, Literal
 import psycopg
 from psycopg.types.json import Jsonb
 
+from .fleet_queries import HubFleetQueries
 from .roster_queries import HubRosterQueries
 
 Outcome = Literal["inserted", "duplicate", "revised", "stale"]
@@ -35,8 +36,9 @@ class ForgetCounts:
     sections: list[str]
 
 
-class HubStore(HubRosterQueries):
-    """Fleet, exactly-once session rows, reports and forgetting, on top of the rosters and the connection."""
+class HubStore(HubRosterQueries, HubFleetQueries):
+    """Fleet, exactly-once session rows, reports and forgetting, on top of the rosters, the assignments and
+    quarantine, and the connection."""
 
     # ---- fleet ------------------------------------------------------------------------------------
 
@@ -110,7 +112,7 @@ class HubStore(HubRosterQueries):
                 where.append(f"{col} = %s")
                 args.append(value)
         sql = ("SELECT device_id, session_id, name, section, status, started_at, ended_at, present_count, total, "
-               "deliveries, revisions, stored_at FROM sessions")
+               "deliveries, revisions, stored_at, quarantined FROM sessions")
         if where:
             sql += " WHERE " + " AND ".join(where)
         with self._lock:
@@ -266,7 +268,7 @@ def _scrub(results: dict[str, Any], ids: set[str], mode: str, alias: str) -> dic
 
 def _report_sql(where: str, args: list[Any], since: str | None, until: str | None,
                 limit: int) -> tuple[str, list[Any]]:
-    clauses = [where]
+    clauses = [where, "NOT s.quarantined"]  # a box's results for a section it does not teach (fleet_queries.py)
     if since is not None:
         clauses.append("s.started_at >= %s")
         args.append(since)
