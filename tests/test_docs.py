@@ -408,10 +408,11 @@ def test_asyncapi_covers_the_hub() -> None:
 
     channels = build()["channels"]
     hub = {c.removeprefix("{base}/@hub/") for c in channels if c.startswith("{base}/@hub/")}
-    assert hub == {"availability", "roster/{section}", *(f"{kind}/{name}" for name in HUB_COMMANDS
-                                                          for kind in ("request", "response"))}
-    roster = channels["{base}/@hub/roster/{section}"]["subscribe"]["message"]["payload"]
-    assert roster == {"$ref": "#/components/schemas/RosterMessage"}
+    assert hub == {"availability", "roster/{device}/{section}", "roster/{section}",
+                   *(f"{kind}/{name}" for name in HUB_COMMANDS for kind in ("request", "response"))}
+    for channel in ("{base}/@hub/roster/{device}/{section}", "{base}/@hub/roster/{section}"):
+        roster = channels[channel]["subscribe"]["message"]["payload"]
+        assert roster == {"$ref": "#/components/schemas/RosterMessage"}
     assert "{base}/{device}/bridge" in channels
     # a box has no psycopg (requirements-hub.txt): the generator and the hub's models import without it
     import subprocess
@@ -477,6 +478,8 @@ def _returned_keys(fn: object, module: object, seen: set[str] | None = None) -> 
 
 
 def test_every_key_of_a_hub_answer_is_documented() -> None:
+    import sys
+
     from attendance_daemon.hub import requests
 
     rows = _hub_rows()
@@ -487,7 +490,7 @@ def test_every_key_of_a_hub_answer_is_documented() -> None:
             cell = rows[same.group(1)][2]
         shapes = [re.sub(r"<[^>]*>", "", t) for t in TICKED.findall(cell) if t.startswith("{")]
         documented = {w for shape in shapes for w in re.findall(r"[a-z_][a-z0-9_]*", shape)} - {"or", "null"}
-        keys = _returned_keys(fn, requests)
+        keys = _returned_keys(fn, sys.modules[fn.__module__])  # requests.py or fleet_requests.py
         assert keys <= documented, f"hub {name}: keys of its ok data missing in the doc: {keys - documented}"
 
 
@@ -512,7 +515,8 @@ def test_roster_message_fields_are_documented() -> None:
 
 def test_hub_limits_are_in_the_limits_table() -> None:
     where = {ref for row in _table("## Limits") for ref in TICKED.findall(row[2])}
-    for module in ("contract.roster_message", "hub.ingest", "hub.requests"):
+    for module in ("contract.roster_message", "contract.roster_signing", "hub.ingest", "hub.requests",
+                   "hub.fleet_requests"):
         mod = importlib.import_module(f"attendance_daemon.{module}")
         for attr in vars(mod):
             if attr.startswith("MAX_"):

@@ -83,6 +83,15 @@ def test_attendancectl_hub(tmp_path: Path, postgres: Postgres, sample: dict[str,
             box.client.publish("attendance/room-1/results", json.dumps(results).encode(), qos=1,
                                retain=True).wait_for_publish(5)
             _until("stored", lambda: json.loads(hubctl(broker, "sessions").stdout or "[]"))
+            # room-1 is not assigned 5a yet: its results are quarantined (kept out of reports) until released
+            assert ok(hubctl(broker, "report", "--section", "5a"))["rows"] == []
+            held = ok(hubctl(broker, "quarantine", "--device", "room-1"))
+            assert [(q["session_id"], q["section"]) for q in held] == [("bbbbbbbb-1", "5a")]
+            assert ok(hubctl(broker, "release", "room-1", "bbbbbbbb-1"))["released"] is True
+            failed(hubctl(broker, "release", "room-1", "bbbbbbbb-1"), 1, "404", "session_id")
+            assert ok(hubctl(broker, "assign", "room-1", "5a"))["assigned"] is True
+            assert ok(hubctl(broker, "assignments")) == {"room-1": ["5a"]}
+            failed(hubctl(broker, "assign", "Room 1", "5a"), 1, "400", "device_id")
 
             fleet = ok(hubctl(broker, "fleet"))
             assert [(d["device_id"], d["online"]) for d in fleet["devices"]] == [("room-1", True)]
@@ -121,14 +130,25 @@ def test_attendancectl_hub(tmp_path: Path, postgres: Postgres, sample: dict[str,
             assert enrolled["encodings_added"] == 1 and enrolled["roster"]["version"] == 1
             published = ok(hubctl(broker, "rosters"))
             assert list(published) == ["7b"] and published["7b"]["version"] == 1
+            assert ok(hubctl(broker, "assign", "room-1", "7b"))["roster"] == published["7b"]
             with _client(broker, "office", "@hub") as watcher:
-                watcher.wait_for("roster/7b", lambda r: r["version"] == 1)
-                retained = open_roster(watcher.latest["roster/7b"], None)
+                watcher.wait_for("roster/room-1/7b", lambda r: r["version"] == 1)
+                retained = open_roster(watcher.latest["roster/room-1/7b"], None)
             assert retained.hash == published["7b"]["hash"] and [s.name for s in retained.students] == ["Ann"]
+            again = ok(hubctl(broker, "enroll", "--section", "7b", "--student-id", "s1", "--name", "Ann",
+                              f"faces/{photo.name}", timeout=150))  # the same photo: nothing added, not an error
+            assert again["encodings_added"] == 0 and again["skipped"] == [photo.name] and again["roster"] is None
             assert ok(hubctl(broker, "publish", "7b"))["version"] == 2
             failed(hubctl(broker, "publish", "8c"), 1, "404", "section")
+            [one] = ok(hubctl(broker, "photos", "--section", "7b", "--student-id", "s1"))
+            assert one["source"] == photo.name and len(one["sha256"]) == 64
+            dropped = ok(hubctl(broker, "remove-photo", "--section", "7b", "--student-id", "s1", str(one["photo_id"])))
+            assert dropped["removed"] is True and dropped["roster"]["version"] == 3
+            assert ok(hubctl(broker, "photos", "--section", "7b", "--student-id", "s1")) == []
+            failed(hubctl(broker, "remove-photo", "--section", "7b", "--student-id", "s1", str(one["photo_id"])), 1,
+                   "404", "photo_id")
             removed = ok(hubctl(broker, "remove-student", "--section", "7b", "--student-id", "s1"))
-            assert removed["removed"] is True and removed["roster"]["version"] == 3
+            assert removed["removed"] is True and removed["roster"]["version"] == 4
             failed(hubctl(broker, "remove-student", "--section", "7b", "--student-id", "s1"), 1, "404")
 
             forgot = ok(hubctl(broker, "forget", "s3", "--remove-attendance"))

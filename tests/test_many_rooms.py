@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from pypdf import PdfReader
 
-from attendance_daemon.mqtt.bridge import BridgeSpec, render, roster_topic
+from attendance_daemon.mqtt.bridge import BridgeSpec, box_roster_topic, render
 from tests.hub_fixtures import HubProcess, Postgres
 from tests.hub_fixtures import results_payload as _results
 from tests.mqtt_fixtures import Broker
@@ -60,6 +60,8 @@ def test_hub_stores_each_session_once_and_reports_over_mqtt(tmp_path: Path, post
     hub = HubProcess(tmp_path / "hub", central, dsn).start()
     try:
         first = json.dumps(_results("aaaaaaaa-1", ["s1", "s2"], ["s3"], "2026-11-26T09:45:00Z")).encode()
+        with central.client("@hub") as c:  # room-1 teaches 5a: its results count (else: quarantined)
+            assert c.request("assign", {"device_id": "room-1", "section": "5a"})["data"]["assigned"] is True
         with central.client("room-1") as box:
             box.client.publish("attendance/room-1/availability", b"online", qos=1, retain=True)
             for _ in range(3):  # the retained message and two re-sends
@@ -141,6 +143,10 @@ def test_three_bridged_boxes_outage_roster_and_forget(tmp_path: Path, postgres: 
                                        "images": [f"{first}/{next(Path(hub_enroll, first).iterdir()).name}"]},
                             timeout=120)["data"]
             assert one["encodings_added"] == 1 and one["roster"]["version"] == 1
+            for n in names:  # the boxes teach hubsec (box a's own section too: its results count)
+                assigned = h.request("assign", {"device_id": devices[n], "section": "hubsec"})["data"]
+                assert assigned["roster"]["version"] == 1
+            h.request("assign", {"device_id": devices["a"], "section": "demo"})
             for box in boxes.values():
                 box.start(wait=False)
             for n in names:
@@ -168,10 +174,11 @@ def test_three_bridged_boxes_outage_roster_and_forget(tmp_path: Path, postgres: 
 
             # tampering: box c's broker gets a roster v3 whose content no longer matches its hash
             with brokers["c"].client("@hub") as local_hub:
-                good = local_hub.wait_for("roster/hubsec", lambda r: r["version"] == 2)
+                good = local_hub.wait_for(f"roster/{devices['c']}/hubsec", lambda r: r["version"] == 2)
+                assert not [t for t in local_hub.latest if t.startswith("roster/") and devices["c"] not in t]
             tampered = {**good, "version": 3, "students": [{**good["students"][0], "name": "Mallory"}]}
-            clients["c"].client.publish(roster_topic("attendance", "hubsec"), json.dumps(tampered).encode(), qos=1,
-                                        retain=True).wait_for_publish(5)
+            clients["c"].client.publish(box_roster_topic("attendance", devices["c"], "hubsec"),
+                                        json.dumps(tampered).encode(), qos=1, retain=True).wait_for_publish(5)
             info_c = clients["c"].wait_for("info", lambda i: any("hash does not match" in p for p in i["problems"]))
             assert info_c["rosters"]["hubsec"]["version"] == 2
             names_c = [s["name"] for s in clients["c"].request("students", {"section": "hubsec"})["data"]]
@@ -272,8 +279,8 @@ def test_three_bridged_boxes_outage_roster_and_forget(tmp_path: Path, postgres: 
 
 def test_bridge_through_the_shipped_acl(tmp_path: Path) -> None:
     """The rendered bridge on a box broker with deploy/'s password file and ACL: the box's topics go out,
-    requests and rosters come in (the daemon's user may read them), a local dashboard cannot plant a roster,
-    and nothing the bridge brings in goes back out (no loop)."""
+    requests and its own rosters come in (the daemon's user may read them; another room's do not come in), a
+    local dashboard cannot plant a roster, and nothing the bridge brings in goes back out (no loop)."""
 
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
@@ -302,8 +309,10 @@ def test_bridge_through_the_shipped_acl(tmp_path: Path) -> None:
     with central.client("room-1") as at_central:
         try:
             at_central.wait_for("bridge", lambda v: v == 1)
-            roster = roster_topic("attendance", "5a")
+            roster = box_roster_topic("attendance", "room-1", "5a")
             at_central.client.publish(roster, b'{"v": 1}', qos=1, retain=True).wait_for_publish(5)
+            for other in (box_roster_topic("attendance", "room-2", "5a"), "attendance/@hub/roster/5a"):
+                at_central.client.publish(other, b'{"v": "not yours"}', qos=1, retain=True).wait_for_publish(5)
             at_central.client.publish("attendance/room-1/request/status", b"{}", qos=1).wait_for_publish(5)
             at_central.client.publish("attendance/room-2/request/status", b"{}", qos=1).wait_for_publish(5)
             _until("request and roster at the box", lambda: {"attendance/room-1/request/status", roster}
@@ -315,6 +324,7 @@ def test_bridge_through_the_shipped_acl(tmp_path: Path) -> None:
             at_central.client.publish(roster, b'{"v": 2}', qos=1, retain=True).wait_for_publish(5)
             _until("roster v2 at the box", lambda: (roster, b'{"v": 2}') in got)
             assert (roster, b'{"v": "planted"}') not in got
+            assert [t for t, _ in got if "/@hub/" in t] == [roster, roster]  # v1 and v2: no other room's, no legacy
             assert not any(t.startswith("attendance/room-2/") for t, _ in got)
             at_central.wait_for("results", lambda r: r == {"r": 1})
             assert "progress" not in at_central.latest  # stays on the box
@@ -426,9 +436,11 @@ def test_hub_cli_enroll_uses_the_box_rules_and_publishes(tmp_path: Path, postgre
         good = hub.cli("enroll", "--section", "7b", "--student-id", "s1", "--name", "Ann", str(photo))
         assert good.returncode == 0, good.stderr
         assert json.loads(good.stdout.split("roster 7b: ", 1)[1])["version"] == 1
+        assigned = hub.cli("assign", "room-9", "7b")  # to the box teaching 7b, on its own topic
+        assert assigned.returncode == 0 and '"version": 1' in assigned.stdout, assigned.stderr
         with central.client("@hub") as c:
-            c.wait_for("roster/7b", lambda r: True)
-            roster = open_roster(c.latest["roster/7b"], None)
+            c.wait_for("roster/room-9/7b", lambda r: True)
+            roster = open_roster(c.latest["roster/room-9/7b"], None)
         assert roster.version == 1 and [(s.student_id, s.name, len(s.encodings)) for s in roster.students] == [
             ("s1", "Ann", 1)]
         refused = hub.cli("enroll", "--section", "7b", "--student-id", "../x", "--name", "Ann", str(photo))

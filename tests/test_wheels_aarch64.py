@@ -70,7 +70,8 @@ def aarch64_options(python: str) -> list[str]:
 
 def test_runtime_pins_are_what_the_requirements_name() -> None:
     pins = runtime_pins()
-    assert {"dlib-bin", "ai-edge-litert", "opencv-python-headless", "numpy", "face-recognition"} <= set(pins)
+    assert {"dlib-bin", "ai-edge-litert", "opencv-python-headless", "numpy", "face-recognition", "cryptography",
+            "cffi"} <= set(pins)
     assert "dlib" not in pins  # face_recognition's dlib comes from the dlib-bin wheel (installed --no-deps)
     assert set(pins) >= SDIST_ONLY
 

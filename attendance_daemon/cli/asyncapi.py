@@ -116,8 +116,15 @@ def _hub_channels(add: Callable[[type[BaseModel]], dict[str, str]], response: di
             "description": "the hub: `online` / `offline` (plain text); also its MQTT Last Will (retained)",
             "subscribe": {"message": {"payload": text}, "bindings": {"mqtt": {"retain": True, "qos": 1}}},
         },
+        f"{hub}/roster/{{device}}/{{section}}": {
+            "description": "the section's roster for one box the hub assigned it, a new version per change, signed "
+                           "(Ed25519), bridged in to that box only (retained)",
+            "subscribe": {"message": {"payload": add(RosterMessage)},
+                          "bindings": {"mqtt": {"retain": True, "qos": 1}}},
+        },
         f"{hub}/roster/{{section}}": {
-            "description": "the section's roster, a new version per change, bridged in to every box (retained)",
+            "description": "upgrade only (hub.legacy_roster_topics): the section's roster for every box, without "
+                           "key_id and signature, as boxes read it before per-box topics (retained)",
             "subscribe": {"message": {"payload": add(RosterMessage)},
                           "bindings": {"mqtt": {"retain": True, "qos": 1}}},
         },

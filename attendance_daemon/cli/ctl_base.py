@@ -50,7 +50,7 @@ def print_json(data: Any) -> None:
 def print_enrolled(data: dict[str, Any]) -> None:
     """An `enroll` answer (box or hub); exit 1 when no image was accepted, naming each rejection."""
     print_json(data)
-    if not data.get("encodings_added"):
+    if not data.get("encodings_added") and not data.get("skipped"):  # skipped: the hub has those photos
         raise click.ClickException("no image was accepted: " + "; ".join(
             f"{r.get('image')}: {r.get('reason')}" for r in data.get("rejected", [])))
 

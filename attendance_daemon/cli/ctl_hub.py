@@ -132,3 +132,58 @@ def forget(ctx: click.Context, student_id: str, section: str | None, remove_atte
     """Erase a student at the hub, publish the affected rosters and send `forget_student` to every box."""
     _print(_call(ctx, "forget_student", {"student_id": student_id, "section": section,
                                          "attendance": "remove" if remove_attendance else None}))
+
+
+@hub.command()
+@click.argument("device_id")
+@click.argument("section")
+@click.option("--remove", is_flag=True, help="Unassign: the box no longer teaches SECTION.")
+@click.pass_context
+def assign(ctx: click.Context, device_id: str, section: str, remove: bool) -> None:
+    """DEVICE_ID teaches SECTION: it gets that roster (on its own topic) and its results for it count."""
+    _print(_call(ctx, "unassign" if remove else "assign", {"device_id": device_id, "section": section}))
+
+
+@hub.command()
+@click.option("--device", "device_id", help="Only this box.")
+@click.pass_context
+def assignments(ctx: click.Context, device_id: str | None) -> None:
+    """Each box and the sections it teaches."""
+    _print(_call(ctx, "assignments", {"device_id": device_id}))
+
+
+@hub.command()
+@click.option("--device", "device_id", help="Only this box.")
+@click.option("--limit", type=int, help="The newest N (default 1000).")
+@click.pass_context
+def quarantine(ctx: click.Context, device_id: str | None, limit: int | None) -> None:
+    """Sessions a box sent for a section it does not teach: kept out of every report."""
+    _print(_call(ctx, "quarantine", {"device_id": device_id, "limit": limit}))
+
+
+@hub.command()
+@click.argument("device_id")
+@click.argument("session_id")
+@click.pass_context
+def release(ctx: click.Context, device_id: str, session_id: str) -> None:
+    """Let a quarantined session into the reports (after checking it)."""
+    _print(_call(ctx, "release_session", {"device_id": device_id, "session_id": session_id}))
+
+
+@hub.command()
+@click.option("--section", required=True)
+@click.option("--student-id", required=True)
+@click.pass_context
+def photos(ctx: click.Context, section: str, student_id: str) -> None:
+    """A student's encodings at the hub, one per enrolled photo (at most 20)."""
+    _print(_call(ctx, "student_photos", {"section": section, "student_id": student_id}))
+
+
+@hub.command("remove-photo")
+@click.option("--section", required=True)
+@click.option("--student-id", required=True)
+@click.argument("photo_id", type=int)
+@click.pass_context
+def remove_photo(ctx: click.Context, section: str, student_id: str, photo_id: int) -> None:
+    """Remove one of a student's encodings at the hub and publish the section."""
+    _print(_call(ctx, "remove_photo", {"section": section, "student_id": student_id, "photo_id": photo_id}))

@@ -18,7 +18,7 @@ from pathlib import Path
 from .. import __version__
 from ..config import Config
 from ..media.downloads import HashCache
-from ..mqtt.bridge import roster_topic
+from ..mqtt.bridge import box_roster_topic
 from ..mqtt.link import Incoming, MqttLink
 from ..mqtt.topics import Topics
 from ..privacy.sweep import sweep, sweep_count
@@ -68,7 +68,8 @@ class Daemon:
         self.link = link = MqttLink(cfg.mqtt, topics,
                                     requests.put,
                                     on_takeover=self._report_takeover,
-                                    watched=[(roster_topic(cfg.mqtt.base_topic, s), self._roster_arrived)
+                                    watched=[(box_roster_topic(cfg.mqtt.base_topic, cfg.mqtt.device_id, s),
+                                               self._roster_arrived)
                                              for s in cfg.roster.sections]
                                     + [(topics.upload_chunks, self._chunk_arrived)]
                                     # Home Assistant's sets: to the dispatcher, in order with the requests
@@ -83,7 +84,8 @@ class Daemon:
         enroller = Enroller(store, self.encoder, rc.duplicate_warn_distance, cfg.enrollment.max_image_pixels)
         self.sessions = sessions = SessionWorker(cfg, store, self.detector, self.encoder, publisher,
                                                  lambda: self.database.problem, lambda: self.scheduler.next)
-        rosters = (RosterSync(store, cfg.roster.sections, cfg.roster.key(), lambda ids: sweep_count(cfg, store, ids))
+        rosters = (RosterSync(store, cfg.roster.sections, cfg.roster.key(), lambda ids: sweep_count(cfg, store, ids),
+                              cfg.roster.trusted())
                    if cfg.roster.sections else None)
         self.rosters = RosterInbox(rosters, publisher, sessions.when_idle) if rosters else None
         self.info = InfoBoard(publisher, store, self.detector.name, rosters, self.database.problems,

@@ -6,15 +6,17 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
 import click
+from pydantic import ValidationError
 
 from .. import __version__
-from ..common.errors import AttendanceError
+from ..common.errors import AttendanceError, format_validation_error
 from ..common.names import check_display_name, check_id
-from ..roster.enrollment import bulk_folders
+from ..roster.enrollment import EnrollOutcome, bulk_folders
 from .config import HubConfig, load_hub_config
 
 CONFIG_ENV = "ATTENDANCE_HUB_CONFIG"
@@ -72,7 +74,8 @@ class _Publishing:
         self.client.connect(cfg.mqtt.host, cfg.mqtt.port)
         self.client.loop_start()
         self.rosters = RosterPublisher(self.store, cfg.mqtt.base_topic, cfg.hub.roster_key(), self._publish,
-                                       cfg.hub.duplicate_warn_distance, cfg.enrollment.max_image_pixels)
+                                       cfg.hub.duplicate_warn_distance, cfg.enrollment.max_image_pixels,
+                                       cfg.hub.roster_signer(), cfg.hub.legacy_roster_topics)
 
     def _publish(self, topic: str, payload: bytes) -> None:
         self.client.publish(topic, payload, qos=1, retain=True).wait_for_publish(30)
@@ -102,14 +105,12 @@ def enroll(ctx: click.Context, section: str, student_id: str, name: str, no_publ
     p = _Publishing(_cfg(ctx))
     try:
         outcome = p.rosters.enroll(section, student_id, name, list(images))
-        click.echo(f"{section}/{student_id} ({name}): {outcome.encodings_added} encoding(s)")
-        for r in outcome.rejected:
-            click.echo(f"  rejected {r['image']}: {r['reason']}", err=True)
+        _echo_outcome(f"{section}/{student_id} ({name})", outcome)
         for w in outcome.warnings:
             click.echo(f"  warning: {w}", err=True)
-        if outcome.encodings_added == 0:
+        if outcome.encodings_added == 0 and not outcome.skipped:
             raise AttendanceError(f"no image of {student_id} could be enrolled")
-        if not no_publish:
+        if outcome.encodings_added and not no_publish:
             click.echo(f"roster {section}: {json.dumps(p.rosters.publish(section))}")
     finally:
         p.close()
@@ -120,29 +121,145 @@ def enroll(ctx: click.Context, section: str, student_id: str, name: str, no_publ
 @click.option("--no-publish", is_flag=True, help="Only store; publish later with `publish`.")
 @click.pass_context
 def enroll_bulk(ctx: click.Context, root: Path, no_publish: bool) -> None:
-    """Enroll ROOT/<section>/<student_id>__<name>/*.jpg (the box's layout), then publish each section."""
+    """Enroll ROOT/<section>/<student_id>__<name>/*.jpg (the box's layout), then publish each section that
+    changed. Idempotent: a photo a student already has is skipped, so running it again adds nothing."""
     p = _Publishing(_cfg(ctx))
     sections = set()
-    for section, sid, name, images in bulk_folders(root):
-        outcome = p.rosters.enroll(section, sid, name, images)
-        click.echo(f"{section}/{sid} ({name}): {outcome.encodings_added} encoding(s)")
-        for r in outcome.rejected:
-            click.echo(f"  rejected {Path(r['image']).name}: {r['reason']}", err=True)
-        if outcome.encodings_added:
-            sections.add(section)
-    for section in sorted(sections) if not no_publish else []:
-        click.echo(f"roster {section}: {json.dumps(p.rosters.publish(section))}")
-    p.close()
+    try:
+        for section, sid, name, images in bulk_folders(root):
+            outcome = p.rosters.enroll(section, sid, name, images)
+            _echo_outcome(f"{section}/{sid} ({name})", outcome)
+            if outcome.encodings_added:
+                sections.add(section)
+        for section in sorted(sections) if not no_publish else []:
+            click.echo(f"roster {section}: {json.dumps(p.rosters.publish(section))}")
+    finally:
+        p.close()
+
+
+def _echo_outcome(who: str, outcome: EnrollOutcome) -> None:
+    skipped = f", {len(outcome.skipped)} already enrolled" if outcome.skipped else ""
+    click.echo(f"{who}: {outcome.encodings_added} encoding(s){skipped}")
+    for r in outcome.rejected:
+        click.echo(f"  rejected {Path(r['image']).name}: {r['reason']}", err=True)
 
 
 @cli.command()
-@click.argument("section")
+@click.argument("section", required=False)
+@click.option("--all", "every", is_flag=True, help="Every section (e.g. signed anew after a key rotation).")
 @click.pass_context
-def publish(ctx: click.Context, section: str) -> None:
-    """Publish SECTION's roster as a new version."""
+def publish(ctx: click.Context, section: str | None, every: bool) -> None:
+    """Publish SECTION's roster (or --all) as a new version, to each box assigned it."""
+    if (section is None) == (not every):
+        raise click.UsageError("give SECTION or --all")
     p = _Publishing(_cfg(ctx))
-    click.echo(json.dumps(p.rosters.publish(section)))
-    p.close()
+    try:
+        for name in p.store.roster_sections() if every else [str(section)]:
+            click.echo(f"roster {name}: {json.dumps(p.rosters.publish(name))}")
+    finally:
+        p.close()
+
+
+@cli.command()
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the private key (created 0600; an existing file is never overwritten).")
+def keygen(out: Path) -> None:
+    """Make the hub's Ed25519 roster signing key; prints the public key for the boxes' roster.trusted_keys."""
+    from ..contract.roster_signing import RosterSigner
+
+    signer = RosterSigner.generate()
+    try:  # exclusive: a rotation makes a new file, it never replaces the key in use; 0600 from the start
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise AttendanceError(f"{out} exists: choose a new file (the key in use must stay until rotated)") from None
+    with os.fdopen(fd, "wb") as f:
+        f.write(signer.pem())
+    click.echo(f"key_id {signer.key_id}\n{signer.public_text()}")
+
+
+@cli.command("public-key")
+@click.pass_context
+def public_key(ctx: click.Context) -> None:
+    """Print the configured signing key's id and public key (for the boxes' roster.trusted_keys)."""
+    signer = _cfg(ctx).hub.roster_signer()
+    if signer is None:
+        raise AttendanceError("hub.roster_signing_key_file is not set (attendance-hub keygen makes one)")
+    click.echo(f"key_id {signer.key_id}\n{signer.public_text()}")
+
+
+@cli.command()
+@click.argument("device_id")
+@click.argument("section")
+@click.option("--remove", is_flag=True, help="Unassign: the box no longer teaches SECTION.")
+@click.pass_context
+def assign(ctx: click.Context, device_id: str, section: str, remove: bool) -> None:
+    """DEVICE_ID teaches SECTION: it gets the section's roster, and its results for it count in reports."""
+    from .fleet_requests import AssignRequest
+
+    try:
+        AssignRequest(device_id=device_id, section=section)
+    except ValidationError as exc:
+        raise AttendanceError(format_validation_error(exc)) from exc
+    p = _Publishing(_cfg(ctx))
+    try:
+        if remove:
+            if not p.store.unassign(device_id, section):
+                raise AttendanceError(f"'{section}' is not assigned to '{device_id}'")
+            p.rosters.withdraw(device_id, section)
+            click.echo(f"{device_id}: {section} unassigned")
+        else:
+            p.store.assign(device_id, section)
+            click.echo(f"{device_id}: {section} assigned; roster {json.dumps(p.rosters.send_to(device_id, section))}")
+    finally:
+        p.close()
+
+
+@cli.command()
+@click.pass_context
+def assignments(ctx: click.Context) -> None:
+    """Each box and the sections it teaches."""
+    from .store import HubStore
+
+    store = HubStore(_cfg(ctx).hub.database)
+    for device, sections in store.assignments().items():
+        click.echo(f"{device}: {' '.join(sections)}")
+    store.close()
+
+
+@cli.command()
+@click.option("--section", required=True)
+@click.option("--student-id", required=True)
+@click.pass_context
+def photos(ctx: click.Context, section: str, student_id: str) -> None:
+    """A student's encodings at the hub (one per photo): id, photo file, its SHA-256, when."""
+    from .store import HubStore
+
+    store = HubStore(_cfg(ctx).hub.database)
+    try:
+        for e in store.student_encodings(section, student_id):
+            click.echo(f"{e['photo_id']}\t{e['source']}\t{e['sha256'] or '-'}\t{e['created_at']:%Y-%m-%d %H:%M}")
+    finally:
+        store.close()
+
+
+@cli.command("remove-photo")
+@click.option("--section", required=True)
+@click.option("--student-id", required=True)
+@click.option("--no-publish", is_flag=True, help="Only remove; publish later with `publish`.")
+@click.argument("photo_ids", nargs=-1, required=True, type=int)
+@click.pass_context
+def remove_photo(ctx: click.Context, section: str, student_id: str, no_publish: bool,
+                 photo_ids: tuple[int, ...]) -> None:
+    """Remove a student's encodings by id (from `photos`), then publish the section."""
+    p = _Publishing(_cfg(ctx))
+    try:
+        for photo_id in photo_ids:
+            p.store.remove_encoding(section, student_id, photo_id)
+            click.echo(f"{section}/{student_id}: photo {photo_id} removed")
+        if not no_publish:
+            click.echo(f"roster {section}: {json.dumps(p.rosters.publish(section))}")
+    finally:
+        p.close()
 
 
 @cli.command()

@@ -1,4 +1,4 @@
-"""The hub's TOML config: [hub] (database, directories, roster key), [mqtt] (the central broker, same keys as a
+"""The hub's TOML config: [hub] (database, directories, roster keys), [mqtt] (the central broker, same keys as a
 box's) and [enrollment] (the same limits as a box's)."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..common.errors import InvalidRequest, format_validation_error
 from ..config import EnrollmentConfig, MqttConfig, read_key_file, read_toml, resolve_against
+from ..contract.roster_signing import RosterSigner
 
 
 class _Strict(BaseModel):
@@ -20,8 +21,14 @@ class HubSection(_Strict):
     database: str = "postgresql:///attendance"
     data_dir: Path = Path("/var/lib/attendance-hub")
     enrollment_dir: Path | None = None
-    # Shared secret the rosters are signed with (HMAC-SHA256); the boxes' roster.key_file holds the same bytes.
+    # The hub's Ed25519 private key (PEM, `attendance-hub keygen`): every roster is signed with it; the boxes'
+    # roster.trusted_keys hold its public key (`attendance-hub public-key`).
+    roster_signing_key_file: Path | None = None
+    # The older shared secret (HMAC-SHA256, the boxes' roster.key_file): still added while boxes check it.
     roster_key_file: Path | None = None
+    # During the upgrade to per-box roster topics: also publish each section, HMAC only, on the one topic every
+    # box read before (<base>/@hub/roster/<section>); off: that retained copy is deleted at each publication.
+    legacy_roster_topics: bool = False
     client_id: str = "attendance-hub"
     # enrollment at the hub warns when a new face is this close to another student's (as on a box)
     duplicate_warn_distance: float = Field(0.4, ge=0)
@@ -33,6 +40,15 @@ class HubSection(_Strict):
     def roster_key(self) -> bytes | None:
         """The shared secret (an empty file is an error: rosters would go out unsigned)."""
         return read_key_file(self.roster_key_file, "hub.roster_key_file")
+
+    def roster_signer(self) -> RosterSigner | None:
+        """The signing key, or None without one (a broken file is an InvalidRequest naming the key)."""
+        if self.roster_signing_key_file is None:
+            return None
+        try:
+            return RosterSigner.load(self.roster_signing_key_file, "hub.roster_signing_key_file")
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from exc
 
 
 class HubConfig(_Strict):
@@ -56,5 +72,7 @@ def load_hub_config(path: Path | None) -> HubConfig:
         "data_dir": resolve_against(base, h.data_dir),
         "enrollment_dir": resolve_against(base, h.enrollment_dir) if h.enrollment_dir else None,
         "roster_key_file": resolve_against(base, h.roster_key_file) if h.roster_key_file else None,
+        "roster_signing_key_file": (resolve_against(base, h.roster_signing_key_file)
+                                    if h.roster_signing_key_file else None),
     })
     return cfg

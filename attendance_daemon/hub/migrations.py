@@ -128,6 +128,37 @@ MIGRATIONS: list[str] = [
     DROP TABLE forgotten_in;
     CREATE INDEX events_student ON events ((payload->>'student_id'));
     """,
+    # 4: the trust model. Which sections each box teaches (the hub sends a box only those rosters); results of a
+    # box for a section it is not assigned are quarantined at insert (kept, listed by `quarantine`, never in a
+    # report until released), decided again only if a revision moves the session to another section. The boxes'
+    # pairs accepted so far are assigned (review them with `assignments`). Each encoding keeps the SHA-256 of its
+    # photo (enrolling the same photo again adds nothing) and its date; each roster its last published message
+    # (sent as it is to a box assigned later).
+    """
+    CREATE TABLE assignments (
+        device_id   TEXT NOT NULL,
+        section     TEXT NOT NULL,
+        assigned_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        PRIMARY KEY (device_id, section)
+    );
+    INSERT INTO assignments (device_id, section) SELECT DISTINCT device_id, section FROM sessions;
+    ALTER TABLE sessions ADD COLUMN quarantined BOOLEAN NOT NULL DEFAULT false;
+    CREATE INDEX sessions_quarantined ON sessions(device_id) WHERE quarantined;
+    CREATE FUNCTION sessions_quarantine() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'INSERT' OR NEW.section IS DISTINCT FROM OLD.section THEN
+            NEW.quarantined := NOT EXISTS (SELECT 1 FROM assignments a
+                                           WHERE a.device_id = NEW.device_id AND a.section = NEW.section);
+        END IF;
+        RETURN NEW;
+    END $$;
+    CREATE TRIGGER sessions_quarantine BEFORE INSERT OR UPDATE ON sessions
+        FOR EACH ROW EXECUTE FUNCTION sessions_quarantine();
+    ALTER TABLE roster_encodings ADD COLUMN photo_sha256 TEXT,
+        ADD COLUMN created_at TIMESTAMPTZ NOT NULL DEFAULT now();
+    CREATE UNIQUE INDEX roster_encodings_photo ON roster_encodings(student, photo_sha256);
+    ALTER TABLE rosters ADD COLUMN message BYTEA;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from pydantic import Field, StrictInt
 
 from ..attendance.reports import text_cell
-from ..common.errors import AttendanceError, InvalidRequest, NotFound, public_error
+from ..common.errors import AttendanceError, Conflict, InvalidRequest, NotFound, public_error
 from ..common.names import DisplayName, LookupText, PathText, SafeId, ShortText
 from ..common.paths import resolve_inside
 from ..common.timeutil import iso, iso_field
@@ -121,25 +121,7 @@ def plain(value: Any) -> Any:
 
 
 
-# ---- fleet --------------------------------------------------------------------------------------------
-
-
-@hub_command("fleet", api.Empty)
-def fleet(ctx: HubContext, r: api.Empty) -> dict[str, Any]:
-    """Every box seen: online (availability online and the bridge not reported down), mode, rosters."""
-    devices = []
-    for d in ctx.store.devices():
-        info, state = d["info"] or {}, d["state"] or {}
-        session = state.get("session")  # what a box published: any JSON (one broken box must not break fleet)
-        devices.append({
-            "device_id": d["device_id"],
-            "online": d["availability"] == "online" and d["bridge"] != "down",
-            "availability": d["availability"], "bridge": d["bridge"],
-            "mode": state.get("mode"), "session": session.get("name") if isinstance(session, dict) else None,
-            "rosters": info.get("rosters", {}), "problems": info.get("problems", []),
-            "version": info.get("version"), "last_seen": d["last_seen"],
-        })
-    return {"devices": devices, "rosters": ctx.store.rosters()}
+# ---- sessions (`fleet`, assignments and quarantine: fleet_requests.py) -----------------------------------
 
 
 @hub_command("sessions", HubSessionsRequest)
@@ -210,17 +192,44 @@ def enroll(ctx: HubContext, r: HubEnrollRequest) -> dict[str, Any]:
         if problem:
             raise InvalidRequest(f"images[{i}]: '{r.images[i]}': {problem}")
     outcome = ctx.rosters.enroll(r.section, r.student_id, r.name, images)
-    roster = ctx.rosters.publish(r.section) if outcome.encodings_added else None
+    roster, problem = publish_after_change(ctx, r.section) if outcome.encodings_added else (None, None)
     return {"student_id": r.student_id, "encodings_added": outcome.encodings_added,
             "rejected": [{"image": Path(x["image"]).name, "reason": x["reason"]} for x in outcome.rejected],
-            "warnings": outcome.warnings, "roster": roster}
+            "skipped": [image.name for image in outcome.skipped], "warnings": outcome.warnings, "roster": roster,
+            "roster_error": problem}
+
+
+def publish_after_change(ctx: HubContext, section: str) -> tuple[dict[str, Any] | None, str | None]:
+    """({version, hash}, None), or (None, why) when the section cannot be published (a student over the cap, from
+    an older hub): the change made stands, and the answer says why no roster went out."""
+    try:
+        return ctx.rosters.publish(section), None
+    except Conflict as exc:
+        log.warning("%s", exc.message)
+        return None, exc.message
 
 
 @hub_command("remove_student", api.RemoveStudentRequest)
 def remove_student(ctx: HubContext, r: api.RemoveStudentRequest) -> dict[str, Any]:
     if not ctx.store.remove_roster_student(r.section, r.student_id):
         raise NotFound(f"student_id: no student '{r.student_id}' in section '{r.section}' at the hub")
-    return {"removed": True, "roster": ctx.rosters.publish(r.section)}
+    roster, problem = publish_after_change(ctx, r.section)
+    return {"removed": True, "roster": roster, "roster_error": problem}
+
+
+@hub_command("student_photos", api.StudentRequest)
+def student_photos(ctx: HubContext, r: api.StudentRequest) -> list[dict[str, Any]]:
+    """The student's encodings at the hub, one per enrolled photo (the hub keeps no photo files)."""
+    return ctx.store.student_encodings(r.section, r.student_id)
+
+
+@hub_command("remove_photo", api.PhotoRequest)
+def remove_photo(ctx: HubContext, r: api.PhotoRequest) -> dict[str, Any]:
+    """Removes one encoding, then publishes the section; when the roster still cannot be published (a student
+    over the cap), the removal stands and `roster_error` says why."""
+    ctx.store.remove_encoding(r.section, r.student_id, r.photo_id)
+    roster, problem = publish_after_change(ctx, r.section)
+    return {"photo_id": r.photo_id, "removed": True, "roster": roster, "roster_error": problem}
 
 
 @hub_command("rosters", api.Empty)
@@ -245,7 +254,10 @@ def forget_student(ctx: HubContext, r: api.ForgetStudentRequest) -> dict[str, An
     `forget_student` to every known box (offline ones get it from their bridge's queue, and again from the hub
     when they come back online until they answer)."""
     counts = ctx.store.forget(r.student_id, r.section, r.attendance)
-    versions = {s: ctx.rosters.publish(s)["version"] for s in counts.sections}
+    # a section that cannot be published (over the cap) must not hold back the boxes' forget below
+    published = {s: publish_after_change(ctx, s) for s in counts.sections}
+    versions = {s: roster["version"] if roster else None for s, (roster, _) in published.items()}
+    errors = {s: problem for s, (_, problem) in published.items() if problem}
     # before the boxes get the request: a box's own republish after its forget then comes last
     for device in counts.devices:
         _replace_retained(ctx, device)
@@ -260,7 +272,8 @@ def forget_student(ctx: HubContext, r: api.ForgetStudentRequest) -> dict[str, An
         sent.append(device)
     return {"student_id": r.student_id, "sections": counts.sections, "sessions": counts.sessions,
             "attendance_rows": counts.attendance_rows, "events_removed": counts.events,
-            "retained_replaced": counts.devices, "roster_versions": versions, "sent_to": sent}
+            "retained_replaced": counts.devices, "roster_versions": versions, "roster_errors": errors,
+            "sent_to": sent}
 
 
 def _replace_retained(ctx: HubContext, device: str) -> None:

@@ -8,10 +8,12 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+import psycopg
 
-from ..common.errors import NotFound
+from ..common.errors import Conflict, NotFound
 from ..common.names import check_display_name, check_id
-from ..contract.roster_message import ENCODING_DIM
+from ..contract.roster_message import ENCODING_DIM, MAX_ROSTER_ENCODINGS
+from ..roster.enrollment import cap_reason
 from ..store.records import StudentRow
 from .connection import HubConnection
 
@@ -37,14 +39,41 @@ class HubRosterQueries(HubConnection):
         return int(row["id"])
 
     def add_encoding(self, student_rowid: int, vector: np.ndarray, source: str) -> int:
-        vec = np.asarray(vector, dtype=np.float32).reshape(-1)
-        if vec.shape != (ENCODING_DIM,):
-            raise ValueError(f"encoding must have {ENCODING_DIM} values, got {vec.shape}")
         with self._tx() as db:
-            row = db.execute("INSERT INTO roster_encodings (student, vector, source) VALUES (%s, %s, %s) "
-                             "RETURNING id", (student_rowid, vec.tobytes(), source)).fetchone()
-        assert row is not None
-        return int(row["id"])
+            return _insert_encoding(db, student_rowid, vector, source, None)
+
+    def add_student_encodings(self, section: str, student_id: str, name: str,
+                              encodings: list[tuple[str, np.ndarray, str]]) -> list[int]:
+        """Creates (or renames) the student and stores (source, encoding, photo sha256) in one transaction: a photo
+        the student already has adds nothing (its encoding's id is returned), and beyond MAX_ROSTER_ENCODINGS the
+        whole call is refused (409) with nothing stored."""
+        with self._tx() as db:
+            rowid = self.upsert_student(section, student_id, name)  # (a savepoint of this transaction)
+            return [_insert_encoding(db, rowid, vector, source, digest) for source, vector, digest in encodings]
+
+    def photo_digests(self, section: str, student_id: str) -> set[str]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT e.photo_sha256 FROM roster_encodings e JOIN roster_students st ON st.id = e.student "
+                "WHERE st.section = %s AND st.student_id = %s AND e.photo_sha256 IS NOT NULL",
+                (section, student_id)).fetchall()
+        return {r["photo_sha256"] for r in rows}
+
+    def student_encodings(self, section: str, student_id: str) -> list[dict[str, Any]]:
+        """The student's encodings (the hub keeps no photo files): {photo_id, source, sha256, created_at}."""
+        rowid = self.student_rowid(section, student_id)
+        with self._lock:
+            rows = self._db.execute("SELECT id, source, photo_sha256, created_at FROM roster_encodings "
+                                    "WHERE student = %s ORDER BY id", (rowid,)).fetchall()
+        return [{"photo_id": int(r["id"]), "source": r["source"], "sha256": r["photo_sha256"],
+                 "created_at": r["created_at"]} for r in rows]
+
+    def remove_encoding(self, section: str, student_id: str, encoding_id: int) -> None:
+        rowid = self.student_rowid(section, student_id)
+        with self._tx() as db:
+            if not db.execute("DELETE FROM roster_encodings WHERE id = %s AND student = %s",
+                              (encoding_id, rowid)).rowcount:
+                raise NotFound(f"photo_id: student '{student_id}' has no photo {encoding_id} at the hub")
 
     def student_rowid(self, section: str, student_id: str) -> int:
         with self._lock:
@@ -111,13 +140,45 @@ class HubRosterQueries(HubConnection):
             row = self._db.execute("SELECT version FROM rosters WHERE section=%s", (section,)).fetchone()
         return (int(row["version"]) if row else 0) + 1
 
-    def record_roster(self, section: str, version: int, digest: str) -> None:
+    def record_roster(self, section: str, version: int, digest: str, message: bytes | None = None) -> None:
         with self._tx() as db:
-            db.execute("INSERT INTO rosters (section, version, hash) VALUES (%s, %s, %s) ON CONFLICT (section) "
-                       "DO UPDATE SET version = EXCLUDED.version, hash = EXCLUDED.hash, published_at = now()",
-                       (section, version, digest))
+            db.execute("INSERT INTO rosters (section, version, hash, message) VALUES (%s, %s, %s, %s) ON CONFLICT "
+                       "(section) DO UPDATE SET version = EXCLUDED.version, hash = EXCLUDED.hash, "
+                       "message = EXCLUDED.message, published_at = now()", (section, version, digest, message))
+
+    def roster_message(self, section: str) -> bytes | None:
+        """The section's last published message (as sent to its boxes), or None."""
+        with self._lock:
+            row = self._db.execute("SELECT message FROM rosters WHERE section = %s", (section,)).fetchone()
+        return bytes(row["message"]) if row and row["message"] is not None else None
 
     def rosters(self) -> dict[str, dict[str, Any]]:
         with self._lock:
             rows = self._db.execute("SELECT section, version, hash FROM rosters ORDER BY section").fetchall()
         return {r["section"]: {"version": int(r["version"]), "hash": r["hash"]} for r in rows}
+
+
+def _insert_encoding(db: psycopg.Connection[dict[str, Any]], rowid: int, vector: np.ndarray, source: str,
+                     digest: str | None) -> int:
+    """One encoding of a student, inside the caller's transaction: the student's row is locked, so two
+    enrollments at once still count right; the same photo (digest) again returns the encoding it made."""
+    vec = np.asarray(vector, dtype=np.float32).reshape(-1)
+    if vec.shape != (ENCODING_DIM,):
+        raise ValueError(f"encoding must have {ENCODING_DIM} values, got {vec.shape}")
+    student = db.execute("SELECT section, student_id FROM roster_students WHERE id = %s FOR UPDATE",
+                         (rowid,)).fetchone()
+    if student is None:
+        raise NotFound(f"student_id: no student with row {rowid} at the hub")
+    if digest is not None:
+        same = db.execute("SELECT id FROM roster_encodings WHERE student = %s AND photo_sha256 = %s",
+                          (rowid, digest)).fetchone()
+        if same is not None:
+            return int(same["id"])
+    have = db.execute("SELECT count(*) AS n FROM roster_encodings WHERE student = %s", (rowid,)).fetchone()
+    n = int(have["n"]) if have else 0
+    if n >= MAX_ROSTER_ENCODINGS:
+        raise Conflict(f"student_id: '{student['student_id']}' in section '{student['section']}': {cap_reason(n)}")
+    row = db.execute("INSERT INTO roster_encodings (student, vector, source, photo_sha256) VALUES (%s, %s, %s, %s) "
+                     "RETURNING id", (rowid, vec.tobytes(), source, digest)).fetchone()
+    assert row is not None
+    return int(row["id"])

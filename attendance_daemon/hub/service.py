@@ -59,7 +59,8 @@ class Hub:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.rosters = RosterPublisher(self.store, self.base, cfg.hub.roster_key(), self._publish_retained,
-                                       cfg.hub.duplicate_warn_distance, cfg.enrollment.max_image_pixels)
+                                       cfg.hub.duplicate_warn_distance, cfg.enrollment.max_image_pixels,
+                                       cfg.hub.roster_signer(), cfg.hub.legacy_roster_topics)
         self.ingest = Ingest(self.store, self.base, on_online=self._resend_forgets)
         self.ctx = HubContext(self.store, self.rosters, cfg.hub.enrollment, cfg.enrollment, self.send_to_box)
         self.beats = {"ingest": time.monotonic(), "requests": time.monotonic(), "enrollment": time.monotonic()}

@@ -15,6 +15,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from . import forgets
+from .fleet_queries import HubFleetQueries
 from .roster_queries import HubRosterQueries
 
 Outcome = Literal["inserted", "duplicate", "revised", "stale"]
@@ -38,8 +39,9 @@ class ForgetCounts:
     devices: list[str] = field(default_factory=list)  # boxes whose stored sessions held the student
 
 
-class HubStore(HubRosterQueries):
-    """Fleet, exactly-once session rows, reports and forgetting, on top of the rosters and the connection."""
+class HubStore(HubRosterQueries, HubFleetQueries):
+    """Fleet, exactly-once session rows, reports and forgetting, on top of the rosters, the assignments and
+    quarantine, and the connection."""
 
     # ---- fleet ------------------------------------------------------------------------------------
 
@@ -113,7 +115,7 @@ class HubStore(HubRosterQueries):
                 where.append(f"{col} = %s")
                 args.append(value)
         sql = ("SELECT device_id, session_id, name, section, status, started_at, ended_at, present_count, total, "
-               "deliveries, revisions, stored_at FROM sessions")
+               "deliveries, revisions, stored_at, quarantined FROM sessions")
         if where:
             sql += " WHERE " + " AND ".join(where)
         with self._lock:
@@ -274,7 +276,7 @@ def _scrub(results: dict[str, Any], ids: set[str], mode: str, alias: str) -> dic
 
 def _report_sql(where: str, args: list[Any], since: str | None, until: str | None,
                 limit: int) -> tuple[str, list[Any]]:
-    clauses = [where]
+    clauses = [where, "NOT s.quarantined"]  # a box's results for a section it does not teach (fleet_queries.py)
     if since is not None:
         clauses.append("s.started_at >= %s")
         args.append(since)

@@ -6,6 +6,8 @@ in on `R/request/#` and send them back out, a loop). Progress and snapshots stay
 WAN link for fifty rooms is waste). In: the box's requests and the rosters of the hub.
 A persistent session (`cleansession false`) with QoS 1 both ways: what the box publishes while the WAN is down
 is queued by the local broker and sent when the link is back; the daemon only ever talks to its local broker.
+Rosters come in only from the box's own roster topics (`<base>/@hub/roster/<device>/<section>`): the central
+broker's ACL lets a box's user read nothing else, and the bridge asks for nothing else.
 
     python -m attendance_daemon.mqtt.bridge --device-id ID --central HOST:PORT [--username U --password P]
         [--cafile F | --insecure] [--certfile F --keyfile F] [--base attendance] [--no-try-private]
@@ -29,8 +31,14 @@ _HOSTPORT = re.compile(r"(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\]):(?P<port>[0-
 
 
 def roster_topic(base: str, section: str) -> str:
-    """Retained, one per section: the hub's published roster (see hub/roster.py)."""
+    """Retained, one per section, every box's: the hub's roster before per-box topics; published by a hub only with
+    `hub.legacy_roster_topics` (boxes not yet upgraded read it during the upgrade; docs/fleet.md)."""
     return f"{base}/{HUB}/roster/{section}"
+
+
+def box_roster_topic(base: str, device_id: str, section: str) -> str:
+    """Retained, one per box and section it teaches: the hub's roster for that box (see hub/roster.py)."""
+    return f"{base}/{HUB}/roster/{device_id}/{section}"
 
 
 @dataclass(frozen=True)
@@ -93,7 +101,7 @@ def render(spec: BridgeSpec) -> str:
         lines += [f"bridge_certfile {spec.certfile}", f"bridge_keyfile {spec.keyfile}"]
     lines += [f"topic {leaf} out 1 {root}/ {root}/" for leaf in OUT_LEAVES]
     lines += [f"topic {leaf} in 1 {root}/ {root}/" for leaf in IN_LEAVES]
-    lines.append(f"topic roster/# in 1 {spec.base}/{HUB}/ {spec.base}/{HUB}/")
+    lines.append(f"topic roster/{spec.device_id}/+ in 1 {spec.base}/{HUB}/ {spec.base}/{HUB}/")
     return "\n".join(lines) + "\n"
 
 

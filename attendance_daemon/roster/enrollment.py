@@ -13,6 +13,8 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ..common.errors import Conflict
+from ..contract.roster_message import MAX_ROSTER_ENCODINGS
 from ..recognition.boxes import Box
 from ..recognition.encode import Encoder, FaceEncoder
 from ..store import StudentRow
@@ -58,6 +60,7 @@ class RosterStore(Protocol):
     def student_rowid(self, section: str, student_id: str) -> int: ...
     def add_encoding(self, student_rowid: int, vector: np.ndarray, source: str) -> int: ...
     def section_encodings(self, section: str) -> tuple[list[StudentRow], np.ndarray, np.ndarray]: ...
+    def students(self, section: str) -> list[StudentRow]: ...
 
 
 @dataclass
@@ -67,6 +70,13 @@ class EnrollOutcome:
     rejected: list[dict[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     accepted: list[tuple[Path, int]] = field(default_factory=list)  # (image, encoding id)
+    skipped: list[Path] = field(default_factory=list)  # the hub: photos this student already has (idempotent)
+
+
+def cap_reason(have: int) -> str:
+    """Why one more encoding of a student who has `have` is refused (the roster's per-student cap)."""
+    return (f"the student has {have} encodings: at most {MAX_ROSTER_ENCODINGS} per student "
+            "(MAX_ROSTER_ENCODINGS); remove one (remove_photo) before adding another")
 
 
 class Enroller:
@@ -115,6 +125,11 @@ class Enroller:
                 out.rejected.append({"image": str(image), "reason": result})
             else:
                 encodings.append((image, result))
+        have = self.encoding_count(section, student_id)
+        room = max(0, MAX_ROSTER_ENCODINGS - have)
+        out.rejected += [{"image": str(image), "reason": cap_reason(max(have, MAX_ROSTER_ENCODINGS))}
+                         for image, _ in encodings[room:]]
+        encodings = encodings[:room]
         if not encodings:
             return out
         out.warnings, ids = self.add_encodings(section, student_id, name, [(i.name, e) for i, e in encodings])
@@ -125,13 +140,22 @@ class Enroller:
     def add_encodings(self, section: str, student_id: str, name: str | None,
                       encodings: list[tuple[str, np.ndarray]]) -> tuple[list[str], list[int]]:
         """Stores (source, encoding) pairs for a student (created when `name` is given); returns the
-        near-duplicate warnings and the new encoding ids. `name` None keeps an existing student's name."""
-        warnings = self._near_duplicates(section, student_id, [e for _, e in encodings])
+        near-duplicate warnings and the new encoding ids. `name` None keeps an existing student's name. More than
+        MAX_ROSTER_ENCODINGS for the student is refused (409) before anything is stored."""
+        have = self.encoding_count(section, student_id)
+        if have + len(encodings) > MAX_ROSTER_ENCODINGS:
+            raise Conflict(f"student_id: '{student_id}': {cap_reason(have)}")
+        warnings = self.near_duplicates(section, student_id, [e for _, e in encodings])
         rowid = (self.store.upsert_student(section, student_id, name) if name is not None
                  else self.store.student_rowid(section, student_id))
         return warnings, [self.store.add_encoding(rowid, enc, source) for source, enc in encodings]
 
-    def _near_duplicates(self, section: str, student_id: str, new: list[np.ndarray]) -> list[str]:
+    def encoding_count(self, section: str, student_id: str) -> int:
+        if not self.store.section_exists(section):
+            return 0
+        return next((s.encodings for s in self.store.students(section) if s.student_id == student_id), 0)
+
+    def near_duplicates(self, section: str, student_id: str, new: list[np.ndarray]) -> list[str]:
         """Warn when a new face is this close to another student: matching would confuse the two."""
         if not self.store.section_exists(section):
             return []

@@ -1,5 +1,5 @@
-"""A box's side of the hub's rosters: check each message (hash, hmac, version), stage it, and apply it in one
-SQLite transaction only while no session runs (a running session keeps the roster it started with; the staged
+"""A box's side of the hub's rosters: check each message (hash, signature or hmac, version), stage it, and apply
+it in one SQLite transaction only while no session runs (a running session keeps the roster it started with; the staged
 one is applied after it ends). Pure of MQTT: the daemon feeds it payloads and asks it when idle."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..contract.roster_message import RosterMessage, open_roster
+from ..contract.roster_signing import TrustedKeys
 from ..store import Store
 
 log = logging.getLogger(__name__)
@@ -17,8 +18,9 @@ log = logging.getLogger(__name__)
 
 class RosterSync:
     def __init__(self, store: Store, sections: list[str], key: bytes | None,
-                 sweep: Callable[[list[int]], int] | None = None) -> None:
+                 sweep: Callable[[list[int]], int] | None = None, trusted: TrustedKeys | None = None) -> None:
         self.store, self.sections, self.key = store, set(sections), key
+        self.trusted = dict(trusted or {})  # the hub's public keys: when any, only its signature is accepted
         # deletes the doomed files (ids) a roster's transaction recorded, the stored photos of the encodings it
         # replaced, and says how many (privacy/sweep.py; the daemon's start-up sweep gets any a crash left)
         self.sweep = sweep
@@ -32,7 +34,7 @@ class RosterSync:
         if not payload:
             return None
         try:
-            message = open_roster(payload, self.key)
+            message = open_roster(payload, self.key, self.trusted)
             if message.section != section:
                 raise ValueError(f"section '{message.section}' published on the topic of '{section}'")
             if section not in self.sections:
