@@ -70,6 +70,7 @@ def test_hub_forget_removes_events_replaces_retained_and_a_reused_id_is_a_new_pe
     try:
         with _client(central, "office", "@hub") as office, _client(central, "room-1", "room-1") as box:
             office.wait_for("availability", lambda v: v == "online", timeout=60)
+            office.request("assign", {"device_id": "room-1", "section": "5a"})  # room-1 teaches 5a: not quarantined
             pub = box.client.publish
             pub("attendance/room-1/availability", b"online", qos=1, retain=True).wait_for_publish(5)
             pub("attendance/room-1/results", json.dumps(old).encode(), qos=1, retain=True).wait_for_publish(5)
