@@ -82,6 +82,8 @@ class HubContext:
     enrollment_dir: Path
     enrollment: EnrollmentConfig
     send_to_box: Callable[[str, str, dict[str, Any]], None]  # (device_id, command, request)
+    # the hub's own health for `fleet`: database, inbox, refusals per box (BoxIntake.status)
+    status: Callable[[], dict[str, Any]] = lambda: {}
 
 
 Q = TypeVar("Q", bound=api.Request)
@@ -125,7 +127,10 @@ def plain(value: Any) -> Any:
 
 @hub_command("fleet", api.Empty)
 def fleet(ctx: HubContext, r: api.Empty) -> dict[str, Any]:
-    """Every box seen: online (availability online and the bridge not reported down), mode, rosters."""
+    """Every box seen: online (availability online and the bridge not reported down), mode, rosters, the
+    messages of it the hub did not store; and the hub's own health. 503 while the database is unreachable."""
+    hub = ctx.status()
+    refused = hub.pop("refused", {})
     devices = []
     for d in ctx.store.devices():
         info, state = d["info"] or {}, d["state"] or {}
@@ -137,8 +142,9 @@ def fleet(ctx: HubContext, r: api.Empty) -> dict[str, Any]:
             "mode": state.get("mode"), "session": session.get("name") if isinstance(session, dict) else None,
             "rosters": info.get("rosters", {}), "problems": info.get("problems", []),
             "version": info.get("version"), "last_seen": d["last_seen"],
+            "refused": refused.get(d["device_id"], {}),
         })
-    return {"devices": devices, "rosters": ctx.store.rosters()}
+    return {"devices": devices, "rosters": ctx.store.rosters(), "hub": hub}
 
 
 @hub_command("sessions", HubSessionsRequest)

@@ -20,8 +20,8 @@ class HubRosterQueries(HubConnection):
     """Enrollment and roster publication: one family of the hub store's queries."""
 
     def section_exists(self, section: str) -> bool:
-        with self._lock:
-            return self._db.execute("SELECT 1 FROM roster_students WHERE section=%s LIMIT 1",
+        with self._read() as db:
+            return db.execute("SELECT 1 FROM roster_students WHERE section=%s LIMIT 1",
                                     (section,)).fetchone() is not None
 
     def upsert_student(self, section: str, student_id: str, name: str) -> int:
@@ -47,16 +47,16 @@ class HubRosterQueries(HubConnection):
         return int(row["id"])
 
     def student_rowid(self, section: str, student_id: str) -> int:
-        with self._lock:
-            row = self._db.execute("SELECT id FROM roster_students WHERE section = %s AND student_id = %s",
+        with self._read() as db:
+            row = db.execute("SELECT id FROM roster_students WHERE section = %s AND student_id = %s",
                                    (section, student_id)).fetchone()
         if row is None:
             raise NotFound(f"student_id: no student '{student_id}' in section '{section}' at the hub")
         return int(row["id"])
 
     def students(self, section: str) -> list[StudentRow]:
-        with self._lock:
-            rows = self._db.execute(
+        with self._read() as db:
+            rows = db.execute(
                 "SELECT st.id, st.section, st.student_id, st.name, COUNT(e.id) AS n FROM roster_students st "
                 "LEFT JOIN roster_encodings e ON e.student = st.id WHERE st.section = %s "
                 "GROUP BY st.id ORDER BY st.student_id", (section,)).fetchall()
@@ -67,8 +67,8 @@ class HubRosterQueries(HubConnection):
     def section_encodings(self, section: str) -> tuple[list[StudentRow], np.ndarray, np.ndarray]:
         roster = self.students(section)
         index = {s.rowid: i for i, s in enumerate(roster)}
-        with self._lock:
-            rows = self._db.execute(
+        with self._read() as db:
+            rows = db.execute(
                 "SELECT e.student, e.vector FROM roster_encodings e JOIN roster_students st ON st.id = e.student "
                 "WHERE st.section = %s ORDER BY e.id", (section,)).fetchall()
         if not rows:
@@ -83,8 +83,8 @@ class HubRosterQueries(HubConnection):
                               (section, student_id)).rowcount > 0
 
     def roster_sections(self) -> list[str]:
-        with self._lock:
-            rows = self._db.execute("SELECT DISTINCT section FROM roster_students UNION "
+        with self._read() as db:
+            rows = db.execute("SELECT DISTINCT section FROM roster_students UNION "
                                     "SELECT section FROM rosters ORDER BY 1").fetchall()
         return [r["section"] for r in rows]
 
@@ -107,8 +107,8 @@ class HubRosterQueries(HubConnection):
             yield
 
     def next_roster_version(self, section: str) -> int:
-        with self._lock:
-            row = self._db.execute("SELECT version FROM rosters WHERE section=%s", (section,)).fetchone()
+        with self._read() as db:
+            row = db.execute("SELECT version FROM rosters WHERE section=%s", (section,)).fetchone()
         return (int(row["version"]) if row else 0) + 1
 
     def record_roster(self, section: str, version: int, digest: str) -> None:
@@ -118,6 +118,6 @@ class HubRosterQueries(HubConnection):
                        (section, version, digest))
 
     def rosters(self) -> dict[str, dict[str, Any]]:
-        with self._lock:
-            rows = self._db.execute("SELECT section, version, hash FROM rosters ORDER BY section").fetchall()
+        with self._read() as db:
+            rows = db.execute("SELECT section, version, hash FROM rosters ORDER BY section").fetchall()
         return {r["section"]: {"version": int(r["version"]), "hash": r["hash"]} for r in rows}

@@ -53,12 +53,12 @@ class HubStore(HubRosterQueries):
                 (device_id, *values))
 
     def devices(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return self._db.execute("SELECT * FROM devices ORDER BY device_id").fetchall()
+        with self._read() as db:
+            return db.execute("SELECT * FROM devices ORDER BY device_id").fetchall()
 
     def device_ids(self) -> list[str]:
-        with self._lock:
-            return [r["device_id"] for r in self._db.execute("SELECT device_id FROM devices ORDER BY 1").fetchall()]
+        with self._read() as db:
+            return [r["device_id"] for r in db.execute("SELECT device_id FROM devices ORDER BY 1").fetchall()]
 
     # ---- sessions ---------------------------------------------------------------------------------
 
@@ -113,8 +113,8 @@ class HubStore(HubRosterQueries):
                "deliveries, revisions, stored_at FROM sessions")
         if where:
             sql += " WHERE " + " AND ".join(where)
-        with self._lock:
-            return self._db.execute(sql + " ORDER BY started_at", args).fetchall()
+        with self._read() as db:
+            return db.execute(sql + " ORDER BY started_at", args).fetchall()
 
     def add_event(self, device_id: str, event: dict[str, Any]) -> bool:
         """Stored once: a re-sent event (same content) is a no-op. True when new."""
@@ -131,14 +131,14 @@ class HubStore(HubRosterQueries):
                        limit: int) -> list[dict[str, Any]]:
         """Every session of every room where the student was on the roster (present or absent)."""
         sql, args = _report_sql("a.student_id = %s", [student_id], since, until, limit)
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
+        with self._read() as db:
+            return db.execute(sql, args).fetchall()
 
     def section_report(self, section: str, since: str | None, until: str | None,
                        limit: int) -> list[dict[str, Any]]:
         sql, args = _report_sql("s.section = %s", [section], since, until, limit)
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
+        with self._read() as db:
+            return db.execute(sql, args).fetchall()
 
     # ---- forgetting ---------------------------------------------------------------------------------
 
@@ -187,8 +187,8 @@ class HubStore(HubRosterQueries):
         if not ids:
             return results
         digests = {student_digest(i): i for i in ids}
-        with self._lock:
-            rows = self._db.execute("SELECT digest, mode, alias FROM forgotten WHERE digest = ANY(%s) UNION ALL "
+        with self._read() as db:
+            rows = db.execute("SELECT digest, mode, alias FROM forgotten WHERE digest = ANY(%s) UNION ALL "
                                     "SELECT digest, mode, alias FROM forgotten_in WHERE digest = ANY(%s) AND "
                                     "section = %s", (list(digests), list(digests), str(results.get("section")))
                                     ).fetchall()
@@ -217,14 +217,14 @@ class HubStore(HubRosterQueries):
             return cur.rowcount > 0
 
     def pending_forgets(self, device_id: str) -> list[dict[str, Any]]:
-        with self._lock:
-            rows = self._db.execute("SELECT request FROM forget_deliveries WHERE device_id = %s AND "
+        with self._read() as db:
+            rows = db.execute("SELECT request FROM forget_deliveries WHERE device_id = %s AND "
                                     "answered_at IS NULL ORDER BY sent_at", (device_id,)).fetchall()
         return [r["request"] for r in rows]
 
     def forget_deliveries(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return self._db.execute("SELECT device_id, sent_at, answered_at, answer FROM forget_deliveries "
+        with self._read() as db:
+            return db.execute("SELECT device_id, sent_at, answered_at, answer FROM forget_deliveries "
                                     "ORDER BY sent_at").fetchall()
 
 

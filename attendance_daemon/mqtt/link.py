@@ -35,10 +35,14 @@ def disable_nagle(client: mqtt.Client) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def make_client(cfg: MqttConfig, client_id: str) -> mqtt.Client:
-    """A paho client with the configured protocol, credentials and TLS (shared by the daemon and `check`)."""
+def make_client(cfg: MqttConfig, client_id: str, manual_ack: bool = False, persistent: bool = False) -> mqtt.Client:
+    """A paho client with the configured protocol, credentials and TLS (shared by the daemon, the hub and
+    `check`). `manual_ack`: QoS 1 messages are acknowledged only by `client.ack(mid, qos)`; `persistent`: an
+    MQTT 3.1.1 session that outlives the connection (v5 asks for that when connecting)."""
+    v5 = cfg.protocol == "5"
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                         protocol=mqtt.MQTTv5 if cfg.protocol == "5" else mqtt.MQTTv311)
+                         protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+                         clean_session=None if v5 else not persistent, manual_ack=manual_ack)
     if cfg.username:
         client.username_pw_set(cfg.username, cfg.password)
     if cfg.tls:
