@@ -158,6 +158,7 @@ class Info(Payload):
     rosters: dict[str, Any] = Field(default_factory=dict)
     # Extension (timetable): the next lesson to start, when the box has a timetable
     next_lesson: NextLesson | None = None
+    requests_refused: dict[str, int] = Field(default_factory=dict)  # Extension: {too_large, busy} (413, 429)
 
 
 class Response(Payload):

@@ -1,4 +1,5 @@
-"""The retained `info`: version, detector, sections, problems, rosters and the next lesson. Republished only
+"""The retained `info`: version, detector, sections, problems, rosters, the next lesson and the requests refused
+on arrival. Republished only
 when it changed; the dispatcher, the enrollment worker, the housekeeper and the scheduler all ask for it."""
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from .publisher import Publisher, encode
 
 class InfoBoard:
     def __init__(self, publisher: Publisher, store: Store, detector_name: str, rosters: RosterSync | None,
-                 problems: Callable[[], list[str]], next_lesson: Callable[[], api.NextLesson | None]) -> None:
+                 problems: Callable[[], list[str]], next_lesson: Callable[[], api.NextLesson | None],
+                 refused: Callable[[], dict[str, int]] = dict) -> None:
         self._publisher, self._store, self._detector = publisher, store, detector_name
-        self._rosters, self._problems, self._next = rosters, problems, next_lesson
+        self._rosters, self._problems, self._next, self._refused = rosters, problems, next_lesson, refused
         self.started_at = now_iso()
         self._payload = b""
         self._lock = threading.Lock()
@@ -30,7 +32,8 @@ class InfoBoard:
                             sections=[{"section": s, "students": n} for s, n in self._store.sections()],
                             started_at=self.started_at,
                             problems=self._problems() + (rosters.problems() if rosters else []),
-                            rosters=rosters.status() if rosters else {}, next_lesson=self._next())
+                            rosters=rosters.status() if rosters else {}, next_lesson=self._next(),
+                            requests_refused=self._refused())
             payload = encode(info)
             if payload != self._payload:
                 self._payload = payload

@@ -1,5 +1,7 @@
-"""Box messages received and not yet stored: one FIFO per box, served round robin (a box that floods waits for
-its own turn, never another box's), bounded in payload bytes in total and per box, checked before queueing.
+"""Box messages received and not yet stored: one FIFO per box, served in turn by bytes (deficit round robin: each
+turn gives a box QUANTUM bytes, so a box sending 4 MiB messages gets one stored per many small ones of the
+others, and a box that floods waits for its own turns, never another box's), bounded in payload bytes in total
+and per box, checked before queueing.
 
 A message stays here, unacknowledged on MQTT, until the ingest worker has committed it (or refused it for
 good); only then are its bytes given back."""
@@ -16,6 +18,7 @@ from .ingest import MAX_BOX_MESSAGE
 
 INBOX_BYTES = 64 * 1024 * 1024  # all boxes' messages waiting or being stored; beyond: MQTT waits (backpressure)
 BOX_BYTES = 2 * MAX_BOX_MESSAGE  # one box's share; beyond it, while the database works, its messages are refused
+QUANTUM = 64 * 1024  # bytes a box may have stored per turn
 
 Admission = str  # "queued", "busy" (over the box's share: refused) or "stopping"
 
@@ -36,6 +39,8 @@ class Inbox:
         self.total_bytes, self.box_bytes = total_bytes, box_bytes
         self._cond = threading.Condition()
         self._boxes: OrderedDict[str, deque[Item]] = OrderedDict()  # boxes with messages waiting, in turn order
+        self._credit: dict[str, int] = {}  # bytes each waiting box may still have stored (its deficit)
+        self._turn: str | None = None  # the box whose turn it is (the first in _boxes)
         self._held: dict[str, int] = {}  # bytes per box, waiting or being stored
         self._bytes = 0
         self._count = 0
@@ -71,17 +76,26 @@ class Inbox:
             return "queued"
 
     def take(self, timeout: float) -> Item | None:
-        """The next box's oldest message (round robin over the boxes with messages waiting); None on timeout."""
+        """The oldest message of the box whose turn it is; None on timeout."""
         with self._cond:
             if not self._boxes and not self._cond.wait_for(lambda: bool(self._boxes), timeout):
                 return None
-            device, waiting = next(iter(self._boxes.items()))
-            item = waiting.popleft()
-            if waiting:
-                self._boxes.move_to_end(device)
-            else:
-                del self._boxes[device]
-            return item
+            while True:
+                device, waiting = next(iter(self._boxes.items()))
+                if self._turn != device:  # a new turn: more credit
+                    self._turn = device
+                    self._credit[device] = self._credit.get(device, 0) + QUANTUM
+                size = len(waiting[0].payload)
+                if size <= self._credit[device]:
+                    self._credit[device] -= size
+                    item = waiting.popleft()
+                    if not waiting:  # no credit is saved up while a box has nothing waiting
+                        del self._boxes[device]
+                        del self._credit[device]
+                        self._turn = None
+                    return item
+                self._boxes.move_to_end(device)  # its turn is over; its credit stays for the next
+                self._turn = None
 
     def done(self, item: Item) -> None:
         """The message was stored or refused for good: its bytes are free again."""
@@ -114,6 +128,9 @@ class Inbox:
                     self._boxes[device] = keep
                 else:
                     del self._boxes[device]
+                    self._credit.pop(device, None)
+                    if self._turn == device:
+                        self._turn = None
             self._cond.notify_all()
         return dropped
 

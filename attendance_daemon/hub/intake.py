@@ -39,6 +39,7 @@ RECEIVE_MAXIMUM = 64  # unacknowledged messages the broker may send (v5; mosquit
 MAX_PACKET = 2 * MAX_BOX_MESSAGE  # v5: the broker sends nothing bigger (mosquitto drops it for the hub and logs it)
 RETRY_S = 0.25  # the worker's pause between tries while the database is away (the store's own backoff applies)
 WARN_EVERY_S = 10.0
+HEAP_BYTES = 32 * 1024 * 1024  # glibc: blocks up to this from the heap, and this much free heap kept
 
 
 class BoxIntake:

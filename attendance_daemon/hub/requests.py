@@ -130,7 +130,7 @@ def fleet(ctx: HubContext, r: api.Empty) -> dict[str, Any]:
     """Every box seen: online (availability online and the bridge not reported down), mode, rosters, the
     messages of it the hub did not store; and the hub's own health. 503 while the database is unreachable."""
     hub = ctx.status()
-    refused = hub.pop("refused", {})
+    refused = hub.get("refused", {})  # also of boxes that never sent availability, info or state
     devices = []
     for d in ctx.store.devices():
         info, state = d["info"] or {}, d["state"] or {}

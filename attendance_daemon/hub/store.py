@@ -23,8 +23,12 @@ def student_digest(student_id: str) -> str:
     return hashlib.sha256(student_id.encode()).hexdigest()
 
 
+def canonical(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"))
+
+
 def payload_digest(payload: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return hashlib.sha256(canonical(payload).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -68,14 +72,15 @@ class HubStore(HubRosterQueries):
         after recovery) replaces the row when it ended no earlier than the stored one (a revision);
         an older one is kept out (stale)."""
         results = self._scrub_forgotten(results)
-        digest = payload_digest(results)
-        row = _session_values(device_id, results, digest)
+        text = canonical(results)  # made once: the digest and the stored jsonb
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        row = _session_values(device_id, results, text, digest)
         with self._tx() as db:
             inserted = db.execute(
                 "INSERT INTO sessions (device_id, session_id, name, section, status, started_at, ended_at, "
                 "present_count, total, payload, digest) VALUES (%(device_id)s, %(session_id)s, "
                 "%(name)s, %(section)s, %(status)s, %(started_at)s, %(ended_at)s, %(present_count)s, %(total)s, "
-                "%(payload)s, %(digest)s) "
+                "%(payload)s::jsonb, %(digest)s) "
                 "ON CONFLICT (device_id, session_id) DO NOTHING RETURNING 1", row).fetchone()
             if inserted:
                 _insert_attendance(db, device_id, results)
@@ -96,7 +101,7 @@ class HubStore(HubRosterQueries):
             db.execute(
                 "UPDATE sessions SET name=%(name)s, section=%(section)s, status=%(status)s, "
                 "started_at=%(started_at)s, ended_at=%(ended_at)s, present_count=%(present_count)s, "
-                "total=%(total)s, payload=%(payload)s, digest=%(digest)s, deliveries=deliveries + 1, "
+                "total=%(total)s, payload=%(payload)s::jsonb, digest=%(digest)s, deliveries=deliveries + 1, "
                 "revisions=revisions + 1, stored_at=clock_timestamp() "
                 "WHERE device_id=%(device_id)s AND session_id=%(session_id)s", row)
             db.execute("DELETE FROM attendance WHERE device_id=%s AND session_id=%s", (device_id, row["session_id"]))
@@ -187,11 +192,12 @@ class HubStore(HubRosterQueries):
         if not ids:
             return results
         digests = {student_digest(i): i for i in ids}
+        listed = ",".join(digests)  # one text parameter: a large room's array would be slow to adapt
         with self._read() as db:
-            rows = db.execute("SELECT digest, mode, alias FROM forgotten WHERE digest = ANY(%s) UNION ALL "
-                                    "SELECT digest, mode, alias FROM forgotten_in WHERE digest = ANY(%s) AND "
-                                    "section = %s", (list(digests), list(digests), str(results.get("section")))
-                                    ).fetchall()
+            rows = db.execute("SELECT digest, mode, alias FROM forgotten WHERE digest = ANY(string_to_array(%s, ',')) "
+                              "UNION ALL SELECT digest, mode, alias FROM forgotten_in WHERE digest = "
+                              "ANY(string_to_array(%s, ',')) AND section = %s",
+                              (listed, listed, str(results.get("section")))).fetchall()
         for r in rows:  # the forget's own alias: a replay scrubs to the stored payload (a duplicate, not a revision)
             results = _scrub(results, {digests[r["digest"]]}, r["mode"],
                              r["alias"] or f"forgotten-{secrets.token_hex(4)}")
@@ -228,22 +234,26 @@ class HubStore(HubRosterQueries):
                                     "ORDER BY sent_at").fetchall()
 
 
-def _session_values(device_id: str, r: dict[str, Any], digest: str) -> dict[str, Any]:
+def _session_values(device_id: str, r: dict[str, Any], text: str, digest: str) -> dict[str, Any]:
     return {"device_id": device_id, "session_id": r["session_id"], "name": r["name"], "section": r["section"],
             "status": r["status"], "started_at": r["started_at"], "ended_at": r.get("ended_at"),
-            "present_count": int(r["present_count"]), "total": int(r["total"]), "payload": Jsonb(r),
+            "present_count": int(r["present_count"]), "total": int(r["total"]), "payload": text,
             "digest": digest}
 
 
 def _insert_attendance(db: psycopg.Connection[dict[str, Any]], device_id: str, r: dict[str, Any]) -> None:
+    """COPY (a large room's thousands of rows in one go); a student listed twice keeps the first entry."""
     rows = [(device_id, r["session_id"], p["student_id"], p["name"], True, p["seen_s"], p["late"], p["left_early"],
              p["arrived_at"], p["left_at"]) for p in r["present"]]
     rows += [(device_id, r["session_id"], a["student_id"], a["name"], False, None, None, None, None, None)
              for a in r["absent"]]
-    with db.cursor() as cur:
-        cur.executemany("INSERT INTO attendance (device_id, session_id, student_id, name, present, seen_s, late, "
-                        "left_early, arrived_at, left_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                        "ON CONFLICT DO NOTHING", rows)
+    seen: set[str] = set()
+    with db.cursor() as cur, cur.copy("COPY attendance (device_id, session_id, student_id, name, present, seen_s, "
+                                      "late, left_early, arrived_at, left_at) FROM STDIN") as copy:
+        for row in rows:
+            if row[2] not in seen:
+                seen.add(row[2])
+                copy.write_row(row)
 
 
 def _scrub(results: dict[str, Any], ids: set[str], mode: str, alias: str) -> dict[str, Any]:

@@ -3,6 +3,8 @@ cache of retained payloads that is republished after every (re)connect."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import socket
 import ssl
@@ -33,6 +35,24 @@ def disable_nagle(client: mqtt.Client) -> None:
     sock = client.socket()
     if isinstance(sock, socket.socket):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def tune_allocator(mmap_threshold: int, trim_threshold: int | None = None) -> bool:
+    """glibc's malloc for large MQTT payloads (paho copies each received one several times): blocks from
+    `mmap_threshold` bytes on are mapped and given back to the system when freed (glibc's default raises that
+    threshold to the largest block freed so far, up to 32 MiB, so after one 30 MiB request every later copy
+    stays in the process), and up to `trim_threshold` bytes of freed heap are kept. False where the C library
+    has no mallopt (not glibc): its defaults stay."""
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError) as exc:
+        log.info("C allocator left as it is (%s)", exc)
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    done = bool(mallopt(m_mmap_threshold, mmap_threshold))
+    if trim_threshold is not None:
+        done = done and bool(mallopt(m_trim_threshold, trim_threshold))
+    return done
 
 
 def make_client(cfg: MqttConfig, client_id: str, manual_ack: bool = False, persistent: bool = False) -> mqtt.Client:
