@@ -19,6 +19,7 @@ import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from attendance_daemon.hub.inbox import QUANTUM, Inbox, Item
 from tests.hub_fixtures import HubProcess, Postgres, results_payload
 from tests.mqtt_fixtures import Broker
 
@@ -70,6 +71,35 @@ class Box:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def test_inbox_serves_boxes_by_bytes_and_bounds_them() -> None:
+    """Deficit round robin: a box of large messages gets one stored per QUANTUM-worth of the others' small ones;
+    a box over its share is refused while the database works, and waits (MQTT's thread) while it does not."""
+    inbox = Inbox(total_bytes=64 * QUANTUM, box_bytes=32 * QUANTUM)
+    big = [Item("t", bytes(8 * QUANTUM), "flood", i, 1, 1) for i in range(4)]
+    small = [Item("t", bytes(QUANTUM // 4), "quiet", 100 + i, 1, 1) for i in range(40)]
+    up, never = (lambda: True), (lambda: False)
+    for queued in big + small:
+        assert inbox.put(queued, up, never) == "queued"
+    assert inbox.put(Item("t", bytes(QUANTUM), "flood", 9, 1, 1), up, never) == "busy"  # 33 > 32 quanta
+    assert inbox.figures() == {"messages": 44, "bytes": 42 * QUANTUM, "boxes": 2}
+    order = []
+    while (item := inbox.take(timeout=0)) is not None:
+        order.append(item.device)
+        inbox.done(item)
+    # the quiet box's 40 messages are not held back behind the flood's 4: each flood message costs 8 turns
+    assert order.index("flood") > 0 and order[:order.index("flood")].count("quiet") >= 4
+    assert order.count("quiet") == 40 and order.count("flood") == 4
+    assert inbox.figures() == {"messages": 0, "bytes": 0, "boxes": 0}
+    # over the share while the database is away: the caller waits until it is asked to stop
+    for queued in big[:4]:
+        inbox.put(queued, up, never)
+    started = time.monotonic()
+    assert inbox.put(big[0], lambda: False, lambda: time.monotonic() - started > 0.6) == "stopping"
+    assert inbox.waited_s >= 0.5
+    # messages of an earlier MQTT connection are dropped: the broker sends them again
+    assert inbox.drop_before(2) == 4 and inbox.figures()["messages"] == 0
 
 
 def _rows(dsn: str, sql: str) -> list[tuple[Any, ...]]:

@@ -35,7 +35,8 @@ class Item:
 
 class Inbox:
     def __init__(self, total_bytes: int = INBOX_BYTES, box_bytes: int = BOX_BYTES) -> None:
-        assert box_bytes >= MAX_BOX_MESSAGE and total_bytes >= box_bytes
+        if total_bytes < box_bytes:
+            raise ValueError(f"inbox: total_bytes {total_bytes} is below one box's share {box_bytes}")
         self.total_bytes, self.box_bytes = total_bytes, box_bytes
         self._cond = threading.Condition()
         self._boxes: OrderedDict[str, deque[Item]] = OrderedDict()  # boxes with messages waiting, in turn order
@@ -52,21 +53,20 @@ class Inbox:
         when the total is full, the caller waits (MQTT's thread: the broker keeps the rest)."""
         size = len(item.payload)
         with self._cond:
-            started = None
-            while True:
-                held = self._held.get(item.device, 0)
-                box_full = held > 0 and held + size > self.box_bytes
-                total_full = self._bytes > 0 and self._bytes + size > self.total_bytes
-                if box_full and flooding_refused():
-                    return "busy"
-                if not box_full and not total_full:
-                    break
-                if stopping():
-                    return "stopping"
-                if started is None:
-                    started = time.monotonic()
-                self._cond.wait(0.5)
-            if started is not None:
+            started = time.monotonic()
+            try:
+                while True:
+                    held = self._held.get(item.device, 0)
+                    box_full = held > 0 and held + size > self.box_bytes
+                    total_full = self._bytes > 0 and self._bytes + size > self.total_bytes
+                    if box_full and flooding_refused():
+                        return "busy"
+                    if not box_full and not total_full:
+                        break
+                    if stopping():
+                        return "stopping"
+                    self._cond.wait(0.5)
+            finally:
                 self.waited_s += time.monotonic() - started
             self._boxes.setdefault(item.device, deque()).append(item)
             self._held[item.device] = self._held.get(item.device, 0) + size

@@ -10,7 +10,6 @@ import json
 import logging
 import queue
 import signal
-import sys
 import threading
 import time
 from typing import Any
@@ -40,9 +39,6 @@ REQUEST_BYTES = 16 * 1024 * 1024  # and their payload bytes per worker (checked 
 BUSY_PARSE_BYTES = 64 * 1024  # a refused request's transaction is read only from a payload this small
 SLOW = ("enroll",)  # decode and encode photos for seconds: their own worker, so fleet and reports stay quick
 STALL_S = 120.0
-# CPython hands the GIL over every 5 ms by default: MQTT's thread, waking for each chunk of a large message
-# while the ingest worker computes, waited that long per chunk and read a box's flood slower than it came
-SWITCH_INTERVAL_S = 0.0005
 DATABASE_DOWN_S = 120.0  # unreachable longer than this: the watchdog is no longer fed (systemd restarts the hub)
 SUBSCRIBED_WAIT_S = 10.0  # at start, the intake's subscriptions before `online` (a first start has no session yet)
 
@@ -209,7 +205,6 @@ class Hub:
     def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.shutdown.set())
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
         # paho copies a received payload several times; with glibc's defaults every 4 MiB copy is a fresh mmap
         # (page faults, zeroing): ~100 ms per 4 MiB message, so a box sending ~40 MB/s outran the hub's reading.
         # From the heap, with up to HEAP_BYTES of freed memory kept for the next message: ~25 ms.
