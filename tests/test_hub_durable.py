@@ -237,13 +237,12 @@ def test_one_box_flooding_large_results_delays_only_itself(tmp_path: Path, centr
                                                            postgres: Postgres) -> None:
     """One box publishes valid 4 MiB results back to back; another box's results are stored within 5 s each,
     the hub's memory stays under 300 MB, and the flooding box's refused messages are counted in `fleet`."""
-    dsn = postgres.new_database()
-    hub = HubProcess(tmp_path / "hub", central, dsn).start()
     flood, quiet = Box(central, "room-flood"), Box(central, "room-quiet")
-    stop = threading.Event()
-
     template = flood.large(FLOOD_BYTES)
     assert len(template) == FLOOD_BYTES
+    dsn = postgres.new_database()
+    hub = HubProcess(tmp_path / "hub", central, dsn).start()
+    stop = threading.Event()
 
     def flooding() -> None:  # at the rate issue 19 measured (25 messages in 2.9 s)
         n, started = 0, time.monotonic()
