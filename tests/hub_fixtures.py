@@ -36,8 +36,15 @@ class Postgres:
             shutil.chown(self.dir, "postgres", "postgres")
         self._run(str(self.bin / "initdb"), "-D", str(self.dir / "data"), "-U", "postgres", "--auth=trust",
                   "-E", "UTF8", "--no-sync")
+        self.start_server()
+
+    def start_server(self) -> None:
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-l", str(self.dir / "log"), "-w",
                   "-o", f"-p {self.port} -k {self.dir} -c listen_addresses='' -c fsync=off", "start")
+
+    def stop_server(self, mode: str = "fast") -> None:
+        """Stops the server and keeps its data (`start_server` brings it back): a PostgreSQL restart."""
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-m", mode, "-w", "stop")
 
     def _run(self, *argv: str) -> None:
         cmd = ["runuser", "-u", "postgres", "--", *argv] if self.as_root else list(argv)
@@ -53,7 +60,7 @@ class Postgres:
         return self.dsn(name)
 
     def stop(self) -> None:
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "fast", "-w", "stop")
+        self.stop_server()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -161,6 +161,7 @@ class Info(Payload):
     # Extension: the names of the cameras declared in [cameras] (never their specs, which may hold credentials),
     # so a dashboard can offer them for start_webcam; empty: only the default camera
     cameras: list[str] = Field(default_factory=list)
+    requests_refused: dict[str, int] = Field(default_factory=dict)  # Extension: {too_large, busy} (413, 429)
 
 
 class Response(Payload):

@@ -69,10 +69,13 @@ def lane_of(name: str | None) -> Lane:
     return LANES.get(name or "", "dispatcher")
 
 
-def refuse(name: str, incoming: Incoming, error: AttendanceError) -> api.Response:
-    """An error answer without running the command (e.g. its queue is full); the transaction is echoed."""
+def refuse(name: str, incoming: Incoming, error: AttendanceError, max_parse: int | None = None) -> api.Response:
+    """An error answer without running the command (e.g. its queue is full); the transaction is echoed, read
+    only from a payload of at most `max_parse` bytes when that is given (null beyond)."""
+    transaction: Any = None
     try:
-        transaction, _ = parse(incoming)
+        if max_parse is None or len(incoming.payload) <= max_parse:
+            transaction, _ = parse(incoming)
     except _Refused as exc:
         transaction = exc.transaction
     except AttendanceError:

@@ -9,7 +9,6 @@ writer and verifier, and one session worker while a session runs."""
 from __future__ import annotations
 
 import logging
-import queue
 import signal
 import threading
 import time
@@ -19,7 +18,7 @@ from .. import __version__
 from ..config import Config
 from ..media.downloads import HashCache
 from ..mqtt.bridge import box_roster_topic
-from ..mqtt.link import Incoming, MqttLink
+from ..mqtt.link import Incoming, MqttLink, tune_allocator
 from ..mqtt.topics import Topics
 from ..privacy.sweep import sweep, sweep_count
 from ..recognition.encode import Encoder, FaceEncoder, ProcessEncoder
@@ -30,7 +29,7 @@ from ..sessions.cameras import declared_names
 from ..sessions.runtime import configured_detector
 from ..store import Store
 from ..timetable.entries import row_of
-from .dispatcher import LANE_QUEUES, Dispatcher, LaneWorker
+from .dispatcher import LANE_QUEUES, Dispatcher, LaneWorker, RequestInbox
 from .ha_controls import HaControls
 from .housekeeper import DatabaseWatch, Housekeeper, RosterInbox
 from .info import InfoBoard
@@ -43,6 +42,7 @@ from .session_worker import SessionWorker
 from .upload_worker import UploadWorker
 
 log = logging.getLogger(__name__)
+PAYLOAD_MMAP_BYTES = 8 * 1024 * 1024  # blocks this large (request payloads and their copies) are mapped
 
 
 class Daemon:
@@ -63,17 +63,17 @@ class Daemon:
         if cfg.timetable is not None:  # `[[timetable]]` in the config is the timetable (stored, so history and
             store.replace_timetable([row_of(e) for e in cfg.timetable])  # restarts agree); else the stored one is
         self.shutdown = threading.Event()
-        requests: queue.Queue[Incoming | None] = queue.Queue()
+        requests = RequestInbox()  # bounded in bytes, checked before queueing (413/429 at once)
         topics = Topics(cfg.mqtt.base_topic, cfg.mqtt.device_id)
         self.link = link = MqttLink(cfg.mqtt, topics,
-                                    requests.put,
+                                    requests.offer,
                                     on_takeover=self._report_takeover,
                                     watched=[(box_roster_topic(cfg.mqtt.base_topic, cfg.mqtt.device_id, s),
                                                self._roster_arrived)
                                              for s in cfg.roster.sections]
                                     + [(topics.upload_chunks, self._chunk_arrived)]
                                     # Home Assistant's sets: to the dispatcher, in order with the requests
-                                    + ([(topics.ha_commands, requests.put)] if cfg.homeassistant.enabled else []))
+                                    + ([(topics.ha_commands, requests.offer)] if cfg.homeassistant.enabled else []))
         self.publisher = publisher = Publisher(link, link.topics, cfg, store)
         self.database = DatabaseWatch(store, publisher)
         self.upload_worker = UploadWorker(cfg, store, publisher, lambda: not self.sessions.idle())
@@ -89,14 +89,14 @@ class Daemon:
                    if cfg.roster.sections else None)
         self.rosters = RosterInbox(rosters, publisher, sessions.when_idle) if rosters else None
         self.info = InfoBoard(publisher, store, self.detector.name, rosters, self.database.problems,
-                              lambda: self.scheduler.next, declared_names(cfg))
+                              lambda: self.scheduler.next, declared_names(cfg), requests.refusals)
         self.scheduler = Scheduler(store, cfg.attendance.zone()[1], sessions.start_lesson, sessions.stop,
                                    sessions.running_lesson, publisher.event, self._next_changed,
                                    public=lambda text: public_text(cfg.paths, text))
         self.controls = HaControls(cfg, store, publisher, __version__)
         services = Services(cfg, store, sessions, enroller, publisher, self.info, self.scheduler,
                             self.upload_worker.uploads, HashCache(), self.controls)
-        self.lanes = {lane: LaneWorker(services, link, lane) for lane in LANE_QUEUES}
+        self.lanes = {lane: LaneWorker(services, link, lane, requests) for lane in LANE_QUEUES}
         self.dispatcher = Dispatcher(services, link, requests, self.lanes)
         self.housekeeper = Housekeeper(cfg, store, self.database, self.rosters, self.info.publish, self.shutdown,
                                        self.controls.refresh)
@@ -153,6 +153,8 @@ class Daemon:
         (otherwise systemd would fail the start after TimeoutStartSec and loop)."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.shutdown.set())
+        if not tune_allocator(PAYLOAD_MMAP_BYTES):  # large requests' copies go back to the system once answered
+            log.warning("could not tune the C allocator: memory of large requests is kept after them")
         self.sessions.recover()
         self.scheduler.recover()
         self.info.publish()

@@ -29,8 +29,8 @@ class HubFleetQueries(HubConnection):
 
     def assignments(self, device_id: str | None = None) -> dict[str, list[str]]:
         """device id -> its sections, sorted."""
-        with self._lock:
-            rows = self._db.execute("SELECT device_id, section FROM assignments WHERE %s::text IS NULL OR "
+        with self._read() as db:
+            rows = db.execute("SELECT device_id, section FROM assignments WHERE %s::text IS NULL OR "
                                     "device_id = %s ORDER BY device_id, section", (device_id, device_id)).fetchall()
         out: dict[str, list[str]] = {}
         for r in rows:
@@ -38,23 +38,23 @@ class HubFleetQueries(HubConnection):
         return out
 
     def assigned_devices(self, section: str) -> list[str]:
-        with self._lock:
-            rows = self._db.execute("SELECT device_id FROM assignments WHERE section = %s ORDER BY 1",
+        with self._read() as db:
+            rows = db.execute("SELECT device_id FROM assignments WHERE section = %s ORDER BY 1",
                                     (section,)).fetchall()
         return [r["device_id"] for r in rows]
 
     # ---- quarantine ---------------------------------------------------------------------------------
 
     def quarantined(self, device_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
-        with self._lock:
-            return self._db.execute(
+        with self._read() as db:
+            return db.execute(
                 "SELECT device_id, session_id, name, section, status, started_at, ended_at, present_count, total, "
                 "deliveries, stored_at FROM sessions WHERE quarantined AND (%s::text IS NULL OR device_id = %s) "
                 "ORDER BY stored_at DESC LIMIT %s", (device_id, device_id, limit)).fetchall()
 
     def quarantine_counts(self) -> dict[str, int]:
-        with self._lock:
-            rows = self._db.execute("SELECT device_id, count(*) AS n FROM sessions WHERE quarantined "
+        with self._read() as db:
+            rows = db.execute("SELECT device_id, count(*) AS n FROM sessions WHERE quarantined "
                                     "GROUP BY device_id").fetchall()
         return {r["device_id"]: int(r["n"]) for r in rows}
 

@@ -79,7 +79,10 @@ def roster_status(assigned: list[str], published: dict[str, dict[str, Any]], inf
 @hub_command("fleet", api.Empty)
 def fleet(ctx: HubContext, r: api.Empty) -> dict[str, Any]:
     """Every box seen: online (availability online and the bridge not reported down), mode, rosters, its
-    sections and how it stands with each (a refused roster names the box's reason), its quarantined sessions."""
+    sections and how it stands with each (a refused roster names the box's reason), its quarantined sessions, the
+    messages of it the hub did not store; and the hub's own health. 503 while the database is unreachable."""
+    hub = ctx.status()
+    refused = hub.get("refused", {})  # also of boxes that never sent availability, info or state
     published = ctx.store.rosters()
     assigned = ctx.store.assignments()
     quarantined = ctx.store.quarantine_counts()
@@ -99,8 +102,9 @@ def fleet(ctx: HubContext, r: api.Empty) -> dict[str, Any]:
             "version": info.get("version"), "last_seen": d["last_seen"],
             "sections": sections, "roster_status": roster_status(sections, published, info),
             "quarantined": quarantined.get(d["device_id"], 0),
+            "refused": refused.get(d["device_id"], {}),
         })
-    return {"devices": devices, "rosters": published}
+    return {"devices": devices, "rosters": published, "hub": hub}
 
 
 @hub_command("assign", AssignRequest)

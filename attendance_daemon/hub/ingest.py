@@ -1,11 +1,13 @@
 """What the hub does with each box message on the central broker: one handler per leaf, strict about shape
-and size, never raising (a hostile or broken box cannot stop the hub). Pure of MQTT: the service feeds it."""
+and size, raising only StoreUnavailable (the database is away: the message is kept and tried again), so a
+hostile or broken box cannot stop the hub. Pure of MQTT: the service feeds it."""
 
 from __future__ import annotations
 
 import json
 import logging
 import re
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +15,7 @@ from pydantic import ConfigDict, ValidationError
 
 from ..contract import api
 from ..mqtt.bridge import BRIDGE_LEAF, HUB
+from .connection import StoreUnavailable
 from .store import HubStore
 
 log = logging.getLogger(__name__)
@@ -33,29 +36,55 @@ class Ingest:
         self.store, self.base = store, base
         self.on_online = on_online  # (device id): the box is (back) online or idle; re-send what it has not done
         self.counts: dict[str, int] = {}
+        self.refused: dict[str, dict[str, int]] = {}  # device -> reason -> messages not stored since the start
+        self._lock = threading.Lock()
 
     def subscriptions(self) -> list[str]:
         return [f"{self.base}/+/{leaf}" for leaf in LEAVES]
 
+    def screen(self, topic: str, size: int) -> tuple[str | None, str | None]:
+        """(device, refusal) of a message before it is queued: what is refused here needs no database."""
+        prefix = f"{self.base}/"
+        if not topic.startswith(prefix):
+            return None, "ignored:topic"
+        device, _, leaf = topic[len(prefix):].partition("/")
+        if device == HUB or not DEVICE.fullmatch(device) or leaf not in LEAVES:
+            return None, "ignored:topic"
+        if size > MAX_BOX_MESSAGE:
+            return device, "ignored:too-large"
+        return device, None
+
+    def count(self, device: str | None, outcome: str) -> None:
+        """Counts an outcome; a message not stored (`ignored:<why>`, `busy`, `failed:<error>`) also under its box."""
+        with self._lock:
+            self.counts[outcome] = self.counts.get(outcome, 0) + 1
+            if device is not None and outcome.partition(":")[0] in ("ignored", "busy", "failed") \
+                    and outcome not in ("ignored:empty", "ignored:results-running"):
+                reason = outcome.partition(":")[2] or outcome
+                per = self.refused.setdefault(device, {})
+                per[reason] = per.get(reason, 0) + 1
+
+    def refusals(self) -> dict[str, dict[str, int]]:
+        with self._lock:
+            return {d: dict(r) for d, r in self.refused.items()}
+
     def handle(self, topic: str, payload: bytes) -> str:
-        """The outcome (for logs, counters and tests): e.g. `results:inserted`, `ignored:<why>`."""
+        """The outcome (for logs, counters and tests): e.g. `results:inserted`, `ignored:<why>`. Raises
+        StoreUnavailable when the database is away (transient: the caller keeps the message and tries again);
+        any other failure (a bug, a value the database refuses) is logged and counted: it would fail again."""
+        device, refusal = self.screen(topic, len(payload))
         try:
-            outcome = self._handle(topic, payload)
-        except Exception as exc:  # the store is down, a bug: logged, counted, the hub carries on
+            outcome = refusal or self._handle(topic, payload)
+        except StoreUnavailable:
+            raise
+        except Exception as exc:
             log.exception("ingest of %.120s failed", topic)
             outcome = f"failed:{type(exc).__name__}"
-        self.counts[outcome] = self.counts.get(outcome, 0) + 1
+        self.count(device, outcome)
         return outcome
 
     def _handle(self, topic: str, payload: bytes) -> str:
-        prefix = f"{self.base}/"
-        if not topic.startswith(prefix):
-            return "ignored:topic"
-        device, _, leaf = topic[len(prefix):].partition("/")
-        if device == HUB or not DEVICE.fullmatch(device) or leaf not in LEAVES:
-            return "ignored:topic"
-        if len(payload) > MAX_BOX_MESSAGE:
-            return "ignored:too-large"
+        device, _, leaf = topic[len(f"{self.base}/"):].partition("/")
         if leaf == "availability":
             text = payload.decode("utf-8", "replace")[:16]
             if text not in ("online", "offline"):

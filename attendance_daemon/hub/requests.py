@@ -83,6 +83,8 @@ class HubContext:
     enrollment_dir: Path
     enrollment: EnrollmentConfig
     send_to_box: Callable[[str, str, dict[str, Any]], None]  # (device_id, command, request)
+    # the hub's own health for `fleet`: database, inbox, refusals per box (BoxIntake.status)
+    status: Callable[[], dict[str, Any]] = lambda: {}
 
 
 Q = TypeVar("Q", bound=api.Request)

@@ -22,8 +22,8 @@ class HubRosterQueries(HubConnection):
     """Enrollment and roster publication: one family of the hub store's queries."""
 
     def section_exists(self, section: str) -> bool:
-        with self._lock:
-            return self._db.execute("SELECT 1 FROM roster_students WHERE section=%s LIMIT 1",
+        with self._read() as db:
+            return db.execute("SELECT 1 FROM roster_students WHERE section=%s LIMIT 1",
                                     (section,)).fetchone() is not None
 
     def upsert_student(self, section: str, student_id: str, name: str) -> int:
@@ -52,8 +52,8 @@ class HubRosterQueries(HubConnection):
             return [_insert_encoding(db, rowid, vector, source, digest) for source, vector, digest in encodings]
 
     def photo_digests(self, section: str, student_id: str) -> set[str]:
-        with self._lock:
-            rows = self._db.execute(
+        with self._read() as db:
+            rows = db.execute(
                 "SELECT e.photo_sha256 FROM roster_encodings e JOIN roster_students st ON st.id = e.student "
                 "WHERE st.section = %s AND st.student_id = %s AND e.photo_sha256 IS NOT NULL",
                 (section, student_id)).fetchall()
@@ -62,8 +62,8 @@ class HubRosterQueries(HubConnection):
     def student_encodings(self, section: str, student_id: str) -> list[dict[str, Any]]:
         """The student's encodings (the hub keeps no photo files): {photo_id, source, sha256, created_at}."""
         rowid = self.student_rowid(section, student_id)
-        with self._lock:
-            rows = self._db.execute("SELECT id, source, photo_sha256, created_at FROM roster_encodings "
+        with self._read() as db:
+            rows = db.execute("SELECT id, source, photo_sha256, created_at FROM roster_encodings "
                                     "WHERE student = %s ORDER BY id", (rowid,)).fetchall()
         return [{"photo_id": int(r["id"]), "source": r["source"], "sha256": r["photo_sha256"],
                  "created_at": r["created_at"]} for r in rows]
@@ -76,16 +76,16 @@ class HubRosterQueries(HubConnection):
                 raise NotFound(f"photo_id: student '{student_id}' has no photo {encoding_id} at the hub")
 
     def student_rowid(self, section: str, student_id: str) -> int:
-        with self._lock:
-            row = self._db.execute("SELECT id FROM roster_students WHERE section = %s AND student_id = %s",
+        with self._read() as db:
+            row = db.execute("SELECT id FROM roster_students WHERE section = %s AND student_id = %s",
                                    (section, student_id)).fetchone()
         if row is None:
             raise NotFound(f"student_id: no student '{student_id}' in section '{section}' at the hub")
         return int(row["id"])
 
     def students(self, section: str) -> list[StudentRow]:
-        with self._lock:
-            rows = self._db.execute(
+        with self._read() as db:
+            rows = db.execute(
                 "SELECT st.id, st.section, st.student_id, st.name, COUNT(e.id) AS n FROM roster_students st "
                 "LEFT JOIN roster_encodings e ON e.student = st.id WHERE st.section = %s "
                 "GROUP BY st.id ORDER BY st.student_id", (section,)).fetchall()
@@ -96,8 +96,8 @@ class HubRosterQueries(HubConnection):
     def section_encodings(self, section: str) -> tuple[list[StudentRow], np.ndarray, np.ndarray]:
         roster = self.students(section)
         index = {s.rowid: i for i, s in enumerate(roster)}
-        with self._lock:
-            rows = self._db.execute(
+        with self._read() as db:
+            rows = db.execute(
                 "SELECT e.student, e.vector FROM roster_encodings e JOIN roster_students st ON st.id = e.student "
                 "WHERE st.section = %s ORDER BY e.id", (section,)).fetchall()
         if not rows:
@@ -112,8 +112,8 @@ class HubRosterQueries(HubConnection):
                               (section, student_id)).rowcount > 0
 
     def roster_sections(self) -> list[str]:
-        with self._lock:
-            rows = self._db.execute("SELECT DISTINCT section FROM roster_students UNION "
+        with self._read() as db:
+            rows = db.execute("SELECT DISTINCT section FROM roster_students UNION "
                                     "SELECT section FROM rosters ORDER BY 1").fetchall()
         return [r["section"] for r in rows]
 
@@ -136,8 +136,8 @@ class HubRosterQueries(HubConnection):
             yield
 
     def next_roster_version(self, section: str) -> int:
-        with self._lock:
-            row = self._db.execute("SELECT version FROM rosters WHERE section=%s", (section,)).fetchone()
+        with self._read() as db:
+            row = db.execute("SELECT version FROM rosters WHERE section=%s", (section,)).fetchone()
         return (int(row["version"]) if row else 0) + 1
 
     def record_roster(self, section: str, version: int, digest: str, message: bytes | None = None) -> None:
@@ -148,13 +148,13 @@ class HubRosterQueries(HubConnection):
 
     def roster_message(self, section: str) -> bytes | None:
         """The section's last published message (as sent to its boxes), or None."""
-        with self._lock:
-            row = self._db.execute("SELECT message FROM rosters WHERE section = %s", (section,)).fetchone()
+        with self._read() as db:
+            row = db.execute("SELECT message FROM rosters WHERE section = %s", (section,)).fetchone()
         return bytes(row["message"]) if row and row["message"] is not None else None
 
     def rosters(self) -> dict[str, dict[str, Any]]:
-        with self._lock:
-            rows = self._db.execute("SELECT section, version, hash FROM rosters ORDER BY section").fetchall()
+        with self._read() as db:
+            rows = db.execute("SELECT section, version, hash FROM rosters ORDER BY section").fetchall()
         return {r["section"]: {"version": int(r["version"]), "hash": r["hash"]} for r in rows}
 
 

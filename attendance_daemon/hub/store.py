@@ -25,8 +25,12 @@ def student_digest(student_id: str) -> str:
     return hashlib.sha256(student_id.encode()).hexdigest()
 
 
+def canonical(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"))
+
+
 def payload_digest(payload: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return hashlib.sha256(canonical(payload).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -58,12 +62,12 @@ class HubStore(HubRosterQueries, HubFleetQueries):
                 (device_id, *values))
 
     def devices(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return self._db.execute("SELECT * FROM devices ORDER BY device_id").fetchall()
+        with self._read() as db:
+            return db.execute("SELECT * FROM devices ORDER BY device_id").fetchall()
 
     def device_ids(self) -> list[str]:
-        with self._lock:
-            return [r["device_id"] for r in self._db.execute("SELECT device_id FROM devices ORDER BY 1").fetchall()]
+        with self._read() as db:
+            return [r["device_id"] for r in db.execute("SELECT device_id FROM devices ORDER BY 1").fetchall()]
 
     # ---- sessions ---------------------------------------------------------------------------------
 
@@ -73,14 +77,15 @@ class HubStore(HubRosterQueries, HubFleetQueries):
         after recovery) replaces the row when it ended no earlier than the stored one (a revision);
         an older one is kept out (stale)."""
         results = self._scrub_forgotten(results)
-        digest = payload_digest(results)
-        row = _session_values(device_id, results, digest)
+        text = canonical(results)  # made once: the digest and the stored jsonb
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        row = _session_values(device_id, results, text, digest)
         with self._tx() as db:
             inserted = db.execute(
                 "INSERT INTO sessions (device_id, session_id, name, section, status, started_at, ended_at, "
                 "present_count, total, payload, digest) VALUES (%(device_id)s, %(session_id)s, "
                 "%(name)s, %(section)s, %(status)s, %(started_at)s, %(ended_at)s, %(present_count)s, %(total)s, "
-                "%(payload)s, %(digest)s) "
+                "%(payload)s::jsonb, %(digest)s) "
                 "ON CONFLICT (device_id, session_id) DO NOTHING RETURNING 1", row).fetchone()
             if inserted:
                 _insert_attendance(db, device_id, results)
@@ -101,7 +106,7 @@ class HubStore(HubRosterQueries, HubFleetQueries):
             db.execute(
                 "UPDATE sessions SET name=%(name)s, section=%(section)s, status=%(status)s, "
                 "started_at=%(started_at)s, ended_at=%(ended_at)s, present_count=%(present_count)s, "
-                "total=%(total)s, payload=%(payload)s, digest=%(digest)s, deliveries=deliveries + 1, "
+                "total=%(total)s, payload=%(payload)s::jsonb, digest=%(digest)s, deliveries=deliveries + 1, "
                 "revisions=revisions + 1, stored_at=clock_timestamp() "
                 "WHERE device_id=%(device_id)s AND session_id=%(session_id)s", row)
             db.execute("DELETE FROM attendance WHERE device_id=%s AND session_id=%s", (device_id, row["session_id"]))
@@ -118,8 +123,8 @@ class HubStore(HubRosterQueries, HubFleetQueries):
                "deliveries, revisions, stored_at, quarantined FROM sessions")
         if where:
             sql += " WHERE " + " AND ".join(where)
-        with self._lock:
-            return self._db.execute(sql + " ORDER BY started_at", args).fetchall()
+        with self._read() as db:
+            return db.execute(sql + " ORDER BY started_at", args).fetchall()
 
     def add_event(self, device_id: str, event: dict[str, Any]) -> bool:
         """Stored once: a re-sent event (same content) is a no-op, and so is one about a student sent before a
@@ -140,14 +145,14 @@ class HubStore(HubRosterQueries, HubFleetQueries):
                        limit: int) -> list[dict[str, Any]]:
         """Every session of every room where the student was on the roster (present or absent)."""
         sql, args = _report_sql("a.student_id = %s", [student_id], since, until, limit)
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
+        with self._read() as db:
+            return db.execute(sql, args).fetchall()
 
     def section_report(self, section: str, since: str | None, until: str | None,
                        limit: int) -> list[dict[str, Any]]:
         sql, args = _report_sql("s.section = %s", [section], since, until, limit)
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
+        with self._read() as db:
+            return db.execute(sql, args).fetchall()
 
     # ---- forgetting ---------------------------------------------------------------------------------
 
@@ -194,16 +199,15 @@ class HubStore(HubRosterQueries, HubFleetQueries):
         if not ids:
             return results
         digests = {student_digest(i): i for i in ids}
-        with self._lock:
-            rows = forgets.applicable(self._db, list(digests), str(results.get("section")),
-                                      str(results.get("started_at")))
+        with self._read() as db:
+            rows = forgets.applicable(db, list(digests), str(results.get("section")), str(results.get("started_at")))
         for digest, r in rows.items():  # the forget's own alias: a replay scrubs to the stored payload (a duplicate)
             results = _scrub(results, {digests[digest]}, r["mode"], r["alias"])
         return results
 
     def newest_results(self, device_id: str) -> dict[str, Any] | None:
-        with self._lock:
-            return forgets.newest_results(self._db, device_id)
+        with self._read() as db:
+            return forgets.newest_results(db, device_id)
 
     def record_forget_sent(self, student_id: str, device_id: str, request: dict[str, Any]) -> None:
         with self._tx() as db:
@@ -227,33 +231,37 @@ class HubStore(HubRosterQueries, HubFleetQueries):
             return cur.rowcount > 0
 
     def pending_forgets(self, device_id: str) -> list[dict[str, Any]]:
-        with self._lock:
-            rows = self._db.execute("SELECT request FROM forget_deliveries WHERE device_id = %s AND "
+        with self._read() as db:
+            rows = db.execute("SELECT request FROM forget_deliveries WHERE device_id = %s AND "
                                     "answered_at IS NULL ORDER BY sent_at", (device_id,)).fetchall()
         return [r["request"] for r in rows]
 
     def forget_deliveries(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return self._db.execute("SELECT device_id, sent_at, answered_at, answer FROM forget_deliveries "
+        with self._read() as db:
+            return db.execute("SELECT device_id, sent_at, answered_at, answer FROM forget_deliveries "
                                     "ORDER BY sent_at").fetchall()
 
 
-def _session_values(device_id: str, r: dict[str, Any], digest: str) -> dict[str, Any]:
+def _session_values(device_id: str, r: dict[str, Any], text: str, digest: str) -> dict[str, Any]:
     return {"device_id": device_id, "session_id": r["session_id"], "name": r["name"], "section": r["section"],
             "status": r["status"], "started_at": r["started_at"], "ended_at": r.get("ended_at"),
-            "present_count": int(r["present_count"]), "total": int(r["total"]), "payload": Jsonb(r),
+            "present_count": int(r["present_count"]), "total": int(r["total"]), "payload": text,
             "digest": digest}
 
 
 def _insert_attendance(db: psycopg.Connection[dict[str, Any]], device_id: str, r: dict[str, Any]) -> None:
+    """COPY (a large room's thousands of rows in one go); a student listed twice keeps the first entry."""
     rows = [(device_id, r["session_id"], p["student_id"], p["name"], True, p["seen_s"], p["late"], p["left_early"],
              p["arrived_at"], p["left_at"]) for p in r["present"]]
     rows += [(device_id, r["session_id"], a["student_id"], a["name"], False, None, None, None, None, None)
              for a in r["absent"]]
-    with db.cursor() as cur:
-        cur.executemany("INSERT INTO attendance (device_id, session_id, student_id, name, present, seen_s, late, "
-                        "left_early, arrived_at, left_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                        "ON CONFLICT DO NOTHING", rows)
+    seen: set[str] = set()
+    with db.cursor() as cur, cur.copy("COPY attendance (device_id, session_id, student_id, name, present, seen_s, "
+                                      "late, left_early, arrived_at, left_at) FROM STDIN") as copy:
+        for row in rows:
+            if row[2] not in seen:
+                seen.add(row[2])
+                copy.write_row(row)
 
 
 def _scrub(results: dict[str, Any], ids: set[str], mode: str, alias: str) -> dict[str, Any]:

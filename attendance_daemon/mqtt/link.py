@@ -3,6 +3,8 @@ cache of retained payloads that is republished after every (re)connect."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import socket
 import ssl
@@ -35,10 +37,32 @@ def disable_nagle(client: mqtt.Client) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def make_client(cfg: MqttConfig, client_id: str) -> mqtt.Client:
-    """A paho client with the configured protocol, credentials and TLS (shared by the daemon and `check`)."""
+def tune_allocator(mmap_threshold: int, trim_threshold: int | None = None) -> bool:
+    """glibc's malloc for large MQTT payloads (paho copies each received one several times): blocks from
+    `mmap_threshold` bytes on are mapped and given back to the system when freed (glibc's default raises that
+    threshold to the largest block freed so far, up to 32 MiB, so after one 30 MiB request every later copy
+    stays in the process), and up to `trim_threshold` bytes of freed heap are kept. False where the C library
+    has no mallopt (not glibc): its defaults stay."""
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError) as exc:
+        log.info("C allocator left as it is (%s)", exc)
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    done = bool(mallopt(m_mmap_threshold, mmap_threshold))
+    if trim_threshold is not None:
+        done = done and bool(mallopt(m_trim_threshold, trim_threshold))
+    return done
+
+
+def make_client(cfg: MqttConfig, client_id: str, manual_ack: bool = False, persistent: bool = False) -> mqtt.Client:
+    """A paho client with the configured protocol, credentials and TLS (shared by the daemon, the hub and
+    `check`). `manual_ack`: QoS 1 messages are acknowledged only by `client.ack(mid, qos)`; `persistent`: an
+    MQTT 3.1.1 session that outlives the connection (v5 asks for that when connecting)."""
+    v5 = cfg.protocol == "5"
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                         protocol=mqtt.MQTTv5 if cfg.protocol == "5" else mqtt.MQTTv311)
+                         protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+                         clean_session=None if v5 else not persistent, manual_ack=manual_ack)
     if cfg.username:
         client.username_pw_set(cfg.username, cfg.password)
     if cfg.tls:
