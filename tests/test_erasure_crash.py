@@ -25,7 +25,7 @@ from PIL import Image
 
 from attendance_daemon.cli.remote_files import upload_images
 from attendance_daemon.contract.roster_message import seal
-from attendance_daemon.mqtt.bridge import roster_topic
+from attendance_daemon.mqtt.bridge import box_roster_topic
 from attendance_daemon.privacy.sweep import KILL_ENV
 from tests.mqtt_fixtures import Broker, DaemonProcess, RecordingClient
 
@@ -256,7 +256,7 @@ def test_roster_apply_killed_at_every_deletion_leaves_none_of_the_dropped_studen
     body = {"section": "rsec", "version": 1, "published_at": "2026-12-01T08:00:00Z",
             "students": [{"student_id": KEPT[0], "name": KEPT[1], "encodings": [[0.25] * 128]}]}
     with box.broker.client(DEVICE) as c:
-        c.client.publish(roster_topic("attendance", "rsec"), json.dumps(seal(body, None)).encode(), qos=1,
+        c.client.publish(box_roster_topic("attendance", DEVICE, "rsec"), json.dumps(seal(body, None)).encode(), qos=1,
                          retain=True).wait_for_publish(5)
     d = _crash_at_every_deletion(box, "roster", None, {}, extra='[roster]\nsections = ["rsec"]\n')
     d.stop()
