@@ -231,6 +231,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write the outcomes as JSON")
     ap.add_argument("--families", nargs="?", const=",".join(FAMILIES),
                     help="run the seeded hard-room families (comma list; all by default), before and after")
+    ap.add_argument("--compare", action="store_true", help="fixed set: each scenario with BEFORE too")
     ap.add_argument("--seeds", default="held-out", help="held-out (100-109), tune (0-9), A-B or A,B,C")
     args = ap.parse_args()
     if args.families:
@@ -246,9 +247,10 @@ def main() -> None:
         return
     print("| scenario | recall | missed | false presents | unknowns (counted/true) | real time | CPU (1 core) |")
     print("|---|---|---|---|---|---|---|")
-    outcomes = run(args.quick, args.detector, args.only)
+    outcomes = run(args.quick, args.detector, args.only, compare=args.compare)
     people = build_people(CACHE / "faces")
     scenarios = {s.name: s for s in scenario_set(people, full=not args.quick)}
+    scenarios |= {f"{name} before": sc for name, sc in scenarios.items()}
     found = sum(o.found for o in outcomes)
     expected = sum(o.expected for o in outcomes)
     print(f"\noverall recall {found}/{expected} ({100 * found / max(1, expected):.1f} %), "
