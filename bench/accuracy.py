@@ -232,8 +232,15 @@ def main() -> None:
     ap.add_argument("--families", nargs="?", const=",".join(FAMILIES),
                     help="run the seeded hard-room families (comma list; all by default), before and after")
     ap.add_argument("--compare", action="store_true", help="fixed set: each scenario with BEFORE too")
+    ap.add_argument("--tables", type=Path, nargs="+", help="only print the family tables of --json files (runs split "
+                    "over processes)")
     ap.add_argument("--seeds", default="held-out", help="held-out (100-109), tune (0-9), A-B or A,B,C")
     args = ap.parse_args()
+    if args.tables:
+        outs = [Outcome(**o) for path in args.tables for o in json.loads(path.read_text())]
+        seeds = tuple(sorted({int(o.scenario.split()[2]) for o in outs if " seed " in o.scenario}))
+        print("\n".join(family_table(outs, seeds)))
+        return
     if args.families:
         seeds = seed_range(args.seeds)
         fams = family_set(build_people(CACHE / "faces"), seeds, tuple(args.families.split(",")))

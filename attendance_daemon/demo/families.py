@@ -288,5 +288,6 @@ def render_family(sc: Scenario, path: Path) -> int:
 
 def family_set(people: list[Person], seeds: tuple[int, ...] | range, kinds: tuple[str, ...] = FAMILIES,
                **shape: object) -> list[Scenario]:
-    """Every family at every seed (`shape`: res, face_px, duration_s, fps for family_scenario)."""
-    return [family_scenario(people, kind, seed, **shape) for kind in kinds for seed in seeds]  # type: ignore[arg-type]
+    """Every family at every seed, seed by seed (a run cut short has covered every family), `shape`: res,
+    face_px, duration_s, fps for family_scenario."""
+    return [family_scenario(people, kind, seed, **shape) for seed in seeds for kind in kinds]  # type: ignore[arg-type]
