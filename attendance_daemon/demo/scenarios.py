@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -50,6 +51,7 @@ class Scenario:
     fps: float = 30.0
     condition: Condition = field(default_factory=Condition)
     note: str = ""
+    family: Any = None  # families.FamilyParams of a seeded hard-room family (rendered by families.render_family)
 
     def truth(self, min_presence_s: float) -> tuple[set[str], int]:
         """(student ids that must be present, distinct unknown visitors seen at least min_presence_s)."""

@@ -24,6 +24,8 @@ class Track:
     pending: bool = False  # an encoding of this track is under way
     encoding_sum: np.ndarray | None = None  # of all its encodings, for the track's mean
     observed: list[float] = field(default_factory=list)
+    best_sharpness: float = 0.0  # of the views looked at for encoding (recognition.quality)
+    deferred: int = 0  # views passed over since the last encoding, waiting for a sharper one
 
     def __post_init__(self) -> None:
         self.observed.append(self.first_t)

@@ -20,7 +20,8 @@ from ..config import RecognitionConfig
 from ..media.export import Label
 from ..recognition.detect import Detector
 from ..recognition.encode import Crop, FaceEncoder, crops_for
-from ..recognition.match import Matcher
+from ..recognition.match import Match, Matcher
+from ..recognition.quality import enhance, luma, sharpness
 from ..recognition.track import IouTracker, Track
 from .sources import Frame
 
@@ -59,6 +60,7 @@ class _Job:
     tracks: list[Track]
     crops: list[Crop]
     t: float
+    sharp: list[bool] = field(default_factory=list)  # each view as sharp as its track's best (may vote visitor)
 
 
 class Recognizer:
@@ -104,16 +106,46 @@ class Recognizer:
             todo = sorted((tr for tr in seen if self._needs_encoding(tr, frame.t)),
                           key=lambda tr: (tr.encodings, -tr.box.width))[:_MAX_BATCH]
             if todo:
-                crops = crops_for(frame.bgr, [tr.box for tr in todo])
-                for tr in todo:
-                    tr.pending, tr.last_encoded_t = True, frame.t
-                self._jobs.append(_Job(self.encoder.submit(crops), todo, crops, frame.t))
+                self._submit(frame, todo)
                 self._collect(outcome, wait=False)  # an in-process encoder is already done
         for tr in seen:
             self.book.observe(tr.id, frame.t)
         max_gap = self.cfg.full_scan_s + 1.0 / self.cfg.analysis_fps  # a face is looked for once a sweep
         outcome.labels = [self._label(tr) for tr in self.tracker.tracks.values() if frame.t - tr.last_t <= max_gap]
         return outcome
+
+    def _submit(self, frame: Frame, todo: list[Track]) -> None:
+        """Hands the views of `todo` to the encoder: a blurred view waits for a sharper one (at most
+        `quality_defer` views), a dim one is enhanced first."""
+        crops = crops_for(frame.bgr, [tr.box for tr in todo])
+        tracks, kept, sharp = [], [], []
+        for tr, crop in zip(todo, crops, strict=True):
+            ok = True
+            if self.cfg.quality_ratio > 0:
+                s = sharpness(crop)
+                ok = s >= self.cfg.quality_ratio * tr.best_sharpness
+                tr.best_sharpness = max(tr.best_sharpness, s)
+                if not ok and tr.deferred < self.cfg.quality_defer:
+                    tr.deferred += 1
+                    continue
+            dim = self.cfg.low_light_luma > 0 and luma(crop) < self.cfg.low_light_luma
+            tr.pending, tr.last_encoded_t, tr.deferred = True, frame.t, 0
+            tracks.append(tr)
+            kept.append(enhance(crop) if dim else crop)
+            sharp.append(ok)
+        if tracks:
+            self._jobs.append(_Job(self.encoder.submit(kept), tracks, kept, frame.t, sharp))
+
+    def _mean_match(self, tr: Track) -> Match:
+        """The track's mean encoding against the section: within match_tolerance as any encoding, or within the
+        looser mean_tolerance when no other student is near (mean_margin)."""
+        assert tr.encoding_sum is not None
+        m = self.matcher.match_many(tr.encoding_sum[None, :] / tr.encodings)[0]
+        if m.student is None and m.distance <= self.cfg.mean_tolerance \
+                and m.runner_up - m.distance >= self.cfg.mean_margin:
+            nearest = self.matcher.nearest(tr.encoding_sum[None, :] / tr.encodings)[0]
+            return Match(nearest, m.distance, m.runner_up)
+        return m
 
     def finish(self) -> FrameOutcome:
         """Waits for the encodings still under way and counts their votes (end of a session)."""
@@ -132,15 +164,15 @@ class Recognizer:
                 continue
             self.encodings += len(encodings)
             matches = self.matcher.match_many(np.array(encodings))
-            for tr, crop, enc, match in zip(job.tracks, job.crops, encodings, matches, strict=True):
+            sharp = job.sharp or [True] * len(job.tracks)
+            for tr, crop, enc, match, clear in zip(job.tracks, job.crops, encodings, matches, sharp, strict=True):
                 tr.pending = False
                 tr.encodings += 1
                 tr.encoding_sum = enc if tr.encoding_sum is None else tr.encoding_sum + enc
                 was_unknown = self.book.is_unknown(tr.id)
-                self.book.vote(tr.id, match, tr.observed, clear_view=self._clear_view(crop))
+                self.book.vote(tr.id, match, tr.observed, clear_view=clear and self._clear_view(crop))
                 if self.book.identity(tr.id) is None and tr.encodings >= _MEAN_AFTER:
-                    mean = self.matcher.match_many(tr.encoding_sum[None, :] / tr.encodings)[0]
-                    self.book.confirm_by_mean(tr.id, mean, tr.observed)
+                    self.book.confirm_by_mean(tr.id, self._mean_match(tr), tr.observed)
                 if self.book.is_unknown(tr.id) and tr.id not in self._unknown_saved:
                     self._unknown_saved.add(tr.id)
                     mean_encoding = tr.encoding_sum / tr.encodings
