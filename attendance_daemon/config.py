@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 import socket
-import tomllib
 from datetime import tzinfo
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .common.config_files import read_key_file, read_toml, resolve_against
 from .common.errors import InvalidRequest, format_validation_error, public_error
 from .contract.api import MAX_LESSONS, LessonEntry
 from .contract.roster_signing import MAX_TRUSTED_KEYS, TrustedKeys, trusted_keys
@@ -296,16 +296,6 @@ class RosterConfig(_Strict):
         return trusted_keys(self.trusted_keys)
 
 
-def read_key_file(path: Path | None, field: str) -> bytes | None:
-    """A roster signing secret (box and hub); an empty file is an error: it would silently turn the HMAC off."""
-    if path is None:
-        return None
-    key = path.read_bytes().strip()
-    if not key:
-        raise InvalidRequest(f"{field}: {path} is empty")
-    return key
-
-
 class Config(_Strict):
     paths: PathsConfig = PathsConfig()
     recognition: RecognitionConfig = RecognitionConfig()
@@ -392,18 +382,3 @@ def load_config(path: Path | None) -> Config:
         enrollment_dir=resolve_against(base, p.enrollment_dir) if p.enrollment_dir else None,
     )
     return cfg
-
-
-def read_toml(path: Path) -> dict[str, Any]:
-    """A config file's tables (daemon and hub): a missing file or bad TOML is a clear error naming the file."""
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise InvalidRequest(f"config file not found: {path}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise InvalidRequest(f"config {path}: invalid TOML: {exc}") from exc
-
-
-def resolve_against(base: Path, p: Path) -> Path:
-    """A config path relative to the config file's folder."""
-    return p if p.is_absolute() else (base / p).resolve()

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..common.config_files import read_key_file, read_toml, resolve_against
 from ..common.errors import InvalidRequest, format_validation_error
-from ..config import EnrollmentConfig, MqttConfig, read_key_file, read_toml, resolve_against
+from ..config import EnrollmentConfig, MqttConfig
 from ..contract.roster_signing import RosterSigner
 
 
