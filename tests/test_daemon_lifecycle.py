@@ -141,7 +141,7 @@ def test_webcam_session_with_duration_and_vanishing_camera(broker: Broker, daemo
     """A recorded file inside the media dir stands in for a camera (OpenCV opens both the same way)."""
     d = daemon_factory(extra="allow_request_cameras = true\n").start()
     with broker.client(d.device) as c:
-        state = c.request("start_webcam", {"section": "demo", "camera": "long.mp4", "duration_s": 1.5})["data"]
+        state = c.request("start_webcam", {"section": "demo", "camera": "long.mp4", "duration_s": 4.0})["data"]
         assert state["mode"] == "webcam" and state["session"]["source"].startswith("camera:")
         sid = state["session"]["id"]
         progress = c.wait_for("progress", lambda p: p["session_id"] == sid)
