@@ -111,7 +111,7 @@ def test_shuffled_upload_with_resends_becomes_media_and_starts_a_session(
         state = watcher.request("start_mp4", {"media": "upload-big.mp4", "section": "demo", "client": "tab 1"})["data"]
         assert state["mode"] == "mp4" and state["session"]["source"] == "upload-big.mp4"
         assert state["session"]["started_by"] == "tab 1"  # who started it, for every dashboard to see
-        watcher.request("pause", {"session_id": state["session"]["id"]})  # held, so the checks below cannot race its end
+        watcher.request("pause", {"session_id": state["session"]["id"]})  # held: the checks below cannot race its end
         progress = watcher.wait_for("progress", lambda p: p["session_id"] == state["session"]["id"])
         assert progress["started_by"] == "tab 1"
         refused = _error(watcher, "delete_media", {"name": "upload-big.mp4"})
