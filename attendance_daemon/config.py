@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .common.config_files import read_key_file, read_toml, resolve_against
 from .common.errors import InvalidRequest, format_validation_error, public_error
-from .contract.api import MAX_LESSONS, LessonEntry
+from .contract.api import MAX_LESSONS, AttendanceStatus, LessonEntry
+from .contract.record_api import MOODLE_ACRONYMS
 from .contract.roster_signing import MAX_TRUSTED_KEYS, TrustedKeys, trusted_keys
 
 
@@ -241,6 +242,29 @@ class AttendanceConfig(_Strict):
     # session of the section ends; once per fall), counted only from `alert_min_sessions` sessions on. Unset: off.
     alert_below_percent: float | None = Field(None, gt=0, le=100)
     alert_min_sessions: int = Field(3, ge=1)
+    # Late, in minutes (the same as late_after_s; give one of the two).
+    late_after_min: float | None = Field(None, ge=0)
+    # A finished session's record becomes final by itself this many hours after it ended (0: only when a teacher
+    # finalises it).
+    finalize_after_h: float = Field(48.0, ge=0, le=24 * 366)
+    # Moodle mod_attendance's status acronyms for the "mark sessions" CSV export (the plugin's defaults; a school
+    # that renamed its statuses sets its own, at most 2 characters each as Moodle allows).
+    moodle_acronyms: dict[AttendanceStatus, str] = Field(default_factory=lambda: dict(MOODLE_ACRONYMS))
+
+    @field_validator("moodle_acronyms")
+    @classmethod
+    def _acronyms(cls, value: dict[AttendanceStatus, str]) -> dict[AttendanceStatus, str]:
+        for status, acronym in value.items():
+            if not re.fullmatch(r"[A-Za-z0-9]{1,2}", acronym):
+                raise ValueError(f"{status}: '{acronym[:16]}' is not a Moodle acronym (1 or 2 letters or digits)")
+        return {**MOODLE_ACRONYMS, **value}
+
+    @model_validator(mode="after")
+    def _late_in_minutes(self) -> AttendanceConfig:
+        if self.late_after_min is not None and "late_after_s" in self.model_fields_set:
+            raise ValueError("late_after_min: give late_after_min or late_after_s, not both")
+        self.late_after_s = self.late_after_s if self.late_after_min is None else self.late_after_min * 60
+        return self
 
     @field_validator("timezone")
     @classmethod
@@ -351,17 +375,8 @@ class Config(_Strict):
         return self
 
     def ensure_dirs(self) -> None:
-        for d in (
-            self.paths.data_dir,
-            self.paths.media,
-            self.paths.enrollment,
-            self.paths.exports,
-            self.paths.unknowns,
-            self.paths.reports,
-            self.paths.frames,
-            self.paths.photos,
-            self.paths.uploads,
-        ):
+        p = self.paths
+        for d in (p.data_dir, p.media, p.enrollment, p.exports, p.unknowns, p.reports, p.frames, p.photos, p.uploads):
             d.mkdir(parents=True, exist_ok=True)
 
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from attendance_daemon.cli.asyncapi import build, render
 from attendance_daemon.config import Config
-from attendance_daemon.contract import api, ha_api, history_api, media_api
+from attendance_daemon.contract import api, ha_api, history_api, media_api, record_api
 from attendance_daemon.daemon.handlers import COMMANDS
 from attendance_daemon.mqtt import topics
 
@@ -151,7 +151,7 @@ def test_ok_data_of_each_command_is_documented() -> None:
 def _payload_models() -> list[type[api.Payload]]:
     """Every daemon -> client payload model of the contract's modules (request models are covered by the command
     table)."""
-    return [obj for module in (api, media_api, ha_api, history_api) for obj in vars(module).values()
+    return [obj for module in (api, media_api, ha_api, history_api, record_api) for obj in vars(module).values()
             if isinstance(obj, type) and issubclass(obj, api.Payload) and obj is not api.Payload
             and not issubclass(obj, api.Request) and obj.__module__ == module.__name__]
 

@@ -11,6 +11,7 @@ from ..contract.history_api import HistorySession, SectionAttendance, StudentHis
 from ..store import SessionRow, Store
 from .history import COUNTED, Mark, Tally, fell_below, marks, tally
 from .punctuality import PunctualityRule
+from .record import effective_status
 from .results import into_lesson_s
 
 # Sessions of one section read for one answer or alert (the newest kept): years of daily lessons.
@@ -27,7 +28,9 @@ def _all_marks(store: Store, cfg: Config, section: str, since: str | None, until
     sessions, seen = store.section_history(section, COUNTED, since, until, MAX_HISTORY_SESSIONS)
     offsets = {s.id: into_lesson_s(s) for s in sessions if s.lesson_start}
     rule, min_s = _rule(cfg), cfg.recognition.min_presence_s
-    return roster, {sid: marks(sessions, seen, sid, at, min_s, rule, offsets)
+    corrected = {key: effective_status("absent", row)
+                 for key, row in store.corrections_in([s.id for s in sessions]).items()}
+    return roster, {sid: marks(sessions, seen, sid, at, min_s, rule, offsets, corrected)
                     for sid, (_, at) in roster.items()}, len(sessions)
 
 
@@ -41,7 +44,7 @@ def student_history(store: Store, cfg: Config, section: str, student_id: str, si
     return StudentHistory(
         section=section, student_id=student_id, name=roster[student_id][0],
         sessions=[HistorySession(session_id=m.session.id, name=m.session.name, started_at=m.session.started_at,
-                                 lesson=m.session.lesson, status=m.status, seen_s=m.seen_s)
+                                 lesson=m.session.lesson, status=m.status, seen_s=m.seen_s, corrected=m.corrected)
                   for m in reversed(found[-limit:])],
         counted=t.counted, attended=t.attended, late=t.late, percent=t.percent)
 

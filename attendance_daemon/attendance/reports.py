@@ -41,18 +41,26 @@ def _when(iso_time: str) -> str:
 
 
 def _rows(results: Results) -> list[list[str]]:
-    """One row per roster student: ids and names first (client text), then our facts."""
-    rows = [[p.student_id, p.name, "present", "yes" if p.late else "no", "yes" if p.left_early else "no",
-             p.arrived_at, p.left_at, f"{p.first_seen_s:.1f}", f"{p.last_seen_s:.1f}", f"{p.seen_s:.1f}",
-             "; ".join(f"{i.start}/{i.end}" for i in p.intervals),
-             "; ".join(f"{i.start_s:.1f}-{i.end_s:.1f}" for i in p.intervals)]
+    """One row per roster student: ids and names first (client text), then our facts. `status` is the record's
+    (a teacher's correction applied); what recognition saw and whether it was corrected follow at the end."""
+    rows = [[p.student_id, p.name, p.status, "yes" if p.late else "no", "yes" if p.left_early else "no",
+             p.arrived_at or "", p.left_at or "", _seconds(p.first_seen_s), _seconds(p.last_seen_s),
+             f"{p.seen_s:.1f}", "; ".join(f"{i.start}/{i.end}" for i in p.intervals),
+             "; ".join(f"{i.start_s:.1f}-{i.end_s:.1f}" for i in p.intervals), p.recognised_status,
+             "yes" if p.corrected else "no"]
             for p in results.present]
-    rows += [[a.student_id, a.name, "absent", "", "", "", "", "", "", "", "", ""] for a in results.absent]
+    rows += [[a.student_id, a.name, a.status, "", "", "", "", "", "", "", "", "", a.recognised_status,
+              "yes" if a.corrected else "no"] for a in results.absent]
     return rows
 
 
+def _seconds(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}"
+
+
 HEADER = ["student_id", "name", "status", "late", "left_early", "arrived_at", "left_at", "first_seen_s",
-          "last_seen_s", "seen_s", "intervals", "intervals_s", "session", "section", "session_started_at"]
+          "last_seen_s", "seen_s", "intervals", "intervals_s", "session", "section", "session_started_at",
+          "recognised_status", "corrected", "record"]
 
 
 def text_cell(value: str) -> str:
@@ -70,7 +78,8 @@ def _csv(results: Results, path: Path) -> None:
         w = csv.writer(fh)
         w.writerow(HEADER)
         # the first two columns are the ids and names clients chose; the rest are our numbers and times
-        w.writerows([[text_cell(row[0]), text_cell(row[1]), *row[2:], *session] for row in _rows(results)])
+        w.writerows([[text_cell(row[0]), text_cell(row[1]), *row[2:12], *session, *row[12:], results.record]
+                     for row in _rows(results)])
 
 
 def _local(results: Results, utc_time: str) -> str:
@@ -83,7 +92,7 @@ def _session_start(results: Results) -> str:
 
 
 PDF_HEADER = ["ID", "Name", "Status", "Arrived", "Left", "Seen s", "Presence (wall clock)"]
-PDF_WIDTHS = [24, 58, 44, 20, 20, 16, 95]  # A4 landscape: 277 mm between the margins
+PDF_WIDTHS = [24, 50, 62, 18, 18, 14, 91]  # A4 landscape: 277 mm between the margins
 
 
 def _pdf(results: Results, path: Path) -> None:
@@ -96,7 +105,11 @@ def _pdf(results: Results, path: Path) -> None:
         f"{_ended(results)}   Late after {results.late_after_s:g} s, left early "
         f"{results.left_early_before_s:g} s before the end",
         f"Present {results.present_count} of {results.total}   Late {sum(p.late for p in results.present)}   "
-        f"Left early {sum(p.left_early for p in results.present)}   Unknown faces {results.unknowns}",
+        f"Left early {sum(p.left_early for p in results.present)}   Excused {results.counts.get('excused', 0)}   "
+        f"Unknown faces {results.unknowns}",
+        f"Record {results.record}" + (f" (finalised {results.finalized_at[:16].replace('T', ' ')} UTC)"
+                                      if results.finalized_at else "")
+        + f"   Corrected {sum(p.corrected for p in results.present) + sum(a.corrected for a in results.absent)}",
     ]
     if results.mode == "mp4":
         lines.append("Times are the session's start plus the position in the video file.")
@@ -175,9 +188,13 @@ def _ended(results: Results) -> str:
 
 
 def _status_text(row: list[str]) -> str:
-    if row[2] == "absent":
-        return "absent"
-    return ", ".join(["present", *(["late"] if row[3] == "yes" else []), *(["left early"] if row[4] == "yes" else [])])
+    """The record's status; a corrected one says what recognition saw (`excused (corrected; seen: absent)`)."""
+    if row[2] in ("absent", "excused"):
+        text = row[2]
+    else:
+        text = ", ".join(["present", *(["late"] if row[3] == "yes" else []),
+                          *(["left early"] if row[4] == "yes" else [])])
+    return f"{text} (corrected; seen: {row[12].replace('_', ' ')})" if row[13] == "yes" else text
 
 
 def _fit(pdf: object, text: str, width: float) -> str:

@@ -68,22 +68,50 @@ class PresenceInterval(Payload):
     end: str
 
 
+# The record's statuses (extension, issue 20): one set everywhere. present, late and left_early attended
+AttendanceStatus = Literal["present", "late", "left_early", "excused", "absent"]
+
+
+class Correction(Payload):
+    """The teacher's correction in force for a student (the newest not undone)."""
+
+    id: int
+    status: AttendanceStatus
+    note: str
+    client: str | None
+    mqtt_user: str | None
+    at: str
+
+
 class PresentStudent(Payload):
+    """A student whose effective status is present, late or left_early. The times are null only for a student
+    a correction marked so whom the camera never saw (`recognised_status` absent)."""
+
     student_id: str
     name: str
-    first_seen_s: float
-    last_seen_s: float
+    first_seen_s: float | None
+    last_seen_s: float | None
     seen_s: float
-    arrived_at: str
-    left_at: str
+    arrived_at: str | None
+    left_at: str | None
     late: bool
     left_early: bool
     intervals: list[PresenceInterval]
+    # Extension (the record): the effective status, what recognition saw, and the correction that differs
+    status: AttendanceStatus = "present"
+    recognised_status: AttendanceStatus = "present"
+    corrected: bool = False
+    correction: Correction | None = None
 
 
 class AbsentStudent(Payload):
     student_id: str
     name: str
+    # Extension (the record): absent or excused (excused counts neither for nor against attendance)
+    status: AttendanceStatus = "absent"
+    recognised_status: AttendanceStatus = "absent"
+    corrected: bool = False
+    correction: Correction | None = None
 
 
 class SessionSummary(Payload):
@@ -121,6 +149,14 @@ class Results(SessionSummary):
     # box's zone); `late` then counts from the lesson's start, not the session's
     lesson: str | None = None
     lesson_start: str | None = None
+    # Extension (the record): `live` while running; `draft` once ended until finalised (request/finalize or
+    # [attendance] finalize_after_h), then `final`; the revision grows with every correction, undo, finalisation
+    # and reopening (a consumer keeps the highest); students per effective status
+    record: Literal["live", "draft", "final"] = "draft"
+    finalized_at: str | None = None
+    finalized_by: str | None = None
+    revision: int = 0
+    counts: dict[AttendanceStatus, int] = Field(default_factory=dict)
 
 
 class RosterStudent(Payload):

@@ -3,12 +3,10 @@ section's percentages."""
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field, StrictInt
 
 from ..common.names import LookupText, ShortText
-from .api import Payload, Request
+from .api import AttendanceStatus, Payload, Request
 
 
 class HistoryRequest(Request):
@@ -24,8 +22,9 @@ class HistorySession(Payload):
     name: str
     started_at: str
     lesson: str | None
-    status: Literal["present", "late", "absent"]
+    status: AttendanceStatus  # Extension (the record): left_early and excused from a teacher's correction
     seen_s: float
+    corrected: bool = False  # Extension (the record): the status is a teacher's correction
 
 
 class StudentHistory(Payload):

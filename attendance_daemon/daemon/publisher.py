@@ -9,7 +9,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from paho.mqtt.client import MQTTMessageInfo
+
 from ..attendance.live_roster import live_roster
+from ..attendance.notices import absences
 from ..attendance.results import build_results
 from ..common.timeutil import now_iso
 from ..config import Config
@@ -36,21 +39,43 @@ class Publisher:
     def retained(self, leaf: str, payload: Any) -> None:
         self.link.set_retained(leaf, payload if isinstance(payload, bytes) else encode(payload))
 
-    def event(self, kind: str, **fields: object) -> None:
+    def event(self, kind: str, **fields: object) -> MQTTMessageInfo:
         """Events leave the box (a bridge takes them to the central broker): their texts are filtered as a
         Response's `error` is (no path of the box, no credentials, at most 300 characters)."""
         for key in TEXTS:
             text = fields.get(key)
             if isinstance(text, str):
                 fields[key] = self._cfg.paths.public_text(text)
-        self.link.publish(self.topics.of("events"), encode({"type": kind, "at": now_iso(), **fields,
-                                                             "device_id": self.device_id}))
+        return self.link.publish(self.topics.of("events"), encode({"type": kind, "at": now_iso(), **fields,
+                                                                    "device_id": self.device_id}))
 
     def results(self, session_id: str) -> api.Results:
         with self._results_lock:
             results = build_results(self._store, self._store.get_session(session_id), self._cfg)
             self.retained("results", results)
         return results
+
+    def record(self, session_id: str, timeout: float) -> tuple[api.Results, bool]:
+        """A record that changed (a correction, finalised, reopened): retained on R/results when it is the newest
+        finished session's, else on the same topic not retained (the hub and open dashboards take it; the retained
+        results stay the newest session's). True once the broker acknowledged it."""
+        with self._results_lock:
+            results = build_results(self._store, self._store.get_session(session_id), self._cfg)
+            finished = [s for s in self._store.list_sessions(limit=2) if s.status not in ("running", "paused")]
+            if finished and finished[0].id == session_id:
+                info = self.link.set_retained_topic(self.topics.of("results"), encode(results))
+            else:
+                info = self.link.publish(self.topics.of("results"), encode(results))
+        return results, self.link.acknowledged(info, timeout)
+
+    def absences(self, results: api.Results, timeout: float) -> bool:
+        """The `absences` event of a record that became final; True once the broker acknowledged it."""
+        n = absences(results, self._cfg)
+        info = self.event("absences", section=n.section, session_id=n.session_id, session=n.session, date=n.date,
+                          finalized_at=n.finalized_at, absent=[s.model_dump() for s in n.absent],
+                          late=[s.model_dump() for s in n.late], absent_count=n.absent_count,
+                          late_count=n.late_count, subject=n.subject, text=n.text)
+        return self.link.acknowledged(info, timeout)
 
     def roster(self, session: SessionRow, roster: list[StudentRow], rows: list[AttendanceRow], final: bool) -> None:
         self.retained("attendance", live_roster(self.device_id, session, roster, rows,

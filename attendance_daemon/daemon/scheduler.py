@@ -33,7 +33,7 @@ SHUTDOWN_REASON = "the daemon was shut down during the session"
 class Scheduler:
     def __init__(self, store: Store, zone: tzinfo, start: Callable[[Occurrence, datetime], api.State],
                  stop: Callable[[str], object], running: Callable[[], Running | None],
-                 event: Callable[..., None], on_next: Callable[[], None],
+                 event: Callable[..., object], on_next: Callable[[], None],
                  public: Callable[[str], str] = str, clock: Callable[[], datetime] = utcnow) -> None:
         self._store, self._zone, self._clock = store, zone, clock
         self._start, self._stop, self._running, self._on_next = start, stop, running, on_next

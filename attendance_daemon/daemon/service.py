@@ -4,7 +4,8 @@ needs, and runs the main loop that feeds the systemd watchdog and turns SIGTERM 
 Threads: the main loop (watchdog, STATUS; never waits on I/O), the request dispatcher (answers requests in
 order), a worker per lane (starts; slow requests such as enrollment; each answered when done), the housekeeper
 (cheap periodic checks of the database file and the roster), the scheduler (the timetable's lessons), the upload
-writer and verifier, and one session worker while a session runs."""
+writer and verifier, the record outbox (changed records and absence notices, until the broker takes them)
+and one session worker while a session runs."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from .housekeeper import DatabaseWatch, Housekeeper, RosterInbox
 from .info import InfoBoard
 from .notify import SystemdNotifier
 from .publisher import Publisher
+from .record_outbox import ACK_TIMEOUT_S, RecordOutbox
 from .registry import public_text
 from .scheduler import SHUTDOWN_REASON, Scheduler
 from .services import Services
@@ -94,8 +96,9 @@ class Daemon:
                                    sessions.running_lesson, publisher.event, self._next_changed,
                                    public=lambda text: public_text(cfg.paths, text))
         self.controls = HaControls(cfg, store, publisher, __version__)
+        self.outbox = RecordOutbox(cfg, store, publisher, link.connected, self.shutdown)
         services = Services(cfg, store, sessions, enroller, publisher, self.info, self.scheduler,
-                            self.upload_worker.uploads, HashCache(), self.controls)
+                            self.upload_worker.uploads, HashCache(), self.controls, self.outbox)
         self.lanes = {lane: LaneWorker(services, link, lane, requests) for lane in LANE_QUEUES}
         self.dispatcher = Dispatcher(services, link, requests, self.lanes)
         self.housekeeper = Housekeeper(cfg, store, self.database, self.rosters, self.info.publish, self.shutdown,
@@ -127,7 +130,7 @@ class Daemon:
             log.error("session worker stalled")
             return False
         for thread in (*(w.thread for w in self.lanes.values()), self.housekeeper.thread, self._scheduler,
-                       self.upload_worker.writer, self.upload_worker.verifier):
+                       self.upload_worker.writer, self.upload_worker.verifier, self.outbox.thread):
             if not thread.is_alive():
                 log.error("%s thread died", thread.name)
                 return False
@@ -161,7 +164,7 @@ class Daemon:
         self.controls.announce()  # Home Assistant discovery and R/ha/state, or their removal when disabled
         self.publisher.retained("state", self.sessions.state())
         for thread in (self.dispatcher.thread, *(w.thread for w in self.lanes.values()), self.housekeeper.thread,
-                       self._scheduler):
+                       self._scheduler, self.outbox.thread):
             thread.start()
         self.upload_worker.start()
         self.notifier.status("connecting to the MQTT broker")
@@ -189,6 +192,7 @@ class Daemon:
         for lane in self.lanes.values():
             lane.drain()
         self.housekeeper.thread.join(5)
+        self.outbox.thread.join(ACK_TIMEOUT_S + 1)  # what it could not send stays in the outbox for the next start
         self.upload_worker.stop()
         self.link.stop()
         self.encoder.close()

@@ -13,6 +13,7 @@ from ..store import Store
 from .ha_controls import HaControls
 from .info import InfoBoard
 from .publisher import Publisher
+from .record_outbox import RecordOutbox
 from .scheduler import Scheduler
 from .session_worker import SessionWorker
 
@@ -29,3 +30,4 @@ class Services:
     uploads: Uploads  # begin and status of uploads (their chunks go to the upload worker)
     downloads: HashCache  # sha256 of files being downloaded, hashed once
     controls: HaControls  # Home Assistant's choices (start_selected) and its sets on R/ha/<control>/set
+    outbox: RecordOutbox  # `changed()` after a record changed: its Results reach the broker and the hub

@@ -147,18 +147,32 @@ class MqttLink:
         assert leaf in RETAINED, leaf
         self.set_retained_topic(self.topics.of(leaf), payload)
 
-    def set_retained_topic(self, topic: str, payload: bytes) -> None:
+    def set_retained_topic(self, topic: str, payload: bytes) -> mqtt.MQTTMessageInfo | None:
         """The same for a topic outside R (Home Assistant discovery configs). An empty payload deletes the
         broker's retained message, and is repeated after every reconnect (harmless, and it survives a broker
-        that was away when it was first sent)."""
+        that was away when it was first sent). None when the broker is away now."""
         with self._lock:
             self._retained[topic] = payload
             if self.connected.is_set():
-                self.client.publish(topic, payload, qos=1, retain=True)
+                return self.client.publish(topic, payload, qos=1, retain=True)
+        return None
 
-    def publish(self, topic: str, payload: bytes, qos: int = 1, properties: Properties | None = None) -> None:
+    def publish(self, topic: str, payload: bytes, qos: int = 1,
+                properties: Properties | None = None) -> mqtt.MQTTMessageInfo:
         """Non-retained; QoS 1 messages sent while the broker is away are queued by paho."""
-        self.client.publish(topic, payload, qos=qos, retain=False, properties=properties)
+        return self.client.publish(topic, payload, qos=qos, retain=False, properties=properties)
+
+    @staticmethod
+    def acknowledged(info: mqtt.MQTTMessageInfo | None, timeout: float) -> bool:
+        """True once the broker acknowledged this QoS 1 message within `timeout`; False when it did not (away,
+        queue full, too slow): the caller keeps it in its outbox and sends it again later."""
+        if info is None:
+            return False
+        try:
+            info.wait_for_publish(timeout)
+        except (RuntimeError, ValueError):
+            return False
+        return info.is_published()
 
     def clear_retained(self, topic: str) -> None:
         """Deletes a retained message (a zero-length retained publish), e.g. a retained request."""

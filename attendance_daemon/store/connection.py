@@ -170,6 +170,8 @@ def session_row(r: sqlite3.Row) -> SessionRow:
         video_s=r["video_s"],
         warnings=list(json.loads(r["warnings"] or "[]")),
         lesson=r["lesson"], lesson_start=r["lesson_start"],
+        record=r["record"], finalized_at=r["finalized_at"], finalized_by=r["finalized_by"],
+        revision=int(r["revision"]),
     )
 
 

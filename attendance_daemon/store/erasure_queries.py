@@ -53,6 +53,13 @@ class ErasureQueries(Database):
             out.sessions = sorted({str(r[0]) for r in rows})
             out.sections |= {str(r[1]) for r in rows}
             out.attendance_rows = len(rows)
+            # their corrections (a note may say why they were away): gone, or kept under the placeholder
+            log_scope = "student_id=?" + ("" if section is None else
+                                          " AND session_id IN (SELECT id FROM sessions WHERE section=?)")
+            if remove_rows:
+                db.execute(f"DELETE FROM record_log WHERE {log_scope}", args)
+            else:
+                db.execute(f"UPDATE record_log SET student_id=?, note='' WHERE {log_scope}", [placeholder, *args])
             for sid in out.sessions:
                 if remove_rows:
                     db.execute("DELETE FROM attendance WHERE session_id=? AND student_id=?", (sid, student_id))

@@ -36,6 +36,29 @@ class SessionRow:
     warnings: list[str] = field(default_factory=list)
     lesson: str | None = None  # `<lesson_id>@<date>` when the scheduler started it for a lesson
     lesson_start: str | None = None  # when that lesson began (UTC); `late` counts from it
+    record: str = "draft"  # `draft` until finalised, then `final` (corrections refused until reopened)
+    finalized_at: str | None = None
+    finalized_by: str | None = None  # the client that finalised it, `auto` after [attendance] finalize_after_h
+    revision: int = 0  # bumped by every correction, undo, finalisation and reopening
+
+
+@dataclass(frozen=True)
+class LogRow:
+    """One audited change of a session's record. `correct` sets `status` for `student_id`; `undo` takes back the
+    correction `undoes`; `finalize` and `reopen` concern the whole record. `mqtt_user` is the broker's word on
+    who sent it, when it gives one."""
+
+    id: int
+    session_id: str
+    action: str
+    student_id: str | None
+    status: str | None
+    undoes: int | None
+    note: str
+    client: str | None
+    mqtt_user: str | None
+    at: str
+    undone_by: int | None = None  # for a correction: the undo that took it back
 
 
 @dataclass(frozen=True)

@@ -140,6 +140,36 @@ MIGRATIONS: list[str] = [
         created_at  TEXT NOT NULL
     );
     """,
+    # 9 (the record): a teacher's corrections, undos, finalisations and reopenings, one audited row each (the
+    # recognised observation in `attendance` is never overwritten); each session's record state (`draft` until
+    # finalised), its revision (bumped by every change) and the revision last handed to the broker, and whether its
+    # absence notice is still to be sent: the outbox that makes the results and the notice survive a crash.
+    # Sessions that ended before corrections existed are final (nothing can have been corrected in them).
+    """
+    CREATE TABLE record_log (
+        id          INTEGER PRIMARY KEY,
+        session_id  TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        action      TEXT NOT NULL CHECK (action IN ('correct', 'undo', 'finalize', 'reopen')),
+        student_id  TEXT,
+        status      TEXT,
+        undoes      INTEGER,
+        note        TEXT NOT NULL DEFAULT '',
+        client      TEXT,
+        mqtt_user   TEXT,
+        at          TEXT NOT NULL
+    );
+    CREATE INDEX record_log_session ON record_log(session_id, student_id);
+    CREATE INDEX record_log_student ON record_log(student_id);
+    ALTER TABLE sessions ADD COLUMN record TEXT NOT NULL DEFAULT 'draft' CHECK (record IN ('draft', 'final'));
+    ALTER TABLE sessions ADD COLUMN finalized_at TEXT;
+    ALTER TABLE sessions ADD COLUMN finalized_by TEXT;
+    ALTER TABLE sessions ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN published_revision INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN notice_pending INTEGER NOT NULL DEFAULT 0;
+    UPDATE sessions SET record = 'final', finalized_at = COALESCE(ended_at, started_at), finalized_by = 'upgrade'
+        WHERE status NOT IN ('running', 'paused');
+    """,
 ]
+
 
 SCHEMA_VERSION = len(MIGRATIONS)

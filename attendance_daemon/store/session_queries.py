@@ -119,18 +119,6 @@ class SessionQueries(Database):
             for r in rows
         ]
 
-    def present_counts(self, session_ids: list[str], min_seen_s: float) -> dict[str, int]:
-        """Students seen at least `min_seen_s`, per session (sessions without any are left out)."""
-        if not session_ids:
-            return {}
-        marks = ",".join("?" * len(session_ids))
-        with self._lock:
-            rows = self._db.execute(
-                f"SELECT session_id, COUNT(*) FROM attendance WHERE session_id IN ({marks}) AND seen_s >= ? "
-                "GROUP BY session_id", (*session_ids, min_seen_s),
-            ).fetchall()
-        return {str(r[0]): int(r[1]) for r in rows}
-
     def add_unknown(self, session_id: str, track_id: int, crop_path: str, at_s: float,
                     vector: np.ndarray | None = None) -> int:
         """Records an unknown visitor (with the track's mean encoding when known); returns its face id."""

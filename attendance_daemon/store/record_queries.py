@@ -1,0 +1,168 @@
+"""The teacher's record of a session: corrections and their undos, finalising and reopening, each one audited
+row of `record_log` committed with the session's new revision; and the outbox of records and absence notices
+still to hand to the broker."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from ..common.errors import Conflict, NotFound
+from ..common.timeutil import now_iso
+from ..contract.record_api import ATTENDED
+from .connection import ACTIVE_STATUSES, Database, session_row
+from .records import LogRow, SessionRow
+
+_ACTIVE = ("SELECT 1 FROM record_log u WHERE u.action = 'undo' AND u.undoes = c.id")
+
+
+def _log_row(r: sqlite3.Row, undone_by: int | None = None) -> LogRow:
+    return LogRow(int(r["id"]), str(r["session_id"]), str(r["action"]), r["student_id"], r["status"], r["undoes"],
+                  str(r["note"]), r["client"], r["mqtt_user"], str(r["at"]), undone_by)
+
+
+class RecordQueries(Database):
+    """Corrections, undos, finalising and reopening, the audit trail and the publication outbox.
+    One family of the Store's queries."""
+
+    def correct(self, session_id: str, student_id: str, status: str, note: str, client: str | None,
+                user: str | None) -> LogRow:
+        """A correction of one student's status in an ended draft record (409 while running or once final; 404
+        for a student neither on the section's roster nor seen in the session)."""
+        with self._tx() as db:
+            row = self._changeable(db, session_id)
+            on_roster = db.execute(
+                "SELECT 1 FROM students WHERE section=? AND student_id=? UNION ALL "
+                "SELECT 1 FROM attendance WHERE session_id=? AND student_id=?",
+                (row.section, student_id, session_id, student_id)).fetchone()
+            if on_roster is None:
+                raise NotFound(f"student_id: '{student_id}' is not on the roster of section '{row.section}'")
+            return self._log(db, session_id, "correct", student_id, status, None, note, client, user)
+
+    def undo_correction(self, session_id: str, student_id: str, note: str, client: str | None,
+                        user: str | None) -> LogRow:
+        """Takes back the student's newest correction still in force (the one before it, if any, applies again;
+        else what recognition saw). 404 when there is none."""
+        with self._tx() as db:
+            self._changeable(db, session_id)
+            last = db.execute(
+                f"SELECT c.id FROM record_log c WHERE c.session_id=? AND c.student_id=? AND c.action='correct' "
+                f"AND NOT EXISTS ({_ACTIVE}) ORDER BY c.id DESC LIMIT 1", (session_id, student_id)).fetchone()
+            if last is None:
+                raise NotFound(f"student_id: no correction of '{student_id}' in this session to undo")
+            return self._log(db, session_id, "undo", student_id, None, int(last[0]), note, client, user)
+
+    def finalize(self, session_id: str, note: str, client: str | None, user: str | None,
+                 ) -> tuple[SessionRow, LogRow]:
+        """Draft -> final, with an absence notice to send (`notice_pending`). 409 while running or when final."""
+        with self._tx() as db:
+            row = self._ended(db, session_id)
+            if row.record == "final":
+                raise Conflict(f"session_id: the record of session '{row.name}' is already final (since "
+                               f"{row.finalized_at})")
+            change = self._log(db, session_id, "finalize", None, None, None, note, client, user)
+            db.execute("UPDATE sessions SET record='final', finalized_at=?, finalized_by=?, notice_pending=1 "
+                       "WHERE id=?", (now_iso(), client, session_id))
+            return session_row(db.execute("SELECT * FROM sessions WHERE id=?", (session_id,)).fetchone()), change
+
+    def reopen(self, session_id: str, note: str, client: str | None, user: str | None,
+               ) -> tuple[SessionRow, LogRow]:
+        """Final -> draft again (audited); a notice not sent yet is dropped with it."""
+        with self._tx() as db:
+            row = self._ended(db, session_id)
+            if row.record != "final":
+                raise Conflict(f"session_id: the record of session '{row.name}' is a draft: nothing to reopen")
+            change = self._log(db, session_id, "reopen", None, None, None, note, client, user)
+            db.execute("UPDATE sessions SET record='draft', finalized_at=NULL, finalized_by=NULL, notice_pending=0 "
+                       "WHERE id=?", (session_id,))
+            return session_row(db.execute("SELECT * FROM sessions WHERE id=?", (session_id,)).fetchone()), change
+
+    def record_log(self, session_id: str) -> list[LogRow]:
+        """The session's trail, oldest first; each correction says which undo took it back."""
+        self.get_session(session_id)  # 404 for an unknown session
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM record_log WHERE session_id=? ORDER BY id", (session_id,)).fetchall()
+        undone = {int(r["undoes"]): int(r["id"]) for r in rows if r["action"] == "undo"}
+        return [_log_row(r, undone.get(int(r["id"]))) for r in rows]
+
+    def corrections_in(self, session_ids: list[str]) -> dict[tuple[str, str], LogRow]:
+        """(session id, student id) -> the correction in force (the newest not undone) in these sessions."""
+        found: dict[tuple[str, str], LogRow] = {}
+        with self._lock:
+            for chunk in range(0, len(session_ids), 500):
+                ids = session_ids[chunk:chunk + 500]
+                for r in self._db.execute(
+                        f"SELECT c.* FROM record_log c WHERE c.action='correct' AND c.session_id IN "
+                        f"({','.join('?' * len(ids))}) AND NOT EXISTS ({_ACTIVE}) ORDER BY c.id", ids):
+                    found[(str(r["session_id"]), str(r["student_id"]))] = _log_row(r)
+        return found
+
+    def attended_counts(self, session_ids: list[str], min_seen_s: float) -> dict[str, int]:
+        """Students whose effective status is present, late or left_early, per session (as its Results count
+        them; sessions without any are left out)."""
+        found: dict[str, int] = {}
+        seen: set[tuple[str, str]] = set()
+        with self._lock:
+            for chunk in range(0, len(session_ids), 500):
+                ids = session_ids[chunk:chunk + 500]
+                seen |= {(str(r[0]), str(r[1])) for r in self._db.execute(
+                    f"SELECT session_id, student_id FROM attendance WHERE session_id IN ({','.join('?' * len(ids))}) "
+                    "AND seen_s >= ?", (*ids, min_seen_s))}
+        corrections = self.corrections_in(session_ids)
+        for key in seen | set(corrections):
+            row = corrections.get(key)
+            if (row.status in ATTENDED) if row is not None else key in seen:
+                found[key[0]] = found.get(key[0], 0) + 1
+        return found
+
+    def due_for_finalize(self, ended_before: str) -> list[str]:
+        """Draft records of sessions that ended before this instant (UTC ISO), oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id FROM sessions WHERE record='draft' AND status NOT IN (?, ?) AND "
+                "COALESCE(ended_at, started_at) < ? ORDER BY started_at", (*ACTIVE_STATUSES, ended_before)).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def outbox(self) -> list[tuple[str, int, bool]]:
+        """(session id, revision, notice pending) of records the broker has not taken yet, oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT id, revision, notice_pending FROM sessions WHERE published_revision < "
+                                    "revision OR notice_pending = 1 ORDER BY started_at").fetchall()
+        return [(str(r[0]), int(r[1]), bool(r[2])) for r in rows]
+
+    def mark_published(self, session_id: str, revision: int) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE sessions SET published_revision = MAX(published_revision, ?) WHERE id=?",
+                       (revision, session_id))
+
+    def mark_noticed(self, session_id: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE sessions SET notice_pending = 0 WHERE id=?", (session_id,))
+
+    # ---- inside a transaction --------------------------------------------------------------------------------
+
+    def _ended(self, db: sqlite3.Connection, session_id: str) -> SessionRow:
+        r = db.execute("SELECT * FROM sessions WHERE id=?", (session_id,)).fetchone()
+        if r is None:
+            raise NotFound(f"session_id: unknown session '{session_id}'")
+        row = session_row(r)
+        if row.status in ACTIVE_STATUSES:
+            raise Conflict(f"session_id: session '{row.name}' is still {row.status}: its record is kept once it ends")
+        return row
+
+    def _changeable(self, db: sqlite3.Connection, session_id: str) -> SessionRow:
+        row = self._ended(db, session_id)
+        if row.record == "final":
+            raise Conflict(f"session_id: the record of session '{row.name}' is final: reopen it (request/reopen) "
+                           "to correct it")
+        return row
+
+    @staticmethod
+    def _log(db: sqlite3.Connection, session_id: str, action: str, student_id: str | None, status: str | None,
+             undoes: int | None, note: str, client: str | None, user: str | None) -> LogRow:
+        """One audited row, and the session's next revision (what the outbox hands to the broker)."""
+        cur = db.execute("INSERT INTO record_log(session_id, action, student_id, status, undoes, note, client, "
+                         "mqtt_user, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         (session_id, action, student_id, status, undoes, note, client, user, now_iso()))
+        db.execute("UPDATE sessions SET revision = revision + 1 WHERE id=?", (session_id,))
+        r = db.execute("SELECT * FROM record_log WHERE id=?", (cur.lastrowid,)).fetchone()
+        return _log_row(r)
