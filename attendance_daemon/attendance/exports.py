@@ -16,6 +16,7 @@ import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import tzinfo
+from typing import Any
 
 from ..common.names import safe_file_stem
 from ..common.timeutil import local_iso, parse_iso
@@ -50,7 +51,7 @@ class RecordRow:
 def rows_of(results: Results, zone: tzinfo) -> list[RecordRow]:
     """The record of one session, present first (by arrival) then the rest of the roster."""
     started = local_iso(parse_iso(results.started_at), zone)
-    common = {"section": results.section, "session": results.name, "session_id": results.session_id,
+    common: dict[str, Any] = {"section": results.section, "session": results.name, "session_id": results.session_id,
               "date": started[:10], "started_at": started, "record": results.record, "device_id": results.device_id}
     rows = [RecordRow(**common, student_id=p.student_id, name=p.name, status=p.status,
                       recognised_status=p.recognised_status, corrected=p.corrected, first_seen=p.arrived_at,
