@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from . import ctl_files, ctl_hub  # noqa: F401  (register `attendancectl upload/download ...` and `hub ...`)
+from . import ctl_files, ctl_hub, ctl_record  # noqa: F401  (register upload/download, `hub ...`, the record)
 from . import remote_files as remote
 from .ctl_base import CLIENT, cli
 from .ctl_base import call as _call

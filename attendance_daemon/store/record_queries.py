@@ -91,8 +91,9 @@ class RecordQueries(Database):
             for chunk in range(0, len(session_ids), 500):
                 ids = session_ids[chunk:chunk + 500]
                 for r in self._db.execute(
-                        f"SELECT c.* FROM record_log c WHERE c.action='correct' AND c.session_id IN "
-                        f"({','.join('?' * len(ids))}) AND NOT EXISTS ({_ACTIVE}) ORDER BY c.id", ids):
+                        "SELECT * FROM record_log WHERE id IN (SELECT MAX(c.id) FROM record_log c WHERE "
+                        f"c.action='correct' AND c.session_id IN ({','.join('?' * len(ids))}) AND NOT EXISTS "
+                        f"({_ACTIVE}) GROUP BY c.session_id, c.student_id)", ids):
                     found[(str(r["session_id"]), str(r["student_id"]))] = _log_row(r)
         return found
 

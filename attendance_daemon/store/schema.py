@@ -160,6 +160,7 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX record_log_session ON record_log(session_id, student_id);
     CREATE INDEX record_log_student ON record_log(student_id);
+    CREATE INDEX record_log_undoes ON record_log(undoes);
     ALTER TABLE sessions ADD COLUMN record TEXT NOT NULL DEFAULT 'draft' CHECK (record IN ('draft', 'final'));
     ALTER TABLE sessions ADD COLUMN finalized_at TEXT;
     ALTER TABLE sessions ADD COLUMN finalized_by TEXT;
