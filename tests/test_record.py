@@ -88,6 +88,10 @@ def test_a_teachers_record(broker: Broker, daemon_factory: Any, ground_truth: di
         assert entry["recognised_status"] == "absent" and entry["first_seen_s"] is None and entry["seen_s"] == 0
         assert entry["correction"]["note"] == "sat at the back with a scarf"
         assert entry["correction"]["client"] == "Ms Rivera"
+        # the live roster of the last session shows the record too
+        roster = c.wait_for("attendance", lambda a: a["session_id"] == sid and a["final"] and any(
+            s["student_id"] == missed and s["status"] == "present" for s in a["students"]), timeout=20)
+        assert next(s for s in roster["students"] if s["student_id"] == missed)["present"] is True
         undo = c.request("undo_correction", {"session_id": sid, "student_id": missed, "client": "Ms Rivera"})["data"]
         assert undo["change"]["undoes"] == ans["change"]["id"]
         r = c.wait_for("results", lambda r: r["session_id"] == sid and r["revision"] == base + 2, timeout=20)

@@ -168,6 +168,7 @@ class RosterStudent(Payload):
     last_seen_s: float | None
     first_seen_at: str | None
     last_seen_at: str | None
+    status: AttendanceStatus | None = None  # Extension (the record): once ended, the record's (effective) status
 
 
 class LiveRoster(Payload):

@@ -61,9 +61,12 @@ class Publisher:
         results stay the newest session's). True once the broker acknowledged it."""
         with self._results_lock:
             results = build_results(self._store, self._store.get_session(session_id), self._cfg)
-            finished = [s for s in self._store.list_sessions(limit=2) if s.status not in ("running", "paused")]
+            newest = self._store.list_sessions(limit=2)
+            finished = [s for s in newest if s.status not in ("running", "paused")]
             if finished and finished[0].id == session_id:
                 info = self.link.set_retained_topic(self.topics.of("results"), encode(results))
+                if newest[0].id == session_id:  # no session runs since: the live roster shows this record
+                    self.final_roster(newest[0])
             else:
                 info = self.link.publish(self.topics.of("results"), encode(results))
         return results, self.link.acknowledged(info, timeout)
@@ -77,14 +80,18 @@ class Publisher:
                           late_count=n.late_count, subject=n.subject, text=n.text)
         return self.link.acknowledged(info, timeout)
 
-    def roster(self, session: SessionRow, roster: list[StudentRow], rows: list[AttendanceRow], final: bool) -> None:
+    def roster(self, session: SessionRow, roster: list[StudentRow], rows: list[AttendanceRow], final: bool,
+               statuses: dict[str, api.AttendanceStatus] | None = None) -> None:
         self.retained("attendance", live_roster(self.device_id, session, roster, rows,
-                                                self._cfg.recognition.min_presence_s, final, now_iso()))
+                                                self._cfg.recognition.min_presence_s, final, now_iso(), statuses))
 
     def final_roster(self, row: SessionRow) -> None:
-        """The live roster of a session that ended, rebuilt from the store (`final: true`)."""
+        """The live roster of a session that ended, rebuilt from the store (`final: true`), with each student's
+        status in its record."""
         roster = self._store.students(row.section) if self._store.section_exists(row.section) else []
-        self.roster(row, roster, self._store.attendance(row.id), final=True)
+        results = build_results(self._store, row, self._cfg)
+        statuses = {p.student_id: p.status for p in results.present} | {a.student_id: a.status for a in results.absent}
+        self.roster(row, roster, self._store.attendance(row.id), final=True, statuses=statuses)
 
     def after_erasure(self, idle: Callable[[], bool]) -> None:
         """After `forget_student` or `delete_session`: the retained results show the newest finished session

@@ -222,6 +222,7 @@ class SessionWorker:
             row = runner.run()
             self.sm.finishing(sid)  # a start from now on waits for `end` instead of a 409
             results = self.publisher.results(row.id)
+            self.publisher.final_roster(row)  # as its record says (each student's status)
             log.info("session %s ended: %s, present %d/%d, unknown faces %d%s", name, results.status,
                      results.present_count, results.total, results.unknowns,
                      f" ({results.error})" if results.error else "")
