@@ -97,7 +97,8 @@ def test_export_bounds_and_selection() -> None:
                            ({"section": "a", "until": "2026-12-01"}, "since"),
                            ({"section": "a", "since": "2026-12-01"}, "until"),
                            ({"section": "a", "since": "2026-13-01", "until": "2026-12-01"}, "since"),
-                           ({"section": "a", "since": "2026-12-02", "until": "2026-12-01"}, "until")):
+                           ({"section": "a", "since": "2026-12-02", "until": "2026-12-01"}, "until"),
+                           ({"section": "a", "since": "2026-12-01", "until": "9999-12-31"}, "until")):
         with pytest.raises(InvalidRequest) as exc:
             select(ExportRequest.model_validate({"format": "csv", **request}), warsaw)
         assert exc.value.message.startswith(f"{field}: "), exc.value.message

@@ -69,7 +69,7 @@ def bound(value: str, field: str, zone: tzinfo, end: bool) -> Bound:
             start = datetime.combine(day + timedelta(days=1) if end else day, time(), zone)
             return Bound(iso(start - timedelta(seconds=1) if end else start), day.strftime("%Y%m%d"))
         at = iso(parse_iso(value))
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:  # OverflowError: a day or an offset beyond the year 1 or 9999
         raise InvalidRequest(f"{field}: not an ISO 8601 date or time: '{value}'") from exc
     return Bound(at, at.replace("-", "").replace(":", ""))
 
