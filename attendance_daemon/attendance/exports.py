@@ -62,7 +62,7 @@ def rows_of(results: Results, zone: tzinfo) -> list[RecordRow]:
     return rows
 
 
-def moodle_csv(rows: Iterable[RecordRow], acronyms: Mapping[str, str]) -> bytes:
+def moodle_csv(rows: Iterable[RecordRow], acronyms: Mapping[AttendanceStatus, str]) -> bytes:
     """One session's marks: `idnumber,status` (UTF-8, comma, a header row). The ids are safe ids and the
     acronyms letters or digits, so no cell needs quoting or formula escaping (either would break the match)."""
     out = io.StringIO()
@@ -72,7 +72,7 @@ def moodle_csv(rows: Iterable[RecordRow], acronyms: Mapping[str, str]) -> bytes:
     return out.getvalue().encode()
 
 
-def moodle_zip(rows: Sequence[RecordRow], acronyms: Mapping[str, str]) -> bytes:
+def moodle_zip(rows: Sequence[RecordRow], acronyms: Mapping[AttendanceStatus, str]) -> bytes:
     """A CSV per session (`<date>_<session>.csv`, oldest first) for a date range: Moodle marks one session per
     upload."""
     by_session: dict[str, list[RecordRow]] = {}

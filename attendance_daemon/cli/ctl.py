@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from . import ctl_files, ctl_hub, ctl_record  # noqa: F401  (register upload/download, `hub ...`, the record)
+from . import ctl_export, ctl_files, ctl_hub, ctl_record  # noqa: F401  (they register their commands)
 from . import remote_files as remote
 from .ctl_base import CLIENT, cli
 from .ctl_base import call as _call

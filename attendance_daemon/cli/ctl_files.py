@@ -54,10 +54,18 @@ def upload_file(ctx: click.Context, file: Path, name: str | None, start: bool, s
 
 @cli.group("download")
 def download_group() -> None:
-    """Fetch a file from the box in pieces (resumable, sha256 checked): export, report, unknown, photo, media."""
+    """Fetch a file from the box in pieces (resumable, sha256 checked): export, report, unknown, photo, media,
+    record."""
 
 
 def _fetch(ctx: click.Context, request: dict[str, Any], out: Path) -> None:
+    got = fetch(ctx, request, out)
+    click.echo(f"{out}: {got['bytes']} bytes, {got['content_type']}, sha256 {got['sha256']} verified")
+
+
+def fetch(ctx: click.Context, request: dict[str, Any], out: Path) -> dict[str, Any]:
+    """Downloads what `request` names to `out` with a progress bar (on stderr); the last answer without its
+    content (name, bytes, sha256 of the assembled file, verified, content_type)."""
     client = client_of(ctx)
     with click.progressbar(length=1, label=f"download {out.name}", show_eta=True, show_percent=True,
                            file=sys.stderr) as bar:
@@ -71,7 +79,7 @@ def _fetch(ctx: click.Context, request: dict[str, Any], out: Path) -> None:
             raise click.ClickException(f"{exc.response.get('code')}: {exc.response.get('error')}") from exc
         except (TimeoutError, DownloadCorrupt) as exc:
             raise click.ClickException(f"{exc}; run the same command again to resume") from exc
-    click.echo(f"{out}: {got['bytes']} bytes, {got['content_type']}, sha256 {got['sha256']} verified")
+    return got
 
 
 def _out_option(default_help: str) -> Callable[[F], F]:
@@ -140,3 +148,12 @@ def media(ctx: click.Context) -> None:
 def delete_media(ctx: click.Context, name: str) -> None:
     """Delete a video from the media library (refused while a session uses it)."""
     print_json(call(ctx, "delete_media", {"name": name}))
+
+
+@download_group.command("record")
+@click.argument("name")
+@_out_option("Local file for the record export.")
+@click.pass_context
+def download_record(ctx: click.Context, name: str, out: Path) -> None:
+    """A record export the box wrote (its name as `attendancectl export` or `request/export` answered it)."""
+    _fetch(ctx, {"kind": "record", "name": name}, out)

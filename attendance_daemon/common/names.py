@@ -100,11 +100,34 @@ MEDIA_NAME = re.compile(MEDIA_NAME_PATTERN)
 MEDIA_SUFFIXES = (".mp4", ".mov", ".mkv")
 
 
-def _media_name_validator(value: str) -> str:
+def media_name_problem(value: str) -> str | None:
+    """Why `value` is not a media library name, or None."""
     if not MEDIA_NAME.fullmatch(value) or ".." in value or not value.lower().endswith(MEDIA_SUFFIXES):
-        raise ValueError(f"must be a plain .mp4, .mov or .mkv file name matching {MEDIA_NAME_PATTERN} (no folder)")
+        return f"must be a plain .mp4, .mov or .mkv file name matching {MEDIA_NAME_PATTERN} (no folder)"
+    return None
+
+
+def _media_name_validator(value: str) -> str:
+    problem = media_name_problem(value)
+    if problem:
+        raise ValueError(problem)
     return value
 
 
 MediaName = Annotated[StrictStr, Field(max_length=104), AfterValidator(_media_name_validator)]
 
+
+# A record export's file in the reports directory, as `export` answers it: `record-<session or section and
+# dates>[-drafts][-moodle].<csv|json|zip>`.
+RECORD_NAME_PATTERN = r"record-[A-Za-z0-9][A-Za-z0-9._-]{0,199}\.[a-z]{3,4}"
+RECORD_NAME = re.compile(RECORD_NAME_PATTERN)
+RECORD_SUFFIXES = (".csv", ".json", ".zip")
+
+
+def record_name_problem(value: str) -> str | None:
+    """Why `value` is not a record export's name, or None: one path component (no separator), never `.` or
+    `..`."""
+    if not RECORD_NAME.fullmatch(value) or not value.endswith(RECORD_SUFFIXES):
+        return (f"must be a record export's name as `export` answered it ({RECORD_NAME_PATTERN} ending .csv, "
+                ".json or .zip)")
+    return None

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StrictInt, StrictStr
+from pydantic import Field, StrictInt, StrictStr, ValidationInfo, field_validator
 
-from ..common.names import LookupText, MediaName
+from ..common.names import LookupText, MediaName, media_name_problem, record_name_problem
 from .api import Payload, PositiveId, Request
 
 MAX_DOWNLOAD_CHUNK = 1024 * 1024  # file bytes per `download` answer (about 1.4 MB of JSON in base64)
@@ -63,7 +63,7 @@ class UploadStatus(Payload):
     chunk_bytes: int | None = None
 
 
-DownloadKind = Literal["export", "report", "unknown_face", "photo", "media"]
+DownloadKind = Literal["export", "report", "unknown_face", "photo", "media", "record"]
 
 
 class DownloadRequest(Request):
@@ -74,7 +74,17 @@ class DownloadRequest(Request):
     section: LookupText | None = None  # photo
     student_id: LookupText | None = None  # photo
     photo_id: PositiveId | None = None  # photo
-    name: MediaName | None = None  # media
+    name: Annotated[StrictStr, Field(max_length=256)] | None = None  # media (a MediaName), record (a record name)
     offset: StrictInt = Field(0, ge=0)
     length: StrictInt = Field(MAX_DOWNLOAD_CHUNK, ge=1, le=MAX_DOWNLOAD_CHUNK)
+
+    @field_validator("name")
+    @classmethod
+    def _name_of_its_kind(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """A record export's name for `record`, a media library name otherwise."""
+        if value is not None:
+            problem = (record_name_problem if info.data.get("kind") == "record" else media_name_problem)(value)
+            if problem:
+                raise ValueError(problem)
+        return value
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StrictStr
+from pydantic import Field, StrictBool, StrictStr
 
-from ..common.names import DisplayName, LookupText
+from ..common.names import DisplayName, LookupText, ShortText
 from .api import AttendanceStatus, Payload, Request
 
 # Attended: counts for the student in percentages; excused counts neither for nor against; absent against.
@@ -42,6 +42,21 @@ class RecordRequest(Request):
     session_id: LookupText
     note: Note = ""
     client: DisplayName | None = None
+
+
+ExportFormat = Literal["moodle", "csv", "json"]
+
+
+class ExportRequest(Request):
+    """`export`: one session's record (`session_id`), or a section's over a date range (`section`, `since`,
+    `until`), as Moodle's mark-sessions CSV (a ZIP of one per session for a range), a flat CSV or JSON."""
+
+    format: ExportFormat
+    session_id: LookupText | None = None
+    section: LookupText | None = None
+    since: ShortText | None = None  # a date (a whole day in the box's zone) or an ISO 8601 time
+    until: ShortText | None = None
+    include_drafts: StrictBool = False  # by default only final records are exported
 
 
 class LogEntry(Payload):

@@ -2,18 +2,20 @@
 
 The database part is one transaction in the store (with secure_delete and the WAL truncated) that also records
 every file holding the same person as doomed: stored photos, assigned crops, the enrollment directory's
-`<section>/<student_id>__<name>/` folders, and the reports, export videos and kept frames of the sessions they
-were recorded in (those show their name and face). The sweep (sweep.py) then deletes them; a crash before it
-finishes leaves the records, which the next sweep (at start-up) completes."""
+`<section>/<student_id>__<name>/` folders, and the reports, record exports, export videos and kept frames of the
+sessions they were recorded in (those show their name and face). The sweep (sweep.py) then deletes them; a crash
+before it finishes leaves the records, which the next sweep (at start-up) completes."""
 
 from __future__ import annotations
 
+import glob
 import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..attendance.record_export import section_stem
 from ..common.names import safe_file_stem
 from ..config import Config
 from ..store import SessionRow, Store
@@ -58,21 +60,40 @@ def delete_session(cfg: Config, store: Store, session_id: str) -> tuple[SessionR
     return row, files
 
 
-def session_files(cfg: Config, row: SessionRow) -> list[tuple[Path, Path]]:
-    """(directory it must be in, path) of a session's reports, export video and kept annotated frame."""
+def session_files(cfg: Config, row: SessionRow, section_exports: list[Path] | None = None,
+                  ) -> list[tuple[Path, Path]]:
+    """(directory it must be in, path) of a session's reports, export video and kept annotated frame, and the
+    record exports that may show it: its own, and its section's over date ranges (`section_exports`, listed
+    here when not given)."""
     stem = safe_file_stem(row.name, row.id)
     p = cfg.paths
     out = [(p.reports, p.reports / f"{stem}.{fmt}") for fmt in ("csv", "pdf")]
+    out += [(p.reports, p.reports / f"record-{stem}{kind}") for kind in ("-moodle.csv", ".csv", ".json")]
+    out += [(p.reports, f) for f in (range_exports(p.reports, row.section) if section_exports is None
+                                     else section_exports)]
     out.append((p.frames, p.frames / f"{row.id}.jpg"))
     if row.export_path:
         out.append((p.exports, Path(row.export_path)))
     return out
 
 
+def range_exports(reports: Path, section: str) -> list[Path]:
+    """The record exports of a section over date ranges now in the reports directory."""
+    return sorted(reports.glob(f"record-{glob.escape(section_stem(section))}-*"))
+
+
 def session_files_of(cfg: Config) -> Callable[[SessionRow], list[tuple[str, str]]]:
-    """`session_files` as the store records doomed files: (root name, path)."""
+    """`session_files` as the store records doomed files: (root name, path); each section's range exports are
+    listed once per erasure."""
     names = {cfg.paths.reports: "reports", cfg.paths.frames: "frames", cfg.paths.exports: "exports"}
-    return lambda row: [(names[root], str(path)) for root, path in session_files(cfg, row)]
+    ranges: dict[str, list[Path]] = {}
+
+    def files(row: SessionRow) -> list[tuple[str, str]]:
+        if row.section not in ranges:
+            ranges[row.section] = range_exports(cfg.paths.reports, row.section)
+        return [(names[root], str(path)) for root, path in session_files(cfg, row, ranges[row.section])]
+
+    return files
 
 
 def _count(swept: list[Swept], which: Callable[[Swept], bool]) -> int:

@@ -71,7 +71,7 @@ class ErasureQueries(Database):
                     row = session_row(r)
                     files += [f for f in session_files(row) if row.id in out.sessions or f[0] == "reports"]
             db.executemany("UPDATE sessions SET export_path=NULL WHERE id=?", [(s,) for s in out.sessions])
-            out.doomed = doom(db, files)
+            out.doomed = doom(db, list(dict.fromkeys(files)))  # a section's range exports: once
         self.purge_wal()
         return out
 

@@ -2,6 +2,7 @@
 Each handler receives the narrow `Services` and its validated request model, and returns the answer's data."""
 
 from ..registry import COMMANDS, LANES
-from . import corrections, media, privacy, records, roster, sessions, timetable
+from . import corrections, exports, media, privacy, records, roster, sessions, timetable
 
-__all__ = ["COMMANDS", "LANES", "corrections", "media", "privacy", "records", "roster", "sessions", "timetable"]
+__all__ = ["COMMANDS", "LANES", "corrections", "exports", "media", "privacy", "records", "roster", "sessions",
+           "timetable"]

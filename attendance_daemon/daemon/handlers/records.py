@@ -105,6 +105,15 @@ def _inside(root: Path, stored: str) -> Path:
     return path
 
 
+def _record_file(reports: Path, name: str) -> Path:
+    """A record export `export` wrote: a plain name (validated) of a regular file right in the reports
+    directory, else 404."""
+    path = reports / name
+    if path.is_symlink() or not path.is_file() or path.resolve().parent != reports.resolve():
+        raise NotFound(f"name: no record export '{name}' on the box (not exported yet, or expired: export again)")
+    return path
+
+
 # ---- downloads in pieces ---------------------------------------------------------------------------------------
 
 
@@ -134,6 +143,9 @@ def _download_source(ctx: Services, r: media_api.DownloadRequest) -> tuple[Path,
     if r.kind == "unknown_face":
         face = ctx.store.unknown_face(_required(r.face_id, "face_id", r.kind))
         return _inside(paths.unknowns, face.crop_path), f"face-{face.id}.jpg", None
+    if r.kind == "record":
+        record = _record_file(paths.reports, _required(r.name, "name", r.kind))
+        return record, record.name, None
     if r.kind == "photo":
         found = [p for p in ctx.store.photos(_required(r.section, "section", r.kind),
                                              _required(r.student_id, "student_id", r.kind))
