@@ -26,7 +26,7 @@ HUB_LEAVES = ("availability", "response/+")
 @cli.group()
 @click.pass_context
 def hub(ctx: click.Context) -> None:
-    """Talk to attendance-hub (many rooms) on the central broker: fleet, sessions, reports, rosters."""
+    """Talk to attendance-hub (many rooms) on the central broker: fleet, sessions, reports, exports, rosters."""
     ctx.obj["device"] = HUB
     ctx.obj["leaves"] = HUB_LEAVES
 

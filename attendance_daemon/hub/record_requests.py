@@ -18,7 +18,7 @@ from ..common.errors import InvalidRequest, PayloadTooLarge
 from ..common.names import LookupText, ShortText, safe_file_stem
 from ..common.timeutil import iso_field, zone_named
 from ..contract import api
-from ..media.transfer import MAX_INLINE_BYTES
+from ..media import transfer
 from .fleet_requests import DeviceId
 from .record import ResultsIn, with_record
 from .requests import HubContext, hub_command
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 MAX_EXPORT_SESSIONS = 2000  # sessions in one export (a section's school year is some hundreds of lessons)
 MAX_EXPORT_READ_BYTES = 64 * 1024 * 1024  # of stored payloads read for one export
-MAX_EXPORT_BYTES = MAX_INLINE_BYTES  # the file, in one answer (base64 makes the message about 4/3 of it)
+MAX_EXPORT_BYTES = transfer.MAX_INLINE_BYTES  # the file, in one answer (base64 makes the message about 4/3 of it)
 CONTENT_TYPES = {"moodle": ("zip", "application/zip"), "csv": ("csv", "text/csv"), "json": ("json", "application/json")}
 
 
