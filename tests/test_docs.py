@@ -1,6 +1,7 @@
 import ast
 import importlib
 import inspect
+import json
 import re
 import textwrap
 import typing
@@ -436,7 +437,9 @@ def test_every_hub_command_has_a_row_with_its_request_fields() -> None:
             item = documented[field]
             assert ("(required" in item) == info.is_required(), f"hub {name}.{field}: '(required' vs the model"
             if not info.is_required() and info.default is not None:
-                assert f"default {info.default}" in item or f"`{info.default}` (default)" in item, \
+                spelt = (f"default {info.default}", f"default {json.dumps(info.default)}",
+                         f"`{info.default}` (default)")
+                assert any(s in item for s in spelt), \
                     f"hub {name}.{field}: its default {info.default!r} is not in the doc"
             for arg in (info.annotation, *typing.get_args(info.annotation)):
                 if typing.get_origin(arg) is Literal:
@@ -516,7 +519,7 @@ def test_roster_message_fields_are_documented() -> None:
 def test_hub_limits_are_in_the_limits_table() -> None:
     where = {ref for row in _table("## Limits") for ref in TICKED.findall(row[2])}
     for module in ("contract.roster_message", "contract.roster_signing", "hub.ingest", "hub.requests",
-                   "hub.fleet_requests"):
+                   "hub.fleet_requests", "hub.record_requests"):
         mod = importlib.import_module(f"attendance_daemon.{module}")
         for attr in vars(mod):
             if attr.startswith("MAX_"):

@@ -113,7 +113,8 @@ def test_attendancectl_hub(tmp_path: Path, postgres: Postgres, sample: dict[str,
             student = ok(hubctl(broker, "report", "--student", "s3"))
             assert [(r["student_id"], r["present"], r["device_id"]) for r in student["rows"]] == [
                 ("s3", False, "room-1")]
-            assert student["summary"] == {"s3": {"sessions": 1, "present": 0, "late": 0}}
+            assert student["summary"] == {"s3": {"sessions": 1, "present": 0, "late": 0, "excused": 0, "counted": 1,
+                                                 "percent": 0.0}}
             assert hubctl(broker, "report", "--student", "s1", "--format", "csv").stdout.splitlines()[1] \
                 .startswith("s1,S1,True")
             failed(hubctl(broker, "report", "--format", "csv"), 2, "--student or --section")

@@ -74,16 +74,21 @@ def moodle_csv(rows: Iterable[RecordRow], acronyms: Mapping[AttendanceStatus, st
 
 def moodle_zip(rows: Sequence[RecordRow], acronyms: Mapping[AttendanceStatus, str]) -> bytes:
     """A CSV per session (`<date>_<session>.csv`, oldest first) for a date range: Moodle marks one session per
-    upload."""
+    upload. Two sessions of one name on one date (two rooms, a name given twice) get their session id's start
+    too: a ZIP's names must differ, else unzipping keeps only one."""
     by_session: dict[str, list[RecordRow]] = {}
     for r in rows:
         by_session.setdefault(r.session_id, []).append(r)
     buf = io.BytesIO()
+    names: set[str] = set()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         for session_rows in sorted(by_session.values(), key=lambda x: x[0].started_at):
             first = session_rows[0]
-            name = f"{first.date}_{safe_file_stem(first.session, first.session_id)}.csv"
-            z.writestr(name, moodle_csv(session_rows, acronyms))
+            name = f"{first.date}_{safe_file_stem(first.session, first.session_id)}"
+            if name in names:
+                name = f"{name}_{safe_file_stem(first.session_id, first.session_id)[:12]}"
+            names.add(name)
+            z.writestr(f"{name}.csv", moodle_csv(session_rows, acronyms))
     return buf.getvalue()
 
 

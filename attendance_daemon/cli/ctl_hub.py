@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from pathlib import Path
 
@@ -25,7 +26,7 @@ HUB_LEAVES = ("availability", "response/+")
 @cli.group()
 @click.pass_context
 def hub(ctx: click.Context) -> None:
-    """Talk to attendance-hub (many rooms) on the central broker: fleet, sessions, reports, rosters."""
+    """Talk to attendance-hub (many rooms) on the central broker: fleet, sessions, reports, exports, rosters."""
     ctx.obj["device"] = HUB
     ctx.obj["leaves"] = HUB_LEAVES
 
@@ -82,6 +83,34 @@ def report(ctx: click.Context, student_id: str | None, section: str | None, sinc
     Path(out).write_bytes(content)
     click.echo(f"{out}: {data.get('rows') if fmt != 'json' else len(data.get('rows', []))} rows, "
                f"{len(content)} bytes, {fmt}")
+
+
+@hub.command()
+@click.option("--section", required=True)
+@click.option("--since", required=True, help="Sessions that started from then on (ISO 8601; UTC without a zone).")
+@click.option("--until", required=True, help="... until then (a date alone is its midnight, UTC).")
+@click.option("--format", "fmt", type=click.Choice(["moodle", "csv", "json"]), default="csv", show_default=True,
+              help="moodle: a ZIP of one mark-sessions CSV per session (idnumber,status).")
+@click.option("--device", "device_id", help="Only this box's sessions.")
+@click.option("--include-drafts", is_flag=True, help="Also records not final yet (default: final ones only).")
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False, writable=True), help="Local file.")
+@click.pass_context
+def export(ctx: click.Context, section: str, since: str, until: str, fmt: str, device_id: str | None,
+           include_drafts: bool, out: str) -> None:
+    """The record of a section's sessions in a window, as a file a school's systems import (checked against the
+    hub's sha256 before it is written)."""
+    data = _call(ctx, "export", {"section": section, "since": since, "until": until, "format": fmt,
+                                 "device_id": device_id, "include_drafts": include_drafts or None})
+    try:
+        content = base64.b64decode(str(data.get("content", "")), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise click.ClickException(f"the hub's file is not base64: {exc}") from exc
+    if len(content) != data.get("bytes") or hashlib.sha256(content).hexdigest() != data.get("sha256"):
+        raise click.ClickException("the file does not match the hub's bytes and sha256; nothing written")
+    Path(out).write_bytes(content)
+    skipped = data.get("skipped") or []
+    click.echo(f"{out}: {data.get('sessions')} sessions, {data.get('rows')} rows, {len(content)} bytes, {fmt}"
+               + (f"; {len(skipped)} stored sessions could not be read: {', '.join(skipped)}" if skipped else ""))
 
 
 @hub.command()

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..common.config_files import read_key_file, read_toml, resolve_against
 from ..common.errors import InvalidRequest, format_validation_error
-from ..config import EnrollmentConfig, MqttConfig
+from ..config import AttendanceConfig, EnrollmentConfig, MqttConfig
+from ..contract.api import AttendanceStatus
+from ..contract.record_api import MOODLE_ACRONYMS
 from ..contract.roster_signing import RosterSigner
 
 
@@ -33,6 +35,18 @@ class HubSection(_Strict):
     client_id: str = "attendance-hub"
     # enrollment at the hub warns when a new face is this close to another student's (as on a box)
     duplicate_warn_distance: float = Field(0.4, ge=0)
+    # Moodle mod_attendance's status acronyms for the `export` request's `moodle` format, as a box's
+    # attendance.moodle_acronyms (the plugin's defaults: P, L, P for left early, E, A; at most 2 characters each)
+    moodle_acronyms: dict[AttendanceStatus, str] = Field(default_factory=lambda: dict(MOODLE_ACRONYMS))
+
+    @field_validator("moodle_acronyms")
+    @classmethod
+    def _acronyms(cls, value: dict[AttendanceStatus, str]) -> dict[AttendanceStatus, str]:
+        """A box's rule (config.AttendanceConfig), in its own words; the statuses not given keep the default."""
+        try:
+            return AttendanceConfig.model_validate({"moodle_acronyms": value}).moodle_acronyms
+        except ValidationError as exc:
+            raise ValueError(str(exc.errors()[0]["msg"]).removeprefix("Value error, ")) from None
 
     @property
     def enrollment(self) -> Path:

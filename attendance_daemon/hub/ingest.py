@@ -11,11 +11,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import ConfigDict, ValidationError
+from pydantic import ValidationError
 
-from ..contract import api
 from ..mqtt.bridge import BRIDGE_LEAF, HUB
 from .connection import StoreUnavailable
+from .record import ResultsIn
 from .store import HubStore
 
 log = logging.getLogger(__name__)
@@ -23,12 +23,6 @@ log = logging.getLogger(__name__)
 MAX_BOX_MESSAGE = 4 * 1024 * 1024  # results of a large room are ~100 KB; anything beyond this is ignored
 DEVICE = re.compile(r"[a-z0-9_-]{1,64}")
 LEAVES = ("availability", BRIDGE_LEAF, "info", "state", "results", "events", "response/forget_student")
-
-
-class ResultsIn(api.Results):
-    """The contract's Results, tolerant of fields a newer box adds (stored as published)."""
-
-    model_config = ConfigDict(extra="allow")
 
 
 class Ingest:

@@ -159,6 +159,30 @@ MIGRATIONS: list[str] = [
     CREATE UNIQUE INDEX roster_encodings_photo ON roster_encodings(student, photo_sha256);
     ALTER TABLE rosters ADD COLUMN message BYTEA;
     """,
+    # 5: the record (issue 20). Each student's effective status (a teacher's correction applied), what recognition
+    # saw and whether it was corrected; each session's record (live/draft/final) and revision, which orders
+    # revisions of one session (a correction re-published late must not replace a newer one). Rows stored before
+    # come from boxes without the record: the status follows from their facts as a box derives it (late wins over
+    # left early), and their sessions are final (no one will finalise them; a box marks its own so on upgrade).
+    # Payloads that carry the record already (stored by a hub of the record's first days) give their own.
+    """
+    ALTER TABLE attendance ADD COLUMN status TEXT, ADD COLUMN recognised_status TEXT,
+        ADD COLUMN corrected BOOLEAN NOT NULL DEFAULT false;
+    UPDATE attendance SET status = CASE WHEN NOT present THEN 'absent' WHEN late THEN 'late'
+                                        WHEN left_early THEN 'left_early' ELSE 'present' END;
+    UPDATE attendance SET recognised_status = status;
+    UPDATE attendance a SET status = e->>'status', recognised_status = COALESCE(e->>'recognised_status', e->>'status'),
+                            corrected = COALESCE(e->>'corrected' = 'true', false)
+        FROM sessions s, jsonb_array_elements((s.payload->'present') || (s.payload->'absent')) e
+        WHERE a.device_id = s.device_id AND a.session_id = s.session_id AND e->>'student_id' = a.student_id
+          AND e->>'status' IN ('present', 'late', 'left_early', 'excused', 'absent');
+    ALTER TABLE attendance ALTER COLUMN status SET NOT NULL, ALTER COLUMN recognised_status SET NOT NULL;
+    ALTER TABLE sessions ADD COLUMN record TEXT NOT NULL DEFAULT 'final',
+        ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+    UPDATE sessions SET record = payload->>'record' WHERE payload->>'record' IN ('live', 'draft', 'final');
+    UPDATE sessions SET revision = (payload->>'revision')::integer
+        WHERE jsonb_typeof(payload->'revision') = 'number' AND payload->>'revision' ~ '^[0-9]{1,9}$';
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,4 +1,5 @@
-"""The hub's cross-room report as a PDF (one row per student and session), with the box reports' fonts."""
+"""The hub's cross-room report as a PDF (one row per student and session: the record's status, a corrected one
+with what recognition saw, as on a box's report), with the box reports' fonts."""
 
 from __future__ import annotations
 
@@ -8,14 +9,15 @@ from typing import Any
 from ..attendance.reports import table_pdf
 from ..common.timeutil import iso
 
-COLUMNS = (("student_id", 28), ("name", 50), ("status", 34), ("seen_s", 16), ("device_id", 30),
-           ("session", 50), ("section", 24), ("started_at", 45))
+COLUMNS = (("student_id", 26), ("name", 42), ("status", 60), ("seen_s", 12), ("device_id", 26),
+           ("session", 42), ("section", 20), ("started_at", 40))
 
 
 def _status(row: dict[str, Any]) -> str:
-    if not row["present"]:
-        return "absent"
-    return ", ".join(["present", *(["late"] if row["late"] else []), *(["left early"] if row["left_early"] else [])])
+    text = str(row["attendance_status"]).replace("_", " ")
+    if row["corrected"]:
+        return f"{text} (corrected; seen: {str(row['recognised_status']).replace('_', ' ')})"
+    return text
 
 
 def _text(row: dict[str, Any], column: str) -> str:
@@ -29,9 +31,14 @@ def _text(row: dict[str, Any], column: str) -> str:
     return f"{value:.0f}" if isinstance(value, float) else str(value)
 
 
-def render_pdf(title: str, rows: list[dict[str, Any]], summary: dict[str, dict[str, int]]) -> bytes:
+def _percent(s: dict[str, Any]) -> str:
+    return "-" if s["percent"] is None else f"{s['percent']:g}%"
+
+
+def render_pdf(title: str, rows: list[dict[str, Any]], summary: dict[str, dict[str, Any]]) -> bytes:
+    """The summary line: attended of the sessions that count (excused ones do not) per student."""
     table = [[_text(r, c) for c, _ in COLUMNS] for r in rows]
-    lines = [title, f"{len(rows)} rows, {len(summary)} students; present in "
-             + "; ".join(f"{sid} {s['present']}/{s['sessions']}" for sid, s in list(summary.items())[:20])
+    lines = [title, f"{len(rows)} rows, {len(summary)} students; attended (excused not counted): "
+             + "; ".join(f"{sid} {s['present']}/{s['counted']} {_percent(s)}" for sid, s in list(summary.items())[:20])
              + (" ..." if len(summary) > 20 else "")]
     return bytes(table_pdf(lines, list(COLUMNS), table, title, line_size=9, gap=3).output())

@@ -10,7 +10,7 @@ import json
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -24,10 +24,12 @@ from ..common.paths import resolve_inside
 from ..common.timeutil import iso, iso_field
 from ..config import EnrollmentConfig
 from ..contract import api
+from ..contract.record_api import MOODLE_ACRONYMS
 from ..daemon.registry import parse, validated
 from ..mqtt.link import Incoming
 from ..mqtt.topics import Topics
 from ..roster.enrollment import too_large
+from .record import summary as record_summary
 
 if TYPE_CHECKING:  # the models and the registry import without psycopg (docs/asyncapi.json is made from them)
     from .roster import RosterPublisher
@@ -85,6 +87,8 @@ class HubContext:
     send_to_box: Callable[[str, str, dict[str, Any]], None]  # (device_id, command, request)
     # the hub's own health for `fleet`: database, inbox, refusals per box (BoxIntake.status)
     status: Callable[[], dict[str, Any]] = lambda: {}
+    # Moodle's status acronyms for `export` (hub.moodle_acronyms)
+    moodle_acronyms: dict[str, str] = field(default_factory=lambda: {k: v for k, v in MOODLE_ACRONYMS.items()})
 
 
 Q = TypeVar("Q", bound=api.Request)
@@ -136,17 +140,15 @@ def sessions(ctx: HubContext, r: HubSessionsRequest) -> list[dict[str, Any]]:
 
 # ---- reports ------------------------------------------------------------------------------------------
 
+# `status` is the session's; `attendance_status` the student's in the record (a teacher's correction applied),
+# `recognised_status` what recognition saw, `corrected` whether they differ by a correction, `record` the session's
 REPORT_COLUMNS = ("student_id", "name", "present", "late", "left_early", "seen_s", "arrived_at", "left_at",
-                  "device_id", "session", "section", "status", "started_at")
+                  "device_id", "session", "section", "status", "started_at", "attendance_status",
+                  "recognised_status", "corrected", "record")
 
 
 def report_data(rows: list[dict[str, Any]], fmt: str, title: str = "Attendance") -> dict[str, Any]:
-    summary: dict[str, dict[str, int]] = {}
-    for row in rows:
-        s = summary.setdefault(row["student_id"], {"sessions": 0, "present": 0, "late": 0})
-        s["sessions"] += 1
-        s["present"] += bool(row["present"])
-        s["late"] += bool(row["late"])
+    summary = record_summary(rows)
     if fmt == "csv":
         out = io.StringIO()
         w = csv.writer(out)

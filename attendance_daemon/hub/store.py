@@ -16,6 +16,7 @@ from psycopg.types.json import Jsonb
 
 from . import forgets
 from .fleet_queries import HubFleetQueries
+from .record import student_status
 from .roster_queries import HubRosterQueries
 
 Outcome = Literal["inserted", "duplicate", "revised", "stale"]
@@ -73,9 +74,9 @@ class HubStore(HubRosterQueries, HubFleetQueries):
 
     def store_results(self, device_id: str, results: dict[str, Any]) -> Outcome:
         """Exactly once per (device_id, session_id). The same payload again (a retained replay, a bridge
-        re-send) only counts a delivery. A changed payload for the same session (a box re-publishing
-        after recovery) replaces the row when it ended no earlier than the stored one (a revision);
-        an older one is kept out (stale)."""
+        re-send) only counts a delivery. A changed payload for the same session (a box re-publishing after
+        recovery, a teacher's correction) replaces the row when it is no older by (ended_at, revision) than the
+        stored one (revised); an older one, e.g. a correction re-sent after a newer one, is kept out (stale)."""
         results = self._scrub_forgotten(results)
         text = canonical(results)  # made once: the digest and the stored jsonb
         digest = hashlib.sha256(text.encode()).hexdigest()
@@ -83,22 +84,23 @@ class HubStore(HubRosterQueries, HubFleetQueries):
         with self._tx() as db:
             inserted = db.execute(
                 "INSERT INTO sessions (device_id, session_id, name, section, status, started_at, ended_at, "
-                "present_count, total, payload, digest) VALUES (%(device_id)s, %(session_id)s, "
+                "present_count, total, payload, digest, record, revision) VALUES (%(device_id)s, %(session_id)s, "
                 "%(name)s, %(section)s, %(status)s, %(started_at)s, %(ended_at)s, %(present_count)s, %(total)s, "
-                "%(payload)s::jsonb, %(digest)s) "
+                "%(payload)s::jsonb, %(digest)s, %(record)s, %(revision)s) "
                 "ON CONFLICT (device_id, session_id) DO NOTHING RETURNING 1", row).fetchone()
             if inserted:
                 _insert_attendance(db, device_id, results)
                 return "inserted"
-            old = db.execute("SELECT digest, ended_at FROM sessions WHERE device_id=%s AND session_id=%s FOR UPDATE",
-                             (device_id, row["session_id"])).fetchone()
+            old = db.execute("SELECT digest, ended_at, revision FROM sessions WHERE device_id=%s AND session_id=%s "
+                             "FOR UPDATE", (device_id, row["session_id"])).fetchone()
             assert old is not None
             if old["digest"] == digest:
                 db.execute("UPDATE sessions SET deliveries = deliveries + 1 WHERE device_id=%s AND session_id=%s",
                            (device_id, row["session_id"]))
                 return "duplicate"
-            newer = db.execute("SELECT %s::timestamptz >= COALESCE(%s::timestamptz, '-infinity') AS newer",
-                               (row["ended_at"] or "infinity", old["ended_at"])).fetchone()
+            newer = db.execute("SELECT (%s::timestamptz, %s::integer) >= (COALESCE(%s::timestamptz, '-infinity'), "
+                               "%s::integer) AS newer", (row["ended_at"] or "infinity", row["revision"],
+                                                         old["ended_at"], old["revision"])).fetchone()
             if not (newer and newer["newer"]):
                 db.execute("UPDATE sessions SET deliveries = deliveries + 1 WHERE device_id=%s AND session_id=%s",
                            (device_id, row["session_id"]))
@@ -106,7 +108,8 @@ class HubStore(HubRosterQueries, HubFleetQueries):
             db.execute(
                 "UPDATE sessions SET name=%(name)s, section=%(section)s, status=%(status)s, "
                 "started_at=%(started_at)s, ended_at=%(ended_at)s, present_count=%(present_count)s, "
-                "total=%(total)s, payload=%(payload)s::jsonb, digest=%(digest)s, deliveries=deliveries + 1, "
+                "total=%(total)s, payload=%(payload)s::jsonb, digest=%(digest)s, record=%(record)s, "
+                "revision=%(revision)s, deliveries=deliveries + 1, "
                 "revisions=revisions + 1, stored_at=clock_timestamp() "
                 "WHERE device_id=%(device_id)s AND session_id=%(session_id)s", row)
             db.execute("DELETE FROM attendance WHERE device_id=%s AND session_id=%s", (device_id, row["session_id"]))
@@ -120,7 +123,7 @@ class HubStore(HubRosterQueries, HubFleetQueries):
                 where.append(f"{col} = %s")
                 args.append(value)
         sql = ("SELECT device_id, session_id, name, section, status, started_at, ended_at, present_count, total, "
-               "deliveries, revisions, stored_at, quarantined FROM sessions")
+               "record, revision, deliveries, revisions, stored_at, quarantined FROM sessions")
         if where:
             sql += " WHERE " + " AND ".join(where)
         with self._read() as db:
@@ -153,6 +156,30 @@ class HubStore(HubRosterQueries, HubFleetQueries):
         sql, args = _report_sql("s.section = %s", [section], since, until, limit)
         with self._read() as db:
             return db.execute(sql, args).fetchall()
+
+    def record_payloads(self, section: str, since: str, until: str, device_id: str | None, include_drafts: bool,
+                        max_sessions: int, max_bytes: int) -> tuple[int, int, list[dict[str, Any]]]:
+        """(sessions, bytes of their payloads, [{device_id, session_id, payload}] oldest first) of the section's
+        sessions that started from `since` to `until`, out of quarantine, final ones only unless
+        `include_drafts`. The payloads are read only when both figures are within the bounds (else [])."""
+        where = ["section = %s", "NOT quarantined", "started_at >= %s", "started_at <= %s"]
+        args: list[Any] = [section, since, until]
+        if device_id is not None:
+            where.append("device_id = %s")
+            args.append(device_id)
+        if not include_drafts:
+            where.append("record = 'final'")
+        sql = " WHERE " + " AND ".join(where)
+        with self._read() as db:
+            size = db.execute("SELECT count(*) AS n, COALESCE(sum(octet_length(payload::text)), 0) AS bytes "
+                              "FROM sessions" + sql, args).fetchone()
+            assert size is not None
+            n, total = int(size["n"]), int(size["bytes"])
+            if n > max_sessions or total > max_bytes:
+                return n, total, []
+            return n, total, db.execute("SELECT device_id, session_id, payload FROM sessions" + sql +
+                                        " ORDER BY started_at, device_id, session_id LIMIT %s",
+                                        [*args, max_sessions]).fetchall()
 
     # ---- forgetting ---------------------------------------------------------------------------------
 
@@ -246,18 +273,20 @@ def _session_values(device_id: str, r: dict[str, Any], text: str, digest: str) -
     return {"device_id": device_id, "session_id": r["session_id"], "name": r["name"], "section": r["section"],
             "status": r["status"], "started_at": r["started_at"], "ended_at": r.get("ended_at"),
             "present_count": int(r["present_count"]), "total": int(r["total"]), "payload": text,
-            "digest": digest}
+            "digest": digest, "record": r.get("record", "final"), "revision": int(r.get("revision", 0))}
 
 
 def _insert_attendance(db: psycopg.Connection[dict[str, Any]], device_id: str, r: dict[str, Any]) -> None:
-    """COPY (a large room's thousands of rows in one go); a student listed twice keeps the first entry."""
+    """COPY (a large room's thousands of rows in one go); a student listed twice keeps the first entry. Times
+    are null for a student a correction marked present whom the camera never saw."""
     rows = [(device_id, r["session_id"], p["student_id"], p["name"], True, p["seen_s"], p["late"], p["left_early"],
-             p["arrived_at"], p["left_at"]) for p in r["present"]]
-    rows += [(device_id, r["session_id"], a["student_id"], a["name"], False, None, None, None, None, None)
-             for a in r["absent"]]
+             p["arrived_at"], p["left_at"], *student_status(p, True)) for p in r["present"]]
+    rows += [(device_id, r["session_id"], a["student_id"], a["name"], False, None, None, None, None, None,
+              *student_status(a, False)) for a in r["absent"]]
     seen: set[str] = set()
     with db.cursor() as cur, cur.copy("COPY attendance (device_id, session_id, student_id, name, present, seen_s, "
-                                      "late, left_early, arrived_at, left_at) FROM STDIN") as copy:
+                                      "late, left_early, arrived_at, left_at, status, recognised_status, corrected) "
+                                      "FROM STDIN") as copy:
         for row in rows:
             if row[2] not in seen:
                 seen.add(row[2])
@@ -292,6 +321,7 @@ def _report_sql(where: str, args: list[Any], since: str | None, until: str | Non
         clauses.append("s.started_at <= %s")
         args.append(until)
     sql = ("SELECT a.student_id, a.name, a.present, a.seen_s, a.late, a.left_early, a.arrived_at, a.left_at, "
+           "a.status AS attendance_status, a.recognised_status, a.corrected, s.record, "
            "s.device_id, s.session_id, s.name AS session, s.section, s.status, s.started_at, s.ended_at "
            f"FROM attendance a JOIN sessions s USING (device_id, session_id) WHERE {' AND '.join(clauses)} "
            "ORDER BY s.started_at, s.device_id, a.student_id LIMIT %s")
