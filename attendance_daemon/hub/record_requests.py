@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+from collections.abc import Mapping
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -18,6 +19,7 @@ from ..common.errors import InvalidRequest, PayloadTooLarge
 from ..common.names import LookupText, ShortText, safe_file_stem
 from ..common.timeutil import iso_field, zone_named
 from ..contract import api
+from ..contract.api import AttendanceStatus
 from ..media import transfer
 from .fleet_requests import DeviceId
 from .record import ResultsIn, with_record
@@ -77,7 +79,7 @@ def export(ctx: HubContext, r: HubExportRequest) -> dict[str, Any]:
             "rows": len(rows), "skipped": skipped}
 
 
-def _render(fmt: str, rows: list[exports.RecordRow], acronyms: dict[str, str]) -> bytes:
+def _render(fmt: str, rows: list[exports.RecordRow], acronyms: Mapping[AttendanceStatus, str]) -> bytes:
     if fmt == "moodle":
         return exports.moodle_zip(rows, acronyms)
     return exports.flat_csv(rows) if fmt == "csv" else exports.flat_json(rows)

@@ -24,6 +24,7 @@ from ..common.paths import resolve_inside
 from ..common.timeutil import iso, iso_field
 from ..config import EnrollmentConfig
 from ..contract import api
+from ..contract.api import AttendanceStatus
 from ..contract.record_api import MOODLE_ACRONYMS
 from ..daemon.registry import parse, validated
 from ..mqtt.link import Incoming
@@ -88,7 +89,7 @@ class HubContext:
     # the hub's own health for `fleet`: database, inbox, refusals per box (BoxIntake.status)
     status: Callable[[], dict[str, Any]] = lambda: {}
     # Moodle's status acronyms for `export` (hub.moodle_acronyms)
-    moodle_acronyms: dict[str, str] = field(default_factory=lambda: {k: v for k, v in MOODLE_ACRONYMS.items()})
+    moodle_acronyms: dict[AttendanceStatus, str] = field(default_factory=lambda: dict(MOODLE_ACRONYMS))
 
 
 Q = TypeVar("Q", bound=api.Request)

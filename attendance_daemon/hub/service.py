@@ -70,7 +70,7 @@ class Hub:
         self.intake = BoxIntake(cfg.mqtt, cfg.hub.client_id, self.store, self.ingest, self.shutdown)
         self.ctx = HubContext(self.store, self.rosters, cfg.hub.enrollment, cfg.enrollment, self.send_to_box,
                               self.intake.status,
-                              {k: v for k, v in cfg.hub.moodle_acronyms.items()})
+                              dict(cfg.hub.moodle_acronyms))
         self.beats = {"requests": time.monotonic(), "enrollment": time.monotonic()}
         self._threads = [threading.Thread(target=self._request_loop, args=(self.requests, "requests"),
                                           name="requests", daemon=True),
