@@ -25,7 +25,7 @@ import pytest
 from pypdf import PdfReader
 
 from attendance_daemon.config import EnrollmentConfig
-from attendance_daemon.contract.api import Results
+from attendance_daemon.contract.api import AttendanceStatus, Results
 from attendance_daemon.hub import record_requests
 from attendance_daemon.hub.ingest import Ingest
 from attendance_daemon.hub.migrations import MIGRATIONS
@@ -98,7 +98,7 @@ def _statuses(store: HubStore, session_id: str) -> dict[str, tuple[str, str, boo
 def _ctx(store: HubStore, acronyms: dict[str, str] | None = None) -> HubContext:
     ctx = HubContext(store, cast(Any, None), Path("/nonexistent"), EnrollmentConfig(), lambda *_: None)
     if acronyms is not None:
-        ctx.moodle_acronyms = acronyms
+        ctx.moodle_acronyms = cast(dict[AttendanceStatus, str], acronyms)
     return ctx
 
 
@@ -258,7 +258,7 @@ def test_export_answers_the_record_as_files(postgres: Postgres, monkeypatch: pyt
         "section", "session", "session_id", "date", "started_at", "student_id", "name", "status"]
     assert len(table) == 1 + 8
     # the school's own acronyms; an empty window is an empty file, not an error
-    renamed = _request(_ctx(store, {**ctx.moodle_acronyms, "excused": "EX"}), "export", {**window, "format": "moodle"})
+    renamed = _request(_ctx(store, {**cast(dict[str, str], ctx.moodle_acronyms), "excused": "EX"}), "export", {**window, "format": "moodle"})
     assert ["s3", "EX"] in _moodle(base64.b64decode(renamed["data"]["content"]))["2026-11-26_maths.csv"]
     empty = _request(ctx, "export", {**window, "since": "2025-01-01", "until": "2025-02-01"})["data"]
     assert (empty["sessions"], empty["rows"]) == (0, 0)
