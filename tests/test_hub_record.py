@@ -354,3 +354,25 @@ def test_hub_process_stores_replayed_corrections_once_and_exports_them(tmp_path:
     finally:
         hub.stop()
         central.stop()
+
+
+def test_forget_clears_the_note_of_a_correction(postgres: Postgres) -> None:
+    """A teacher's note may say why a student was away: anonymising the student empties it in the stored record
+    and in a later re-send of it."""
+    store = _store(postgres)
+    ingest = Ingest(store, "attendance")
+    corrected = box_results("cccc-1", {"s1": "present"}, {"s3": "excused"}, revision=1)
+    assert ingest.handle(TOPIC, _bytes(corrected)) == "results:inserted"
+    store.forget("s3", None, "anonymise")
+
+    def s3_entries() -> list[dict[str, Any]]:
+        with store._read() as db:
+            [row] = db.execute("SELECT payload FROM sessions WHERE session_id = 'cccc-1'").fetchall()
+        return [a for a in row["payload"]["absent"] if a["corrected"]]
+
+    [entry] = s3_entries()
+    assert entry["student_id"] != "s3" and entry["correction"]["note"] == ""
+    ingest.handle(TOPIC, _bytes(corrected))  # the box re-sends it before it got the forget
+    [entry] = s3_entries()
+    assert entry["student_id"] != "s3" and entry["correction"]["note"] == ""
+    store.close()

@@ -301,7 +301,10 @@ def _scrub(results: dict[str, Any], ids: set[str], mode: str, alias: str) -> dic
             if isinstance(p, dict) and p.get("student_id") in ids:
                 if mode == "remove":
                     continue
-                kept.append({**p, "student_id": alias, "name": alias})
+                scrubbed = {**p, "student_id": alias, "name": alias}
+                if isinstance(p.get("correction"), dict):  # a teacher's note may say why they were away
+                    scrubbed["correction"] = {**p["correction"], "note": ""}
+                kept.append(scrubbed)
                 continue
             kept.append(p)
         out[key] = kept
