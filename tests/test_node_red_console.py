@@ -5,34 +5,29 @@ videos read as live cameras: an upload that survives a dropped connection, a can
 video's session with its export played in the page and downloaded byte for byte, CSV and PDF reports; a camera
 session paused, resumed and stopped while a second browser sees the busy overlay; a session started by a second
 Node-RED; two simultaneous starts (one session, one 409); an unknown face assigned and another dismissed; students
-enrolled from photo files and from the box's camera, one removed; the history. Each page is saved as a 1280x800
-screenshot (CONSOLE_SCREENSHOTS=1 copies them to docs/img: scripts/node-red-console-screenshots.sh).
-
-One broker, one daemon and two Node-REDs are shared by the module; the tests run in order and build on each other."""
+enrolled from photo files and from the box's camera, one removed; the history; a record corrected, undone,
+finalised and reopened. The world (tests/console_world.py: one broker, daemon and two Node-REDs) is shared by the
+module, whose tests run in order and build on each other; each page is saved as a 1280x800 screenshot."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import struct
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import cv2
-import pytest
 
-from attendance_daemon.mqtt.client import ApiClient
-from tests.console_browser import HEIGHT, WIDTH, Browser, browser_missing
-from tests.mqtt_fixtures import Broker, DaemonProcess
-from tests.test_enroll_capture import FACES, write_clip
-from tests.test_node_red import REPO, NodeRed, _flows, _run
+from tests import console_world
+from tests.console_browser import HEIGHT, WIDTH, Browser
+from tests.console_world import SHOTS, World, overlay, value_of
+from tests.test_enroll_capture import FACES
+from tests.test_node_red import REPO
 
-SHOTS = ("start", "upload", "session", "session-camera", "results", "unknown", "students", "history", "overlay")
+# the shared world's fixtures (tests/console_world.py), module scoped here
+node_red_exe, world, teacher, colleague = (console_world.node_red_exe, console_world.world, console_world.teacher,
+                                           console_world.colleague)
 FLOW = json.loads((REPO / "examples" / "node-red" / "flows.json").read_text())
 
 
@@ -57,113 +52,6 @@ def test_console_is_built_from_its_sources() -> None:
     assert urls == {("get", "/attendance-console/console.js"), ("get", f"{api}/live"),
                     ("get", f"{api}/:device/snapshot.jpg"), ("post", f"{api}/:device/:command"),
                     ("put", f"{api}/:device/upload/:upload_id/:offset"), ("get", f"{api}/:device/file/:kind")}
-
-
-# ---- the shared world: mosquitto, the daemon with two rendered cameras, two Node-REDs ---------------------
-
-
-@pytest.fixture(scope="module")
-def node_red_exe() -> str:
-    if shutil.which("npm") is None or shutil.which("node") is None:
-        pytest.fail("node and npm are needed for the Node-RED console test (Node.js 18-22; apt-get install nodejs npm)")
-    if browser_missing():
-        pytest.fail(f"the console test drives a real browser: {browser_missing()}")
-    out = _run(["bash", str(REPO / "scripts" / "node-red.sh"), "--with-chromium"], "scripts/node-red.sh")
-    return out.splitlines()[-1]
-
-
-class World:
-    def __init__(self, root: Path, broker: Broker, daemon: DaemonProcess, nr: NodeRed, office: NodeRed,
-                 lecture: Path, truth: dict[str, Any]) -> None:
-        self.root, self.broker, self.daemon, self.nr, self.office = root, broker, daemon, nr, office
-        self.lecture, self.truth = lecture, truth
-        self.shots = root / "shots"
-        self.browsers: list[Browser] = []
-        self.found: dict[str, Any] = {}  # what one test leaves for the next (session ids)
-
-    def browser(self, name: str) -> Browser:
-        b = Browser(self.nr.url, self.root / f"downloads-{name}")
-        self.browsers.append(b)
-        return b
-
-    def box(self, command: str, fields: dict[str, Any] | None = None) -> Any:
-        """The box's own answer, asked over MQTT beside the console (as the test's own dashboard user)."""
-        with ApiClient("127.0.0.1", self.broker.port, self.daemon.device, username="tester",
-                       password="tester-pw") as c:
-            return c.request(command, fields or {}, timeout=60)["data"]
-
-    def shot(self, b: Browser, name: str) -> None:
-        assert name in SHOTS
-        b.screenshot(self.shots / f"node-red-console-{name}.png")
-
-
-def padded(video: Path, out: Path, pad: int) -> Path:
-    """The same video with an ISO BMFF `free` box of `pad` bytes after it: decoders skip it, its sha256 is new."""
-    out.write_bytes(video.read_bytes() + struct.pack(">I", pad + 8) + b"free" + bytes(pad))
-    return out
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, node_red_exe: str, sample: dict[str, Any],
-          enrolled_db: Path, ground_truth: dict[str, Any]) -> Iterator[World]:
-    root = tmp_path_factory.mktemp("console")
-    acl = root / "acl"  # the shipped ACL, and its dashboard block copied for a second dashboard, as it says to
-    shipped = (REPO / "deploy" / "mosquitto-attendance.acl").read_text()
-    block = shipped[shipped.index("user dashboard\n"):shipped.index("\n\n", shipped.index("user dashboard\n"))]
-    acl.write_text(shipped + "".join("\n" + block.replace("user dashboard", f"user {u}") + "\n"
-                                     for u in ("office", "tester")))
-    broker = Broker.with_passwords(root, {"con-room": "room-pw", "dashboard": "dash-pw", "office": "office-pw",
-                                          "tester": "tester-pw"}, acl)
-    # cameras: the rendered classroom, and one face turning in front of the desk camera (for enroll_capture)
-    obama = [cv2.imread(str(FACES / n)) for n in ("obama.jpg", "obama2.jpg", "obama3.jpg")]
-    desk = write_clip(root / "desk.mp4", lambda i: [obama[(i // 5) % 3]])
-    media, enrollment = root / "media", root / "enrollment"
-    media.mkdir()
-    shutil.copytree(sample["enrollment"], enrollment)
-    daemon = DaemonProcess(root / "daemon", broker, media, enrollment, enrolled_db, device="con-room",
-                           extra=f'[cameras]\nroom = "{sample["video"]}"\ndesk = "{desk}"\n',
-                           mqtt_extra='username = "con-room"\npassword = "room-pw"\n')
-    daemon.start(wait=False)
-    env = {"MQTT_HOST": "127.0.0.1", "MQTT_PORT": str(broker.port), "MQTT_USER": "dashboard",
-           "MQTT_PASSWORD": "dash-pw", "ATTENDANCE_CLIENT": "console-test", "ATTENDANCE_DEVICE": "con-room"}
-    nr = NodeRed(node_red_exe, root / "node-red", env)
-    office = NodeRed(node_red_exe, root / "node-red-office",
-                     {**env, "MQTT_USER": "office", "MQTT_PASSWORD": "office-pw", "ATTENDANCE_CLIENT": "office"})
-    lecture = padded(Path(sample["video"]), root / "lecture.mp4", 24 * 1024 * 1024)
-    w = World(root, broker, daemon, nr, office, lecture, ground_truth)
-    try:
-        for n in (nr, office):
-            n.start()
-            n.deploy(_flows())
-        for n in (nr, office):
-            n.wait(lambda k: (k["devices"].get("con-room") or {}).get("availability") == "online", timeout=90,
-                   what="the box online")
-        yield w
-    finally:
-        for b in w.browsers:
-            b.close()
-        for n in (nr, office):
-            n.stop()
-        daemon.stop()
-        broker.stop()
-        if os.environ.get("CONSOLE_SCREENSHOTS"):
-            for shot in sorted(w.shots.glob("*.png")):
-                shutil.copy(shot, REPO / "docs" / "img" / shot.name)
-
-
-@pytest.fixture(scope="module")
-def teacher(world: World) -> Browser:
-    return world.browser("teacher")
-
-
-@pytest.fixture(scope="module")
-def colleague(world: World) -> Browser:
-    return world.browser("colleague")
-
-
-def overlay(b: Browser) -> str | None:
-    text = b.js("const o = document.querySelector('#att-busy-overlay'); return o ? o.innerText : null")
-    return None if text is None else str(text)
 
 
 # ---- the pages, in the order a teacher meets them ------------------------------------------------------------
@@ -268,10 +156,6 @@ def test_a_video_session_with_its_export_played_and_downloaded(world: World, tea
     assert csv.startswith(b"\xef\xbb\xbf") and all(s["student_id"].encode() in csv for s in full["present"])
     b.el("#att-pdf").click()
     assert b.downloaded("lecture-monday.pdf").read_bytes().startswith(b"%PDF")
-
-
-def value_of(b: Browser, css: str) -> str:
-    return str(b.js(f"return document.querySelector('{css}').value"))
 
 
 def test_a_camera_session_with_pause_resume_stop_and_the_overlay(world: World, teacher: Browser,
@@ -455,6 +339,57 @@ def test_history_of_sessions_and_of_a_student(world: World, teacher: Browser) ->
     row.find_element("css selector", "button").click()
     b.until("the lecture's results", lambda: "lecture-monday" in b.text()
             and b.driver.find_elements("css selector", "#att-counts"), 30)
+
+
+def test_the_record_corrected_undone_finalised_and_reopened(world: World, teacher: Browser) -> None:
+    """The lecture's record on its Results page: a student corrected (with a note) shows the new status, marked
+    corrected with what recognition saw, and the trail says so; undone; finalised (Correct disabled); a
+    correction the box refuses (finalised elsewhere meanwhile) shows its 409; reopened."""
+    b, sid = teacher, world.found["lecture"]
+    b.driver.get(f"{world.nr.url}/dashboard/results?session={sid}")
+    b.until("a draft record", lambda: "Record: draft" in b.el("#att-record").text, 30)
+    s = next(p for p in world.box("session", {"session_id": sid})["present"] if p["status"] == "present")
+    who, row = f"{s['name']} ({s['student_id']})", f"#att-row-{s['student_id']}"
+    b.press("Correct", row)
+    b.select(".att-correct-status", "excused")
+    b.fill(".att-correct-note", "doctor's note")
+    b.press("Save", "tr.att-editor")
+    b.until("the correction", lambda: "excused ✎ corrected" in b.el(row).text
+            and f"{who} → excused" in b.el("#att-trail").text, 20)
+    assert "recognised: present · doctor's note" in b.el(row).text and s["name"] in b.el("#att-absent").text
+    ((action, status, client, note),) = [(e["action"], e["status"], e["client"], e["note"])
+                                         for e in world.box("corrections", {"session_id": sid})["corrections"]]
+    assert (action, status, client, note) == ("correct", "excused", "console", "doctor's note")
+    world.shot(b, "record")
+    b.press("Undo", row)
+    b.until("the recognised status again", lambda: "corrected" not in b.el(row).text
+            and f"{who}: correction undone" in b.el("#att-trail").text, 20)
+    assert s["name"] in b.el("#att-present").text and f"{who} → excused (undone)" in b.el("#att-trail").text
+    with world.events() as events:  # Finalise: the record final, and the box's absence notice
+        b.press("Finalise")
+        b.until("a final record", lambda: "Record: final" in b.el("#att-record").text, 20)
+        notice = events.wait_for("events", lambda e: e["type"] == "absences", timeout=20)
+    absent = [a["student_id"] for a in world.box("session", {"session_id": sid})["absent"] if a["status"] == "absent"]
+    assert notice["session_id"] == sid and [a["student_id"] for a in notice["absent"]] == absent
+    assert "finalised" in b.el("#att-trail").text and "The record is final" in b.text()
+    b.button("Reopen")
+    assert all(not x.is_enabled() for x in b.driver.find_elements("css selector", "#att-results td button"))
+    # reopened; a correction under way while someone else finalises: the box's refusal is shown, then the record
+    b.press("Reopen")
+    b.until("a draft again", lambda: "Record: draft" in b.el("#att-record").text, 20)
+    b.press("Correct", row)
+    b.select(".att-correct-status", "absent")
+    assert world.box("finalize", {"session_id": sid, "client": "office"})["record"] == "final"
+    b.press("Save", "tr.att-editor")
+    b.until("the refusal", lambda: "409" in b.el(f"{row} + tr .att-error").text
+            and "Record: final" in b.el("#att-record").text, 20)
+    b.press("Reopen")
+    b.until("reopened", lambda: "Record: draft" in b.el("#att-record").text, 20)
+    trail = [e["action"] for e in world.box("corrections", {"session_id": sid})["corrections"]]
+    assert trail == ["correct", "undo", "finalize", "reopen", "finalize", "reopen"]
+    # the lecture's republished results (not retained: it is not the newest session) left the flow's last results
+    newest = world.box("sessions", {"limit": 1})[0]["session_id"]
+    assert newest != sid and b.js("return AttendanceConsole.live.results.session_id") == newest
 
 
 def test_screenshots_are_1280x800(world: World) -> None:

@@ -5,7 +5,8 @@ const ALLOWED = new Set(["status", "sections", "students", "media", "sessions", 
     "start_mp4", "start_webcam", "pause", "resume", "stop",
     "unknown_faces", "assign_unknown", "dismiss_unknown",
     "enroll", "enroll_capture", "remove_student", "student_photos",
-    "student_history", "section_attendance", "upload_begin", "upload_status"]);
+    "student_history", "section_attendance", "upload_begin", "upload_status",
+    "correct", "undo_correction", "corrections", "finalize", "reopen"]);
 const command = msg.req.params.command;
 if (!ALLOWED.has(command)) {
     msg.payload = {transaction: null, status: "error", code: 403, data: {},
