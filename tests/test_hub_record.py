@@ -376,3 +376,16 @@ def test_forget_clears_the_note_of_a_correction(postgres: Postgres) -> None:
     [entry] = s3_entries()
     assert entry["student_id"] != "s3" and entry["correction"]["note"] == ""
     store.close()
+
+
+def test_an_earlier_sessions_record_on_its_own_topic_is_stored(postgres: Postgres) -> None:
+    """A correction of a box's earlier session comes on R/record (R/results stays the last session's): the hub
+    subscribes to it and stores it as it stores results."""
+    store = _store(postgres)
+    ingest = Ingest(store, "attendance")
+    assert "attendance/+/record" in ingest.subscriptions()
+    assert ingest.handle(TOPIC, _bytes(box_results("dddd-1", {"s1": "present"}))) == "results:inserted"
+    corrected = box_results("dddd-1", {"s1": "present"}, {"s2": "excused"}, revision=1)
+    assert ingest.handle("attendance/room-1/record", _bytes(corrected)) == "results:revised"
+    assert _statuses(store, "dddd-1")["s2"][:3] == ("excused", "absent", True)
+    store.close()

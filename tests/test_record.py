@@ -195,22 +195,27 @@ def test_a_teachers_record(broker: Broker, daemon_factory: Any, ground_truth: di
 def test_a_committed_change_the_broker_never_took_is_sent_at_the_next_start(
         broker: Broker, daemon_factory: Any, ground_truth: dict[str, Any]) -> None:
     """A crash between the commit and the broker's acknowledgement: the change is in the database, the outbox
-    says it was not sent; the next start sends it (once) and its absence notice."""
+    says it was not sent; the next start sends it (once) and its absence notice. It is an earlier session's
+    record, so it goes to R/record: R/results stays the last session's (Home Assistant shows that one)."""
     d = daemon_factory()
     store = Store(d.data / "attendance.sqlite3")
-    sid = uuid.uuid4().hex
-    store.create_session(SessionRow(id=sid, name="crashed-record", section="demo", mode="mp4", source="x.mp4",
-                                    export=False, status="running", started_at="2026-12-07T08:00:00Z"))
-    store.update_session(sid, status="completed", ended_at="2026-12-07T08:45:00Z")
+    sid, later = uuid.uuid4().hex, uuid.uuid4().hex
+    for session_id, name, start in ((sid, "crashed-record", "2026-12-07T08:00:00Z"),
+                                    (later, "the-next-lesson", "2026-12-07T09:00:00Z")):
+        store.create_session(SessionRow(id=session_id, name=name, section="demo", mode="mp4", source="x.mp4",
+                                        export=False, status="running", started_at=start))
+        store.update_session(session_id, status="completed", ended_at=start.replace("T0", "T1", 1))
     store.correct(sid, ground_truth["absent"][0], "excused", "doctor's note", "Ms Rivera", None)
     store.finalize(sid, "", "Ms Rivera", None)
     assert store.outbox() == [(sid, 2, True)]
     store.close()
     d.start()
     with broker.client(d.device) as c:
-        r = c.wait_for("results", lambda r: r["session_id"] == sid and r["revision"] == 2, timeout=30)
+        r = c.wait_for("record", lambda r: r["session_id"] == sid and r["revision"] == 2, timeout=30)
         assert r["record"] == "final" and _status(r, ground_truth["absent"][0]) == ("excused", True)
         _wait(lambda: len(_events(c, "absences")) == 1)
+        assert c.wait_for("results", lambda r: True, timeout=10)["session_id"] == later
+        assert not [m for m in _results_of(c, sid, 2)]  # never on R/results
     d.stop()
     store = Store(d.data / "attendance.sqlite3")
     try:

@@ -57,8 +57,8 @@ class Publisher:
 
     def record(self, session_id: str, timeout: float) -> tuple[api.Results, bool]:
         """A record that changed (a correction, finalised, reopened): retained on R/results when it is the newest
-        finished session's, else on the same topic not retained (the hub and open dashboards take it; the retained
-        results stay the newest session's). True once the broker acknowledged it."""
+        finished session's, else on R/record, not retained (the hub and open dashboards take it; R/results keeps
+        meaning the last session, which Home Assistant's sensors show). True once the broker acknowledged it."""
         with self._results_lock:
             results = build_results(self._store, self._store.get_session(session_id), self._cfg)
             newest = self._store.list_sessions(limit=2)
@@ -68,7 +68,7 @@ class Publisher:
                 if newest[0].id == session_id:  # no session runs since: the live roster shows this record
                     self.final_roster(newest[0])
             else:
-                info = self.link.publish(self.topics.of("results"), encode(results))
+                info = self.link.publish(self.topics.of("record"), encode(results))
         return results, self.link.acknowledged(info, timeout)
 
     def absences(self, results: api.Results, timeout: float) -> bool:

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 MAX_BOX_MESSAGE = 4 * 1024 * 1024  # results of a large room are ~100 KB; anything beyond this is ignored
 DEVICE = re.compile(r"[a-z0-9_-]{1,64}")
-LEAVES = ("availability", BRIDGE_LEAF, "info", "state", "results", "events", "response/forget_student")
+LEAVES = ("availability", BRIDGE_LEAF, "info", "state", "results", "record", "events", "response/forget_student")
 
 
 class Ingest:
@@ -103,7 +103,7 @@ class Ingest:
             if leaf == "state" and obj.get("busy") is False and self.on_online is not None:
                 self.on_online(device)  # idle again: a forget it refused (409, session running) goes out again
             return leaf
-        if leaf == "results":
+        if leaf in ("results", "record"):  # record: an older session's record changed (a correction)
             try:
                 results = ResultsIn.model_validate(obj)
             except ValidationError as exc:

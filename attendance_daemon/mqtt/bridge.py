@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HUB = "@hub"  # the hub's namespace under the base topic: '@' cannot be in a device id ([a-z0-9_-])
-OUT_LEAVES = ("availability", "info", "state", "results", "events", "attendance", "response/#")
+OUT_LEAVES = ("availability", "info", "state", "results", "record", "events", "attendance", "response/#")
 IN_LEAVES = ("request/#",)
 BRIDGE_LEAF = "bridge"  # the bridge's own notification topic (1 connected, 0 not; a will on the central broker)
 LOCAL_USER = "bridge"  # the bridge's user on the box's broker (ACL: deploy/mosquitto-attendance.acl)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 RETAINED = ("availability", "info", "state", "progress", "results", "snapshot", "attendance")
-OWN_LEAVES = (*RETAINED, "events", "request", "response", "upload", "ha")
+OWN_LEAVES = (*RETAINED, "events", "record", "request", "response", "upload", "ha")
 MAX_REPLY_TOPIC = 256
 MAX_CORRELATION = 1024
 
@@ -20,7 +20,7 @@ class Topics:
         return f"{self.base}/{self.device}"
 
     def of(self, leaf: str) -> str:
-        """`R/<leaf>` for availability, info, state, progress, results, snapshot, attendance, events."""
+        """`R/<leaf>` for availability, info, state, progress, results, snapshot, attendance, events, record."""
         return f"{self.root}/{leaf}"
 
     @property
