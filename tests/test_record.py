@@ -11,6 +11,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -19,6 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from attendance_daemon.attendance.history import marks, tally
 from attendance_daemon.attendance.punctuality import PunctualityRule
 from attendance_daemon.cli.remote_files import content_bytes
+from attendance_daemon.common.timeutil import iso
 from attendance_daemon.contract.api import Results
 from attendance_daemon.store import SessionRow, Store
 from tests.mqtt_fixtures import Broker, RecordingClient
@@ -199,23 +201,31 @@ def test_a_committed_change_the_broker_never_took_is_sent_at_the_next_start(
     record, so it goes to R/record: R/results stays the last session's (Home Assistant shows that one)."""
     d = daemon_factory()
     store = Store(d.data / "attendance.sqlite3")
-    sid, later = uuid.uuid4().hex, uuid.uuid4().hex
-    for session_id, name, start in ((sid, "crashed-record", "2026-12-07T08:00:00Z"),
-                                    (later, "the-next-lesson", "2026-12-07T09:00:00Z")):
+    sid, later, old, failed = (uuid.uuid4().hex for _ in range(4))
+    far = datetime.now(UTC) + timedelta(days=1)  # not due for finalising by itself
+    for session_id, name, start, status in (
+            (old, "last-week", datetime.now(UTC) - timedelta(days=7), "completed"),  # 48 h passed: final by itself
+            (failed, "camera-died", datetime.now(UTC) - timedelta(days=6), "failed"),  # left to the teacher
+            (sid, "crashed-record", far, "completed"), (later, "the-next-lesson", far + timedelta(hours=1),
+                                                        "completed")):
         store.create_session(SessionRow(id=session_id, name=name, section="demo", mode="mp4", source="x.mp4",
-                                        export=False, status="running", started_at=start))
-        store.update_session(session_id, status="completed", ended_at=start.replace("T0", "T1", 1))
+                                        export=False, status="running", started_at=iso(start)))
+        store.update_session(session_id, status=status, ended_at=iso(start + timedelta(minutes=45)))
     store.correct(sid, ground_truth["absent"][0], "excused", "doctor's note", "Ms Rivera", None)
     store.finalize(sid, "", "Ms Rivera", None)
     assert store.outbox() == [(sid, 2, True)]
     store.close()
-    d.start()
-    with broker.client(d.device) as c:
+    with broker.client(d.device) as c:  # listening before the daemon starts: events and records are not retained
+        d.start()
         r = c.wait_for("record", lambda r: r["session_id"] == sid and r["revision"] == 2, timeout=30)
         assert r["record"] == "final" and _status(r, ground_truth["absent"][0]) == ("excused", True)
-        _wait(lambda: len(_events(c, "absences")) == 1)
+        _wait(lambda: len(_events(c, "absences")) == 2)
+        assert sorted(e["session_id"] for e in _events(c, "absences")) == sorted([sid, old])
         assert c.wait_for("results", lambda r: True, timeout=10)["session_id"] == later
         assert not [m for m in _results_of(c, sid, 2)]  # never on R/results
+        auto = c.request("session", {"session_id": old})["data"]
+        assert (auto["record"], auto["finalized_by"]) == ("final", "auto")
+        assert c.request("session", {"session_id": failed})["data"]["record"] == "draft"
     d.stop()
     store = Store(d.data / "attendance.sqlite3")
     try:

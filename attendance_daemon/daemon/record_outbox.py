@@ -40,6 +40,8 @@ class RecordOutbox:
         while not self._stop.is_set():
             self._wake.wait(RETRY_S)  # what is left unsent is tried again after RETRY_S
             self._wake.clear()
+            if self._stop.is_set():  # what is still unsent is sent at the next start
+                break
             try:
                 self._finalize_due()
                 if self._connected.is_set():

@@ -192,7 +192,8 @@ class Daemon:
         for lane in self.lanes.values():
             lane.drain()
         self.housekeeper.thread.join(5)
-        self.outbox.thread.join(ACK_TIMEOUT_S + 1)  # what it could not send stays in the outbox for the next start
+        self.outbox.changed()  # wakes it to see the shutdown; what it could not send stays for the next start
+        self.outbox.thread.join(ACK_TIMEOUT_S + 1)
         self.upload_worker.stop()
         self.link.stop()
         self.encoder.close()

@@ -116,10 +116,12 @@ class RecordQueries(Database):
         return found
 
     def due_for_finalize(self, ended_before: str) -> list[str]:
-        """Draft records of sessions that ended before this instant (UTC ISO), oldest first."""
+        """Draft records of sessions that ended before this instant (UTC ISO), oldest first. A `failed` session
+        (the camera or the disk gave out) is left to the teacher: finalised by itself, its notice would call
+        everybody absent."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT id FROM sessions WHERE record='draft' AND status NOT IN (?, ?) AND "
+                "SELECT id FROM sessions WHERE record='draft' AND status NOT IN (?, ?, 'failed') AND "
                 "COALESCE(ended_at, started_at) < ? ORDER BY started_at", (*ACTIVE_STATUSES, ended_before)).fetchall()
         return [str(r[0]) for r in rows]
 
