@@ -213,7 +213,7 @@ def test_a_committed_change_the_broker_never_took_is_sent_at_the_next_start(
         store.update_session(session_id, status=status, ended_at=iso(start + timedelta(minutes=45)))
     store.correct(sid, ground_truth["absent"][0], "excused", "doctor's note", "Ms Rivera", None)
     store.finalize(sid, "", "Ms Rivera", None)
-    assert store.outbox() == [(sid, 2, True)]
+    assert store.outbox() == [(sid, 2, 2)]  # revision 2, the notice of the finalisation at revision 2 owed
     store.close()
     with broker.client(d.device) as c:  # listening before the daemon starts: events and records are not retained
         d.start()

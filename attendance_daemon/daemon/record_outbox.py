@@ -50,19 +50,32 @@ class RecordOutbox:
                 log.exception("could not send changed records")
 
     def flush(self) -> bool:
-        """Sends everything pending; True when the broker took all of it."""
+        """Sends everything pending; True when the broker took all of it. One session that cannot be sent (removed
+        meanwhile, a bug) does not hold up the others."""
         complete = True
         for session_id, revision, notice in self._store.outbox():
             if self._stop.is_set():
                 return False
-            results, taken = self._publisher.record(session_id, ACK_TIMEOUT_S)
-            if taken:
-                self._store.mark_published(session_id, revision)
-            if notice and results.record == "final" and taken and self._publisher.absences(results, ACK_TIMEOUT_S):
-                self._store.mark_noticed(session_id)
-                continue
-            complete = complete and taken and not (notice and results.record == "final")
+            try:
+                complete = self._send(session_id, revision, notice) and complete
+            except AttendanceError as exc:  # deleted meanwhile (404): its rows, and so its outbox entry, are gone
+                log.info("record of %s not sent: %s", session_id, exc)
+            except Exception:
+                log.exception("could not send the record of %s", session_id)
+                complete = False
         return complete
+
+    def _send(self, session_id: str, revision: int, notice: int) -> bool:
+        results, taken = self._publisher.record(session_id, ACK_TIMEOUT_S)
+        if not taken:
+            return False
+        self._store.mark_published(session_id, revision)
+        if not notice or results.record != "final":
+            return True
+        if not self._publisher.absences(results, ACK_TIMEOUT_S):
+            return False
+        self._store.mark_noticed(session_id, notice)
+        return True
 
     def _finalize_due(self) -> None:
         hours = self._cfg.attendance.finalize_after_h

@@ -50,16 +50,21 @@ class ErasureQueries(Database):
             scope = "a.student_id=?" + ("" if section is None else " AND s.section=?")
             rows = db.execute(f"SELECT a.session_id, s.section FROM attendance a JOIN sessions s ON s.id = "
                               f"a.session_id WHERE {scope}", args).fetchall()
-            out.sessions = sorted({str(r[0]) for r in rows})
-            out.sections |= {str(r[1]) for r in rows}
+            # and the sessions whose record a teacher corrected them in (never seen, or removed from the roster
+            # since): their reports and exports list them too
+            log_scope = "l.student_id=?" + ("" if section is None else " AND s.section=?")
+            logged = db.execute(f"SELECT DISTINCT l.session_id, s.section FROM record_log l JOIN sessions s ON s.id = "
+                                f"l.session_id WHERE {log_scope}", args).fetchall()
+            out.sessions = sorted({str(r[0]) for r in rows} | {str(r[0]) for r in logged})
+            out.sections |= {str(r[1]) for r in rows} | {str(r[1]) for r in logged}
             out.attendance_rows = len(rows)
             # their corrections (a note may say why they were away): gone, or kept under the placeholder
-            log_scope = "student_id=?" + ("" if section is None else
-                                          " AND session_id IN (SELECT id FROM sessions WHERE section=?)")
+            trail = "student_id=?" + ("" if section is None else
+                                      " AND session_id IN (SELECT id FROM sessions WHERE section=?)")
             if remove_rows:
-                db.execute(f"DELETE FROM record_log WHERE {log_scope}", args)
+                db.execute(f"DELETE FROM record_log WHERE {trail}", args)
             else:
-                db.execute(f"UPDATE record_log SET student_id=?, note='' WHERE {log_scope}", [placeholder, *args])
+                db.execute(f"UPDATE record_log SET student_id=?, note='' WHERE {trail}", [placeholder, *args])
             for sid in out.sessions:
                 if remove_rows:
                     db.execute("DELETE FROM attendance WHERE session_id=? AND student_id=?", (sid, student_id))

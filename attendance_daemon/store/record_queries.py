@@ -60,8 +60,8 @@ class RecordQueries(Database):
                 raise Conflict(f"session_id: the record of session '{row.name}' is already final (since "
                                f"{row.finalized_at})")
             change = self._log(db, session_id, "finalize", None, None, None, note, client, user)
-            db.execute("UPDATE sessions SET record='final', finalized_at=?, finalized_by=?, notice_pending=1 "
-                       "WHERE id=?", (now_iso(), client, session_id))
+            db.execute("UPDATE sessions SET record='final', finalized_at=?, finalized_by=?, notice_pending=revision "
+                       "WHERE id=?", (now_iso(), client, session_id))  # the notice owed is this finalisation's
             return session_row(db.execute("SELECT * FROM sessions WHERE id=?", (session_id,)).fetchone()), change
 
     def reopen(self, session_id: str, note: str, client: str | None, user: str | None,
@@ -115,31 +115,40 @@ class RecordQueries(Database):
                 found[key[0]] = found.get(key[0], 0) + 1
         return found
 
-    def due_for_finalize(self, ended_before: str) -> list[str]:
-        """Draft records of sessions that ended before this instant (UTC ISO), oldest first. A `failed` session
-        (the camera or the disk gave out) is left to the teacher: finalised by itself, its notice would call
-        everybody absent."""
+    def due_for_finalize(self, before: str) -> list[str]:
+        """Draft records of sessions that ended, and were last reopened, before this instant (UTC ISO), oldest
+        first. Left to the teacher: a `failed` session (the camera or the disk gave out) and an `interrupted` one
+        whose lesson was resumed by a later session: finalised by themselves, their notices would call absent
+        everybody the camera did not see in them."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT id FROM sessions WHERE record='draft' AND status NOT IN (?, ?, 'failed') AND "
-                "COALESCE(ended_at, started_at) < ? ORDER BY started_at", (*ACTIVE_STATUSES, ended_before)).fetchall()
+                "SELECT id FROM sessions s WHERE record='draft' AND status NOT IN (?, ?, 'failed') AND "
+                "COALESCE(ended_at, started_at) < ? AND NOT EXISTS (SELECT 1 FROM record_log l WHERE "
+                "l.session_id = s.id AND l.action = 'reopen' AND l.at >= ?) AND NOT (s.status = 'interrupted' AND "
+                "s.lesson IS NOT NULL AND EXISTS (SELECT 1 FROM sessions r WHERE r.lesson = s.lesson AND "
+                "r.started_at > s.started_at)) ORDER BY started_at",
+                (*ACTIVE_STATUSES, before, before)).fetchall()
         return [str(r[0]) for r in rows]
 
-    def outbox(self) -> list[tuple[str, int, bool]]:
-        """(session id, revision, notice pending) of records the broker has not taken yet, oldest first."""
+    def outbox(self) -> list[tuple[str, int, int]]:
+        """(session id, revision, the revision of the finalisation whose absence notice is owed or 0) of records
+        the broker has not taken yet, oldest first."""
         with self._lock:
             rows = self._db.execute("SELECT id, revision, notice_pending FROM sessions WHERE published_revision < "
-                                    "revision OR notice_pending = 1 ORDER BY started_at").fetchall()
-        return [(str(r[0]), int(r[1]), bool(r[2])) for r in rows]
+                                    "revision OR notice_pending > 0 ORDER BY started_at").fetchall()
+        return [(str(r[0]), int(r[1]), int(r[2])) for r in rows]
 
     def mark_published(self, session_id: str, revision: int) -> None:
         with self._tx() as db:
             db.execute("UPDATE sessions SET published_revision = MAX(published_revision, ?) WHERE id=?",
                        (revision, session_id))
 
-    def mark_noticed(self, session_id: str) -> None:
+    def mark_noticed(self, session_id: str, finalisation: int) -> None:
+        """The notice of that finalisation was taken; a later finalisation's (reopened and finalised again
+        meanwhile) is still owed."""
         with self._tx() as db:
-            db.execute("UPDATE sessions SET notice_pending = 0 WHERE id=?", (session_id,))
+            db.execute("UPDATE sessions SET notice_pending = 0 WHERE id=? AND notice_pending=?",
+                       (session_id, finalisation))
 
     # ---- inside a transaction --------------------------------------------------------------------------------
 

@@ -1,0 +1,81 @@
+"""The record at the store, on real SQLite files: when a draft becomes final by itself (and when not), the absence
+notice owed across a reopening, and forgetting a student a teacher only corrected."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from attendance_daemon.common.timeutil import iso
+from attendance_daemon.privacy import erasure
+from attendance_daemon.store import SessionRow, Store
+from tests.conftest import make_config
+
+NOW = datetime.now(UTC)
+
+
+def _ended(store: Store, name: str, days_ago: float, status: str = "completed", lesson: str | None = None) -> str:
+    start = NOW - timedelta(days=days_ago)
+    row = SessionRow(id=f"id-{name}", name=name, section="5a", mode="webcam", source="camera:0", export=False,
+                     status="running", started_at=iso(start), lesson=lesson,
+                     lesson_start=iso(start) if lesson else None)
+    store.create_session(row)
+    store.update_session(row.id, status=status, ended_at=iso(start + timedelta(minutes=45)))
+    return row.id
+
+
+def test_what_becomes_final_by_itself(tmp_path: Path) -> None:
+    store = Store(tmp_path / "a.sqlite3", allow_init=True)
+    old, recent, failed = _ended(store, "old", 5), _ended(store, "recent", 0.5), _ended(store, "failed", 5, "failed")
+    cut, resumed = _ended(store, "cut", 5, "interrupted", "maths@x"), _ended(store, "resumed", 4.99, lesson="maths@x")
+    alone = _ended(store, "alone", 5, "interrupted", "bio@x")  # an interrupted lesson nobody resumed
+    reopened = _ended(store, "reopened", 5)
+    store.finalize(reopened, "", "teacher", None)
+    store.reopen(reopened, "a parent called", "teacher", None)  # reopened just now: 48 h from now, not from its end
+    before = iso(NOW - timedelta(hours=48))
+    assert set(store.due_for_finalize(before)) == {old, resumed, alone}
+    assert recent not in store.due_for_finalize(before) and failed not in store.due_for_finalize(before)
+    assert cut not in store.due_for_finalize(before)  # its lesson's notice comes from the session that resumed it
+    assert reopened in store.due_for_finalize(iso(NOW + timedelta(hours=1)))  # once its time has passed again
+    store.close()
+
+
+def test_the_notice_of_a_second_finalisation_is_owed_until_sent(tmp_path: Path) -> None:
+    """The outbox sent the first finalisation's notice; meanwhile the record was reopened, corrected and finalised
+    again: marking the first notice sent must leave the second one owed."""
+    store = Store(tmp_path / "a.sqlite3", allow_init=True)
+    sid = _ended(store, "s", 1)
+    store.finalize(sid, "", "t", None)
+    [(_, revision, first)] = store.outbox()
+    assert (revision, first) == (1, 1)
+    store.reopen(sid, "", "t", None)
+    store.finalize(sid, "", "t", None)
+    store.mark_published(sid, revision)
+    store.mark_noticed(sid, first)  # the outbox took the first notice only now
+    assert store.outbox() == [(sid, 3, 3)]
+    store.mark_published(sid, 3)
+    store.mark_noticed(sid, 3)
+    assert store.outbox() == []
+    store.close()
+
+
+def test_forgetting_a_student_a_teacher_only_corrected(tmp_path: Path) -> None:
+    """Never seen, corrected to excused with a note, removed from the roster, then forgotten: the trail's rows go
+    and the reports of that session are doomed and swept."""
+    cfg = make_config(tmp_path)
+    cfg.ensure_dirs()
+    store = Store(cfg.paths.database, allow_init=True)
+    sid = _ended(store, "s", 1)
+    with store._tx() as db:  # on the roster when corrected (the correction checks), removed from it since
+        db.execute("INSERT INTO sections(name, created_at) VALUES ('5a', '2026-01-01T00:00:00Z')")
+        db.execute("INSERT INTO students(section, student_id, name, created_at) VALUES ('5a', 'k1', 'Kim', "
+                   "'2026-01-01T00:00:00Z')")
+    store.correct(sid, "k1", "excused", "in hospital", "teacher", None)
+    with store._tx() as db:
+        db.execute("DELETE FROM students WHERE student_id = 'k1'")
+    report = cfg.paths.reports / "s.csv"
+    report.write_text("student_id,name,status\nk1,Kim,excused\n")
+    done = erasure.forget_student(cfg, store, "k1", None, remove_rows=True)
+    assert done.sessions == [sid] and not report.exists()
+    assert store.record_log(sid) == [] and store.corrections_in([sid]) == {}
+    store.close()
