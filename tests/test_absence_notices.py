@@ -106,7 +106,8 @@ def doc_event() -> dict[str, Any]:
         end_s=2700.0, late_after_s=300.0, left_early_before_s=300.0, record="final",
         finalized_at=notice.finalized_at, counts={"late": 1, "absent": 1},
         present=[PresentStudent(student_id=late.student_id, name=late.name, first_seen_s=760.0, last_seen_s=2700.0,
-                                seen_s=1940.0, arrived_at=late.arrived_at, left_at=None, late=True,
+                                seen_s=1940.0, arrived_at=late.arrived_at or "", left_at="2026-12-07T09:45:00+01:00",
+                                late=True,
                                 left_early=False, intervals=[], status="late", recognised_status="late")],
         absent=[AbsentStudent(student_id=a.student_id, name=a.name) for a in notice.absent])
     cfg = Config()

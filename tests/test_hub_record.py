@@ -45,7 +45,7 @@ def box_results(session_id: str, seen: dict[str, str], corrections: dict[str, st
                 ended: str = "2026-11-26T09:45:00Z", name: str | None = None) -> dict[str, Any]:
     """Results as a box with the record publishes them: `seen` is what recognition saw of ROSTER (the others
     absent), `corrections` the teacher's statuses in force. A student corrected to attended whom the camera never
-    saw has no times."""
+    saw is at video second 0 (the session's start), seen 0 s."""
     present: list[dict[str, Any]] = []
     absent: list[dict[str, Any]] = []
     for n, sid in enumerate(ROSTER):
@@ -59,9 +59,9 @@ def box_results(session_id: str, seen: dict[str, str], corrections: dict[str, st
         if status not in ATTENDED:
             absent.append(student)
         elif recognised == "absent":
-            present.append({**student, "first_seen_s": None, "last_seen_s": None, "seen_s": 0.0, "arrived_at": None,
-                            "left_at": None, "late": status == "late", "left_early": status == "left_early",
-                            "intervals": []})
+            present.append({**student, "first_seen_s": 0.0, "last_seen_s": 0.0, "seen_s": 0.0,  # v1's types
+                            "arrived_at": started.replace("Z", "+00:00"), "left_at": started.replace("Z", "+00:00"),
+                            "late": status == "late", "left_early": status == "left_early", "intervals": []})
         else:
             present.append({**student, "first_seen_s": 5.0, "last_seen_s": 2000.0, "seen_s": 1995.0,
                             "arrived_at": "2026-11-26T09:00:05+00:00", "left_at": "2026-11-26T09:33:20+00:00",

@@ -20,7 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from attendance_daemon.attendance.history import marks, tally
 from attendance_daemon.attendance.punctuality import PunctualityRule
 from attendance_daemon.cli.remote_files import content_bytes
-from attendance_daemon.common.timeutil import iso
+from attendance_daemon.common.timeutil import iso, parse_iso
 from attendance_daemon.contract.api import Results
 from attendance_daemon.store import SessionRow, Store
 from tests.mqtt_fixtures import Broker, RecordingClient
@@ -87,7 +87,10 @@ def test_a_teachers_record(broker: Broker, daemon_factory: Any, ground_truth: di
         r = c.wait_for("results", lambda r: r["session_id"] == sid and r["revision"] == base + 1, timeout=20)
         assert _status(r, missed) == ("present", True) and r["present_count"] == first["present_count"] + 1
         entry = next(p for p in r["present"] if p["student_id"] == missed)
-        assert entry["recognised_status"] == "absent" and entry["first_seen_s"] is None and entry["seen_s"] == 0
+        assert entry["recognised_status"] == "absent" and entry["seen_s"] == 0 and entry["intervals"] == []
+        # v1's types for a student the camera never saw: video second 0, the session's start
+        assert entry["first_seen_s"] == entry["last_seen_s"] == 0
+        assert parse_iso(entry["arrived_at"]) == parse_iso(first["started_at"]).replace(microsecond=0)
         assert entry["correction"]["note"] == "sat at the back with a scarf"
         assert entry["correction"]["client"] == "Ms Rivera"
         # the live roster of the last session shows the record too

@@ -177,8 +177,6 @@ def test_late_and_left_early_on_the_demo_classroom(runtime: Runtime, sample: dic
     assert results.timezone == "Asia/Kolkata" and results.device_id == rt.cfg.mqtt.device_id
     start = parse_iso(results.started_at)
     for p in results.present:
-        assert p.arrived_at is not None and p.left_at is not None  # nobody corrected: every time is there
-        assert p.first_seen_s is not None and p.last_seen_s is not None
         assert p.arrived_at.endswith("+05:30") and p.left_at.endswith("+05:30")
         arrived = parse_iso(p.arrived_at)
         assert abs((arrived - start).total_seconds() - p.first_seen_s) < 1  # times are to the second

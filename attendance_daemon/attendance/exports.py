@@ -54,7 +54,8 @@ def rows_of(results: Results, zone: tzinfo) -> list[RecordRow]:
     common: dict[str, Any] = {"section": results.section, "session": results.name, "session_id": results.session_id,
               "date": started[:10], "started_at": started, "record": results.record, "device_id": results.device_id}
     rows = [RecordRow(**common, student_id=p.student_id, name=p.name, status=p.status,
-                      recognised_status=p.recognised_status, corrected=p.corrected, first_seen=p.arrived_at,
+                      recognised_status=p.recognised_status, corrected=p.corrected,
+                      first_seen=None if p.recognised_status == "absent" else p.arrived_at,
                       minutes_present=round(p.seen_s / 60, 1)) for p in results.present]
     rows += [RecordRow(**common, student_id=a.student_id, name=a.name, status=a.status,
                        recognised_status=a.recognised_status, corrected=a.corrected, first_seen=None,

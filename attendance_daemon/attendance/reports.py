@@ -44,7 +44,8 @@ def _rows(results: Results) -> list[list[str]]:
     """One row per roster student: ids and names first (client text), then our facts. `status` is the record's
     (a teacher's correction applied); what recognition saw and whether it was corrected follow at the end."""
     rows = [[p.student_id, p.name, p.status, "yes" if p.late else "no", "yes" if p.left_early else "no",
-             p.arrived_at or "", p.left_at or "", _seconds(p.first_seen_s), _seconds(p.last_seen_s),
+             *(["", "", "", ""] if p.recognised_status == "absent" else  # never seen: a correction's, no times
+               [p.arrived_at, p.left_at, _seconds(p.first_seen_s), _seconds(p.last_seen_s)]),
              f"{p.seen_s:.1f}", "; ".join(f"{i.start}/{i.end}" for i in p.intervals),
              "; ".join(f"{i.start_s:.1f}-{i.end_s:.1f}" for i in p.intervals), p.recognised_status,
              "yes" if p.corrected else "no"]

@@ -103,10 +103,11 @@ def _present(student_id: str, name: str, a: AttendanceRow | None, clock: WallClo
     (a student corrected to present was not late, whatever the camera saw)."""
     if info is not None:
         late, left_early = status == "late", status == "left_early"
-    if a is None:  # the camera never saw them: a correction says they were there
-        return PresentStudent(student_id=student_id, name=name, first_seen_s=None, last_seen_s=None, seen_s=0.0,
-                              arrived_at=None, left_at=None, late=late, left_early=left_early, intervals=[],
-                              status=status, recognised_status=recognised, corrected=True, correction=info)
+    if a is None:  # the camera never saw them, a correction says they were there: v1's types, nothing seen
+        return PresentStudent(student_id=student_id, name=name, first_seen_s=0.0, last_seen_s=0.0, seen_s=0.0,
+                              arrived_at=clock.at(0.0), left_at=clock.at(0.0), late=late, left_early=left_early,
+                              intervals=[], status=status, recognised_status=recognised, corrected=True,
+                              correction=info)
     spans = intervals(a.intervals or [(a.first_seen_s, a.last_seen_s)], clock)
     return PresentStudent(
         student_id=student_id, name=name, first_seen_s=a.first_seen_s, last_seen_s=a.last_seen_s,

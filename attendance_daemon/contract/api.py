@@ -84,16 +84,16 @@ class Correction(Payload):
 
 
 class PresentStudent(Payload):
-    """A student whose effective status is present, late or left_early. The times are null only for a student
-    a correction marked so whom the camera never saw (`recognised_status` absent)."""
+    """A student whose effective status is present, late or left_early. One a correction marked so whom the camera
+    never saw (`recognised_status` absent) keeps v1's types: seen 0 s, at video second 0 (the session's start)."""
 
     student_id: str
     name: str
-    first_seen_s: float | None
-    last_seen_s: float | None
+    first_seen_s: float
+    last_seen_s: float
     seen_s: float
-    arrived_at: str | None
-    left_at: str | None
+    arrived_at: str
+    left_at: str
     late: bool
     left_early: bool
     intervals: list[PresenceInterval]

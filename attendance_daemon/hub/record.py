@@ -11,16 +11,27 @@ from typing import Any, cast, get_args
 from pydantic import ConfigDict
 
 from ..attendance.record import recognised_status
-from ..contract.api import AttendanceStatus, Results
+from ..contract.api import AbsentStudent, AttendanceStatus, PresentStudent, Results
 from ..contract.record_api import ATTENDED
 
 STATUSES: tuple[AttendanceStatus, ...] = get_args(AttendanceStatus)
 
 
+class PresentIn(PresentStudent):
+    model_config = ConfigDict(extra="allow")
+
+
+class AbsentIn(AbsentStudent):
+    model_config = ConfigDict(extra="allow")
+
+
 class ResultsIn(Results):
-    """The contract's Results, tolerant of fields a newer box adds (stored as published)."""
+    """The contract's Results, tolerant of fields a newer box adds, in the students too (stored as published):
+    a box upgraded before its hub is not refused for what it added."""
 
     model_config = ConfigDict(extra="allow")
+    present: list[PresentIn]  # type: ignore[assignment]  # the same fields, extra ones allowed
+    absent: list[AbsentIn]  # type: ignore[assignment]
 
 
 def student_status(entry: Mapping[str, Any], listed_present: bool) -> tuple[AttendanceStatus, AttendanceStatus, bool]:

@@ -278,9 +278,11 @@ def _session_values(device_id: str, r: dict[str, Any], text: str, digest: str) -
 
 def _insert_attendance(db: psycopg.Connection[dict[str, Any]], device_id: str, r: dict[str, Any]) -> None:
     """COPY (a large room's thousands of rows in one go); a student listed twice keeps the first entry. Times
-    are null for a student a correction marked present whom the camera never saw."""
+    are null for a student a correction marked present whom the camera never saw (`recognised_status` absent:
+    the box sends the session's start for them, v1's types)."""
     rows = [(device_id, r["session_id"], p["student_id"], p["name"], True, p["seen_s"], p["late"], p["left_early"],
-             p["arrived_at"], p["left_at"], *student_status(p, True)) for p in r["present"]]
+             *((None, None) if p.get("recognised_status") == "absent" else (p["arrived_at"], p["left_at"])),
+             *student_status(p, True)) for p in r["present"]]
     rows += [(device_id, r["session_id"], a["student_id"], a["name"], False, None, None, None, None, None,
               *student_status(a, False)) for a in r["absent"]]
     seen: set[str] = set()
