@@ -282,9 +282,16 @@ def test_ten_thousand_corrections_in_a_burst(broker: Broker, daemon_factory: Any
     assert ok, "some corrections were stored"
     assert all(answers[t]["code"] == 429 for t in sent if answers[t]["status"] != "ok")
     with broker.client(d.device) as c:
-        trail = c.request("corrections", {"session_id": sid}, timeout=60)["data"]
-        assert len(trail["corrections"]) == len(ok) == trail["revision"]
-        assert sorted(e["id"] for e in trail["corrections"]) == sorted(answers[t]["data"]["change"]["id"] for t in ok)
+        entries: list[dict[str, Any]] = []
+        while True:  # the trail in pages of at most 1000
+            page = c.request("corrections", {"session_id": sid, "after_id": entries[-1]["id"] if entries else 0},
+                             timeout=60)["data"]
+            assert len(page["corrections"]) <= 1000
+            entries += page["corrections"]
+            if not page["more"]:
+                break
+        assert len(entries) == len(ok) == page["revision"]
+        assert [e["id"] for e in entries] == sorted(answers[t]["data"]["change"]["id"] for t in ok)
         r = c.wait_for("results", lambda r: r["session_id"] == sid and r["revision"] == len(ok), timeout=60)
         last = {}
         for t in ok:

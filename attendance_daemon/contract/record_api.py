@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StrictBool, StrictStr
+from pydantic import Field, StrictBool, StrictInt, StrictStr
 
 from ..common.names import DisplayName, LookupText, ShortText
 from .api import AttendanceStatus, Payload, Request
@@ -34,6 +34,17 @@ class UndoRequest(Request):
     student_id: LookupText
     note: Note = ""
     client: DisplayName | None = None
+
+
+MAX_TRAIL_PAGE = 1000  # trail entries per `corrections` answer (a page of 1000 notes is at most ~700 KB)
+
+
+class TrailRequest(Request):
+    """A session's trail, a page at a time: the entries after `after_id`, oldest first."""
+
+    session_id: LookupText
+    after_id: StrictInt = Field(0, ge=0, le=2**62)
+    limit: StrictInt = Field(MAX_TRAIL_PAGE, ge=1, le=MAX_TRAIL_PAGE)
 
 
 class RecordRequest(Request):
@@ -80,6 +91,7 @@ class Trail(Payload):
     record: Literal["live", "draft", "final"]
     revision: int
     corrections: list[LogEntry]
+    more: bool = False  # more entries follow: ask again with after_id = the last entry's id
 
 
 class RecordState(Payload):

@@ -76,13 +76,18 @@ class RecordQueries(Database):
                        "WHERE id=?", (session_id,))
             return session_row(db.execute("SELECT * FROM sessions WHERE id=?", (session_id,)).fetchone()), change
 
-    def record_log(self, session_id: str) -> list[LogRow]:
-        """The session's trail, oldest first; each correction says which undo took it back."""
-        self.get_session(session_id)  # 404 for an unknown session
+    def record_log(self, session_id: str, after_id: int = 0, limit: int = 2**62,
+                   ) -> tuple[SessionRow, list[LogRow]]:
+        """The session (404 when unknown) and its trail after `after_id`, oldest first, at most `limit` entries,
+        read together; each correction says which undo took it back."""
         with self._lock:
-            rows = self._db.execute("SELECT * FROM record_log WHERE session_id=? ORDER BY id", (session_id,)).fetchall()
-        undone = {int(r["undoes"]): int(r["id"]) for r in rows if r["action"] == "undo"}
-        return [_log_row(r, undone.get(int(r["id"]))) for r in rows]
+            r = self._db.execute("SELECT * FROM sessions WHERE id=?", (session_id,)).fetchone()
+            if r is None:
+                raise NotFound(f"session_id: unknown session '{session_id}'")
+            rows = self._db.execute("SELECT l.*, (SELECT u.id FROM record_log u WHERE u.action = 'undo' AND "
+                                    "u.undoes = l.id) AS undone_by FROM record_log l WHERE l.session_id=? AND l.id > ? "
+                                    "ORDER BY l.id LIMIT ?", (session_id, after_id, limit)).fetchall()
+        return session_row(r), [_log_row(x, x["undone_by"]) for x in rows]
 
     def corrections_in(self, session_ids: list[str]) -> dict[tuple[str, str], LogRow]:
         """(session id, student id) -> the correction in force (the newest not undone) in these sessions."""

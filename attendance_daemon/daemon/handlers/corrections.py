@@ -41,13 +41,14 @@ def undo_correction(ctx: Services, r: record_api.UndoRequest) -> record_api.Reco
     return _state(ctx.store.get_session(r.session_id), row)
 
 
-@command("corrections", api.SessionRequest)
-def corrections(ctx: Services, r: api.SessionRequest) -> record_api.Trail:
-    log = ctx.store.record_log(r.session_id)
-    row = ctx.store.get_session(r.session_id)
+@command("corrections", record_api.TrailRequest)
+def corrections(ctx: Services, r: record_api.TrailRequest) -> record_api.Trail:
+    """A page of the trail (bounded: a burst of corrections makes a long one)."""
+    row, log = ctx.store.record_log(r.session_id, r.after_id, r.limit + 1)
     record = "live" if row.status in ("running", "paused") else row.record
     return record_api.Trail(session_id=row.id, record=cast(Literal["live", "draft", "final"], record),
-                            revision=row.revision, corrections=[entry(x) for x in log])
+                            revision=row.revision, corrections=[entry(x) for x in log[:r.limit]],
+                            more=len(log) > r.limit)
 
 
 @command("finalize", record_api.RecordRequest)
