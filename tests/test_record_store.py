@@ -79,3 +79,26 @@ def test_forgetting_a_student_a_teacher_only_corrected(tmp_path: Path) -> None:
     assert done.sessions == [sid] and not report.exists()
     assert store.record_log(sid)[1] == [] and store.corrections_in([sid]) == {}
     store.close()
+
+
+def test_exports_of_hostile_payloads_hold_no_formula(tmp_path: Path) -> None:
+    """At the hub every cell of an export comes from a box's payload: none may reach a spreadsheet as a formula,
+    and Moodle's file keeps only ids Moodle can match (escaping one would break the match)."""
+    import csv
+    import io
+
+    from attendance_daemon.attendance.exports import RecordRow, flat_csv, moodle_csv
+    from attendance_daemon.contract.record_api import MOODLE_ACRONYMS
+
+    def row(student_id: str) -> RecordRow:
+        return RecordRow(section="5a", session="=cmd|' /C calc'!A0", session_id="=HYPERLINK(\"x\")",
+                         date="2026-12-07", started_at="@SUM(1)", student_id=student_id, name="+Kim",
+                         status="present", recognised_status="present", corrected=False, first_seen="=1+2",
+                         minutes_present=1.0, record="final", device_id="-room")
+
+    rows = [row("s1"), row("@SUM(1)")]
+    table = list(csv.reader(io.StringIO(flat_csv(rows).decode("utf-8-sig"))))
+    for cells in table[1:]:
+        assert not any(c[:1] in ("=", "+", "-", "@") for c in cells), cells
+    assert list(csv.reader(io.StringIO(moodle_csv(rows, MOODLE_ACRONYMS).decode()))) == [
+        ["idnumber", "status"], ["s1", "P"]]

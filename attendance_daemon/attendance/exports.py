@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from datetime import tzinfo
 from typing import Any
 
-from ..common.names import safe_file_stem
+from ..common.names import is_safe_id, safe_file_stem
 from ..common.timeutil import local_iso, parse_iso
 from ..contract.api import AttendanceStatus, Results
 from .reports import text_cell
@@ -64,12 +64,14 @@ def rows_of(results: Results, zone: tzinfo) -> list[RecordRow]:
 
 
 def moodle_csv(rows: Iterable[RecordRow], acronyms: Mapping[AttendanceStatus, str]) -> bytes:
-    """One session's marks: `idnumber,status` (UTF-8, comma, a header row). The ids are safe ids and the
-    acronyms letters or digits, so no cell needs quoting or formula escaping (either would break the match)."""
+    """One session's marks: `idnumber,status` (UTF-8, comma, a header row). Only safe ids are written (letters,
+    digits, `.`, `_`, `-`, starting with a letter or digit), so no cell needs quoting or formula escaping, either
+    of which would break Moodle's match; another id (an older box's, a hostile payload at the hub) is left out:
+    Moodle could not match it anyway."""
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
     w.writerow(MOODLE_HEADER)
-    w.writerows([r.student_id, acronyms[r.status]] for r in rows)
+    w.writerows([r.student_id, acronyms[r.status]] for r in rows if is_safe_id(r.student_id))
     return out.getvalue().encode()
 
 
@@ -100,10 +102,11 @@ def flat_csv(rows: Iterable[RecordRow]) -> bytes:
     w = csv.writer(out)
     w.writerow(FLAT_HEADER)
     for r in rows:
-        w.writerow([text_cell(r.section), text_cell(r.session), r.session_id, r.date, r.started_at,
-                    text_cell(r.student_id), text_cell(r.name), r.status, r.recognised_status,
-                    "yes" if r.corrected else "no", r.first_seen or "", f"{r.minutes_present:.1f}", r.record,
-                    r.device_id or ""])
+        # every text cell escaped: at the hub each comes from a box's payload, which only the model's types bound
+        w.writerow([text_cell(r.section), text_cell(r.session), text_cell(r.session_id), text_cell(r.date),
+                    text_cell(r.started_at), text_cell(r.student_id), text_cell(r.name), r.status,
+                    r.recognised_status, "yes" if r.corrected else "no", text_cell(r.first_seen or ""),
+                    f"{r.minutes_present:.1f}", text_cell(r.record), text_cell(r.device_id or "")])
     return out.getvalue().encode("utf-8-sig")
 
 
