@@ -389,3 +389,27 @@ def test_an_earlier_sessions_record_on_its_own_topic_is_stored(postgres: Postgre
     assert ingest.handle("attendance/room-1/record", _bytes(corrected)) == "results:revised"
     assert _statuses(store, "dddd-1")["s2"][:3] == ("excused", "absent", True)
     store.close()
+
+
+def test_forget_deletes_the_absence_notices_that_name_the_student(postgres: Postgres) -> None:
+    """An `absences` notice lists the student (and names them in its subject and text): forgetting them deletes
+    it, and the same notice re-sent by the box afterwards is not stored again; a notice naming others stays."""
+    store = _store(postgres)
+    ingest = Ingest(store, "attendance")
+
+    def notice(absent: list[str], at: str) -> dict[str, Any]:
+        return {"type": "absences", "at": at, "device_id": "room-1", "section": "5a", "session_id": "eeee-1",
+                "session": "maths", "date": "2026-11-26", "finalized_at": at,
+                "absent": [{"student_id": s, "name": s.upper(), "status": "absent", "arrived_at": None}
+                           for s in absent], "late": [], "absent_count": len(absent), "late_count": 0,
+                "subject": "Attendance 5a", "text": "Absent: " + ", ".join(s.upper() for s in absent)}
+
+    naming, other = notice(["s3", "s4"], "2026-11-27T08:00:00Z"), notice(["s4"], "2026-11-27T08:01:00Z")
+    events = "attendance/room-1/events"
+    assert [ingest.handle(events, _bytes(n)) for n in (naming, other)] == ["event:stored", "event:stored"]
+    store.forget("s3", None, "anonymise")
+    with store._read() as db:
+        kept = [r["payload"]["absent"] for r in db.execute("SELECT payload FROM events").fetchall()]
+    assert kept == [other["absent"]]
+    assert ingest.handle(events, _bytes(naming)) == "event:duplicate"  # sent before the forget: not stored again
+    store.close()

@@ -4,6 +4,7 @@ the same id later; the student's events; and which boxes' retained messages on t
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -46,15 +47,33 @@ def event_is_forgotten(db: Db, device_id: str, digest: str, event: dict[str, Any
         (digest, at, at, section, device_id, str(event.get("session_id")))).fetchone() is not None
 
 
+# An event names a student by its `student_id` (student_present, attendance_low, ...) or in the lists of an
+# `absences` notice (whose subject and text name them too: the whole notice goes)
+_NAMES = ("(e.payload->>'student_id' = %(id)s OR e.payload->'absent' @> %(listed)s::jsonb "
+          "OR e.payload->'late' @> %(listed)s::jsonb)")
+
+
+def named_students(event: dict[str, Any]) -> list[str]:
+    """The students an event names: its `student_id`, and the absent and late students of an `absences` notice."""
+    found = [event["student_id"]] if isinstance(event.get("student_id"), str) else []
+    for key in ("absent", "late"):
+        entries = event.get(key)
+        if isinstance(entries, list):
+            found += [str(s["student_id"]) for s in entries if isinstance(s, dict) and "student_id" in s]
+    return found
+
+
 def delete_events(db: Db, student_id: str, section: str | None) -> int:
-    """Deletes the events naming the student (`student_present`, `attendance_low`, ...); with `section`, those of
-    that section (their own `section`, else their session's), and those whose section the hub cannot tell."""
+    """Deletes the events naming the student (`student_present`, `attendance_low`, an `absences` notice ...); with
+    `section`, those of that section (their own `section`, else their session's), and those whose section the hub
+    cannot tell."""
+    args = {"id": student_id, "listed": json.dumps([{"student_id": student_id}]), "section": section}
     if section is None:
-        return db.execute("DELETE FROM events WHERE payload->>'student_id' = %s", (student_id,)).rowcount
+        return db.execute(f"DELETE FROM events e WHERE {_NAMES}", args).rowcount
     return db.execute(
-        "DELETE FROM events e WHERE e.payload->>'student_id' = %s AND COALESCE(e.payload->>'section', "
+        f"DELETE FROM events e WHERE {_NAMES} AND COALESCE(e.payload->>'section', "
         "(SELECT s.section FROM sessions s WHERE s.device_id = e.device_id AND s.session_id = "
-        "e.payload->>'session_id'), %s) = %s", (student_id, section, section)).rowcount
+        "e.payload->>'session_id'), %(section)s) = %(section)s", args).rowcount
 
 
 def newest_results(db: Db, device_id: str) -> dict[str, Any] | None:

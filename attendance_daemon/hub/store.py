@@ -133,8 +133,8 @@ class HubStore(HubRosterQueries, HubFleetQueries):
         """Stored once: a re-sent event (same content) is a no-op, and so is one about a student sent before a
         forget of them (forgets.event_is_forgotten). True when new."""
         with self._tx() as db:
-            student = event.get("student_id")
-            if isinstance(student, str) and forgets.event_is_forgotten(db, device_id, student_digest(student), event):
+            if any(forgets.event_is_forgotten(db, device_id, student_digest(s), event)
+                   for s in forgets.named_students(event)):
                 return False
             return db.execute(
                 "INSERT INTO events (device_id, digest, type, at, payload) VALUES (%s, %s, %s, %s, %s) "
