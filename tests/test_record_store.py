@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from attendance_daemon.common.timeutil import iso
 from attendance_daemon.privacy import erasure
@@ -102,3 +105,31 @@ def test_exports_of_hostile_payloads_hold_no_formula(tmp_path: Path) -> None:
         assert not any(c[:1] in ("=", "+", "-", "@") for c in cells), cells
     assert list(csv.reader(io.StringIO(moodle_csv(rows, MOODLE_ACRONYMS).decode()))) == [
         ["idnumber", "status"], ["s1", "P"]]
+
+
+def test_an_export_made_while_a_student_is_erased_is_not_kept(tmp_path: Path, monkeypatch: Any) -> None:
+    """The export reads the record, a forget commits and sweeps, then the export would write the forgotten
+    student's name: it is refused (409, export again) and its file removed."""
+    from attendance_daemon.attendance import record_export
+    from attendance_daemon.common.errors import Conflict
+    from attendance_daemon.contract.record_api import ExportRequest
+
+    cfg = make_config(tmp_path)
+    cfg.ensure_dirs()
+    store = Store(cfg.paths.database, allow_init=True)
+    sid, other = _ended(store, "kept", 1), _ended(store, "erased", 2)
+    store.finalize(sid, "", "t", None)
+    real = record_export.build_results
+
+    def erasing_meanwhile(*args: Any) -> Any:
+        results = real(*args)
+        store.delete_session(other)
+        return results
+
+    monkeypatch.setattr(record_export, "build_results", erasing_meanwhile)
+    with pytest.raises(Conflict, match=r"session_id: .* erased while this export was made"):
+        record_export.export_record(store, cfg, ExportRequest(format="csv", session_id=sid))
+    assert not list(cfg.paths.reports.glob("record-*"))
+    monkeypatch.setattr(record_export, "build_results", real)
+    assert record_export.export_record(store, cfg, ExportRequest(format="csv", session_id=sid)).rows == 0
+    store.close()

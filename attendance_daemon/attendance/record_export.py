@@ -98,6 +98,7 @@ def export_record(store: Store, cfg: Config, r: ExportRequest) -> Written:
     that is running or (without include_drafts) a draft."""
     zone = cfg.attendance.zone()[1]
     chosen = select(r, zone)
+    erasures = store.erasures
     if isinstance(chosen, Range):
         sessions, drafts = _range(store, chosen, r.include_drafts)
         stem = f"{section_stem(chosen.section)}-{chosen.since.label}-{chosen.until.label}"
@@ -109,6 +110,10 @@ def export_record(store: Store, cfg: Config, r: ExportRequest) -> Written:
     data, ext = _formatted(r.format, rows, isinstance(chosen, Range), cfg)
     name = f"record-{stem}{'-moodle' if r.format == 'moodle' else ''}.{ext}"
     _write(cfg.paths.reports, name, data)
+    if store.erasures != erasures:  # a forget or a session's deletion ran meanwhile: this file may show it
+        (cfg.paths.reports / name).unlink(missing_ok=True)
+        field = "section" if isinstance(chosen, Range) else "session_id"
+        raise Conflict(f"{field}: a student or a session was erased while this export was made; export again")
     return Written(name, len(data), hashlib.sha256(data).hexdigest(), len(sessions), len(rows), drafts)
 
 

@@ -52,6 +52,7 @@ class Database:
                 )
         self.path = path
         self._lock = threading.RLock()
+        self.erasures = 0  # erasures started since opening: a reader that wrote a file from older rows checks it
         try:
             self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
             self._db.row_factory = sqlite3.Row

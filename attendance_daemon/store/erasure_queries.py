@@ -34,6 +34,7 @@ class ErasureQueries(Database):
             "student_id=? AND section=?", [student_id, section])
         files: list[tuple[str, str]] = []
         with self._tx() as db:
+            self.erasures += 1
             for rowid, sec in db.execute(f"SELECT id, section FROM students WHERE {where}", args).fetchall():
                 out.sections.add(str(sec))
                 encs = db.execute("SELECT id, photo FROM encodings WHERE student=?", (rowid,)).fetchall()
@@ -84,6 +85,7 @@ class ErasureQueries(Database):
         """Deletes a session with its attendance and unknown faces; its crops and `session_files` are recorded
         as doomed in the same transaction. Returns the row and the doomed ids (for the caller to sweep)."""
         with self._tx() as db:
+            self.erasures += 1
             row = self.get_session(session_id)
             crops = [str(r[0]) for r in db.execute("SELECT crop_path FROM unknown_faces WHERE session_id=?",
                                                     (session_id,)).fetchall()]
