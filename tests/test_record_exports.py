@@ -210,7 +210,7 @@ def test_record_exports_on_the_box(broker: Broker, daemon_factory: Any, ground_t
         span = {"section": "demo", "since": (today - timedelta(days=1)).isoformat(), "until": today.isoformat()}
         answer = c.request("export", {"format": "moodle", **span})["data"]
         label = f"{span['since'].replace('-', '')}-{span['until'].replace('-', '')}"
-        assert answer["name"] == f"record-demo-{label}-moodle.zip"
+        assert answer["name"] == f"records-demo-{label}-moodle.zip"
         assert (answer["sessions"], answer["rows"], answer["drafts_skipped"]) == (2, 2 * len(roster), 1)
         with zipfile.ZipFile(io.BytesIO(_fetch(c, answer["name"], tmp_path / "range.zip", answer))) as z:
             assert [n.split("_", 1)[1] for n in z.namelist()] == ["earlier-0.csv", "exp.csv"]  # oldest first
@@ -245,7 +245,7 @@ def test_record_exports_on_the_box(broker: Broker, daemon_factory: Any, ground_t
                    span["until"], "--format", "csv", "--include-drafts", "-o", str(out))
         assert proc.returncode == 0, proc.stderr
         cli = json.loads(proc.stdout)
-        assert cli["name"] == f"record-demo-{label}-drafts.csv" and (cli["sessions"], cli["drafts_skipped"]) == (3, 0)
+        assert cli["name"] == f"records-demo-{label}-drafts.csv" and (cli["sessions"], cli["drafts_skipped"]) == (3, 0)
         data = out.read_bytes()
         assert data.startswith(codecs.BOM_UTF8) and hashlib.sha256(data).hexdigest() == cli["sha256"]
         table = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
@@ -268,8 +268,8 @@ def test_record_exports_on_the_box(broker: Broker, daemon_factory: Any, ground_t
         assert piece["eof"] and codecs.decode(piece["content"].encode(), "base64") == marks
 
         # erasing a student deletes the exports that show them (all of demo's here)
-        assert sorted(p.name for p in reports.glob("record-*")) == sorted(
-            ["record-exp.json", "record-exp-moodle.csv", f"record-demo-{label}-moodle.zip",
-             f"record-demo-{label}-drafts.csv"])
+        assert sorted(p.name for p in reports.glob("record*-*")) == sorted(
+            ["record-exp.json", "record-exp-moodle.csv", f"records-demo-{label}-moodle.zip",
+             f"records-demo-{label}-drafts.csv"])
         c.request("forget_student", {"student_id": roster[0], "section": "demo"})
-        assert not list(reports.glob("record-*"))
+        assert not list(reports.glob("record*-*"))

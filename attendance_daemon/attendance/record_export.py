@@ -56,7 +56,7 @@ class Written:
 
 
 def section_stem(section: str) -> str:
-    """A section's part of its range exports' names (`record-<section>-<since>-<until>...`)."""
+    """A section's part of its range exports' names (`records-<section>-<since>-<until>...`)."""
     return safe_file_stem(section, hashlib.sha256(section.encode()).hexdigest())
 
 
@@ -108,7 +108,8 @@ def export_record(store: Store, cfg: Config, r: ExportRequest) -> Written:
         stem = safe_file_stem(sessions[0].name, sessions[0].id)
     rows = [row for s in sessions for row in rows_of(build_results(store, s, cfg), zone)]
     data, ext = _formatted(r.format, rows, isinstance(chosen, Range), cfg)
-    name = f"record-{stem}{'-moodle' if r.format == 'moodle' else ''}.{ext}"
+    prefix = "records" if isinstance(chosen, Range) else "record"  # a session's name never matches a range's
+    name = f"{prefix}-{stem}{'-moodle' if r.format == 'moodle' else ''}.{ext}"
     _write(cfg.paths.reports, name, data)
     if store.erasures != erasures:  # a forget or a session's deletion ran meanwhile: this file may show it
         (cfg.paths.reports / name).unlink(missing_ok=True)

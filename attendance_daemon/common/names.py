@@ -119,7 +119,8 @@ MediaName = Annotated[StrictStr, Field(max_length=104), AfterValidator(_media_na
 
 # A record export's file in the reports directory, as `export` answers it: `record-<session or section and
 # dates>[-drafts][-moodle].<csv|json|zip>`.
-RECORD_NAME_PATTERN = r"record-[A-Za-z0-9][A-Za-z0-9._-]{0,199}\.[a-z]{3,4}"
+# `record-<session>...` for a session, `records-<section>-<since>-<until>...` for a range: never the same name
+RECORD_NAME_PATTERN = r"records?-[A-Za-z0-9][A-Za-z0-9._-]{0,199}\.[a-z]{3,4}"
 RECORD_NAME = re.compile(RECORD_NAME_PATTERN)
 RECORD_SUFFIXES = (".csv", ".json", ".zip")
 

@@ -79,7 +79,7 @@ def session_files(cfg: Config, row: SessionRow, section_exports: list[Path] | No
 
 def range_exports(reports: Path, section: str) -> list[Path]:
     """The record exports of a section over date ranges now in the reports directory."""
-    return sorted(reports.glob(f"record-{glob.escape(section_stem(section))}-*"))
+    return sorted(reports.glob(f"records-{glob.escape(section_stem(section))}-*"))
 
 
 def session_files_of(cfg: Config) -> Callable[[SessionRow], list[tuple[str, str]]]:
