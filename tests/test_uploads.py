@@ -120,6 +120,7 @@ def test_shuffled_upload_with_resends_becomes_media_and_starts_a_session(
         small = upload(c, videos["small"], name="during-session.mp4")
         assert small["bytes"] == videos["small"].stat().st_size
         results = watcher.wait_for("results", lambda r: r["session_id"] == state["session"]["id"], timeout=120)
+        watcher.wait_for("state", lambda s: s["mode"] == "idle", timeout=30)  # the video is free once it ended
         assert results["status"] == "completed" and results["present_count"] >= 5
         both = {m["name"] for m in watcher.request("media")["data"]}
         assert both == {"upload-big.mp4", "during-session.mp4"}

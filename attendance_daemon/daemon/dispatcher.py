@@ -41,7 +41,9 @@ REFUSAL_PARSE_BYTES = 64 * 1024  # a request refused on arrival has its transact
 # ones are never in memory at once (the broker keeps the rest; a request that takes longer, e.g. enrolling 20
 # photos, lets reading go on, and large ones arriving meanwhile are 429).
 LARGE_REQUEST_BYTES = 8 * 1024 * 1024
-LARGE_WAIT_S = 10.0
+# 20 s: on a loaded box answering a 30 MiB request can take over 10 s; still well inside the broker's keepalive
+# grace (1.5 x mqtt.keepalive, 30 s by default) during which paho's thread sends no ping
+LARGE_WAIT_S = 20.0
 
 
 class RequestInbox:

@@ -221,8 +221,8 @@ class SessionWorker:
             self.publisher.event("session_started", session_id=sid, name=runner.row.name, mode=runner.row.mode)
             row = runner.run()
             self.sm.finishing(sid)  # a start from now on waits for `end` instead of a 409
-            results = self.publisher.results(row.id)
-            self.publisher.final_roster(row)  # as its record says (each student's status)
+            self.publisher.final_roster(row)  # as its record says (each student's status); before the results, so
+            results = self.publisher.results(row.id)  # a client acting on them meets the session ended at once
             log.info("session %s ended: %s, present %d/%d, unknown faces %d%s", name, results.status,
                      results.present_count, results.total, results.unknowns,
                      f" ({results.error})" if results.error else "")
