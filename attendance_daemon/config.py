@@ -112,6 +112,10 @@ class RecognitionConfig(_Strict):
     # Face crops darker than this mean brightness (0-255) are denoised and contrast-equalised before encoding.
     # 0 = never (the default: on the dim family it cost a third more CPU and moved no distance; see performance.md).
     low_light_luma: float = Field(0.0, ge=0, le=255)
+    # A face noisier than fuse_noise (sigma, 8-bit units) is encoded from the mean of its latest fuse_views
+    # aligned views (analysed frames) instead of one: fresh sensor noise falls by the root of the views. 0/1 = off.
+    fuse_views: int = Field(4, ge=0, le=10)
+    fuse_noise: float = Field(4.0, ge=0)
     encode_every_s: float = Field(0.4, ge=0)
     reencode_every_s: float = Field(5.0, gt=0)
     track_iou: float = Field(0.3, gt=0, lt=1)
