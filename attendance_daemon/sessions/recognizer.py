@@ -101,16 +101,17 @@ class Recognizer:
         out: np.ndarray = cv2.convertScaleAbs(self._mean)
         return out
 
-    def _keep_views(self, frame: Frame) -> None:
+    def _keep_views(self, frame: Frame) -> list[Track]:
         """In a noisy room, the latest crops of each undecided face, for fusion before encoding: at every
         analysed frame, where the track's box was last found when the sweep did not look there (a student sits
-        still; the fusion aligns each view by its own landmarks)."""
+        still; the fusion aligns each view by its own landmarks). Returns the tracks given a view."""
         if not self.noisy:
-            return
+            return []
         live = [tr for tr in self.tracker.tracks.values() if frame.t - tr.last_t <= self.cfg.full_scan_s + 0.05]
         todo = [tr for tr in live if self.book.identity(tr.id) is None]
         for tr, crop in zip(todo, crops_for(frame.bgr, [tr.box for tr in todo]), strict=True):
             tr.views = [*tr.views[1 - self.cfg.fuse_views:], crop]
+        return todo
 
     def _needs_encoding(self, tr: Track, t: float) -> bool:
         if tr.pending or self.book.identity(tr.id) is not None:
@@ -130,15 +131,16 @@ class Recognizer:
         seen, expired = self.tracker.update(self.detector.detect(self._denoised(frame), settled), frame.t)
         for tr in expired:
             self.book.forget(tr.id)
-        self._keep_views(frame)
-        needy = [tr for tr in seen if self._needs_encoding(tr, frame.t)]
+        viewed = self._keep_views(frame)
+        candidates = seen + [tr for tr in viewed if tr not in seen]  # a noisy room: the views stand for a detection
+        needy = [tr for tr in candidates if self._needs_encoding(tr, frame.t)]
         newcomers = sum(tr.encodings == 0 for tr in needy)
         lag = _MAX_LAG_NEW_S if newcomers >= _BURST else _MAX_LAG_S
         if self._jobs and needy and frame.t - self._jobs[0].t >= lag:
             futures.wait([self._jobs[0].future])  # a file read faster than real time waits for its encodings
             self._collect(outcome, wait=False)
         if len(self._jobs) < _IN_FLIGHT:  # the encoder always has the next batch; none queue up behind a backlog
-            todo = sorted((tr for tr in seen if self._needs_encoding(tr, frame.t)),
+            todo = sorted((tr for tr in candidates if self._needs_encoding(tr, frame.t)),
                           key=lambda tr: (tr.encodings, -tr.box.width))[:_MAX_BATCH]
             if todo:
                 self._submit(frame, todo)
@@ -157,7 +159,7 @@ class Recognizer:
         for tr, view in zip(todo, crops, strict=True):
             crop = Crop(view.rgb, view.face, tuple(tr.views[:-1])) if self.noisy and tr.views else view
             ok = True
-            if self.cfg.quality_ratio > 0:
+            if self.cfg.quality_ratio > 0 and not self.noisy:  # noise, not sharpness, rules a noisy view
                 s = sharpness(crop)
                 ok = s >= self.cfg.quality_ratio * tr.best_sharpness
                 tr.best_sharpness = max(tr.best_sharpness, s)
