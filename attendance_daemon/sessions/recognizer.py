@@ -36,6 +36,7 @@ _MAX_LAG_NEW_S = 3.0
 _BURST = 3  # never-encoded faces waiting that make a burst
 _NOISE_EVERY_S = 2.0  # video seconds between estimates of the room's sensor noise
 _MEAN_AFTER = 3  # encodings of a track before its mean is matched too
+_MEAN_AFTER_FUSED = 2  # ... in a noisy room, where each encoding is already of the mean of fuse_views views
 _MAX_RECHECK_S = 60.0  # an unknown or undecided track is re-encoded at most this rarely, once backed off
 
 
@@ -209,13 +210,14 @@ class Recognizer:
                 tr.encoding_sum = enc if tr.encoding_sum is None else tr.encoding_sum + enc
                 was_unknown = self.book.is_unknown(tr.id)
                 self.book.vote(tr.id, match, tr.observed, clear_view=clear and self._clear_view(crop))
-                if self.book.identity(tr.id) is None and tr.encodings >= _MEAN_AFTER:
+                if self.book.identity(tr.id) is None and tr.encodings >= (_MEAN_AFTER_FUSED if crop.earlier
+                                                                          else _MEAN_AFTER):
                     self.book.confirm_by_mean(tr.id, self._mean_match(tr), tr.observed)
                 if self.book.is_unknown(tr.id) and tr.id not in self._unknown_saved:
                     self._unknown_saved.add(tr.id)
                     mean_encoding = tr.encoding_sum / tr.encodings
                     if self._is_new_person(mean_encoding):
-                        outcome.new_unknowns.append(UnknownFace(tr.id, crop, job.t, mean_encoding))
+                        outcome.new_unknowns.append(UnknownFace(tr.id, Crop(crop.rgb, crop.face), job.t, mean_encoding))
                 elif was_unknown and self.book.identity(tr.id) is not None and tr.id in self._unknown_saved:
                     outcome.retracted_unknowns.append(tr.id)
 
