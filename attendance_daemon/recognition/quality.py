@@ -3,6 +3,7 @@
 - `sharpness`: variance of the Laplacian over the face box, in grey: motion blur and defocus lower it. Compared
   within one track (same person, same size), so no absolute scale is needed;
 - `luma`: mean brightness of the face box (0-255): a dim face is enhanced before encoding;
+- `noise`: sensor noise of a frame: a noisy room's faces are fused over frames (sessions/recognizer.py);
 - `enhance`: non-local-means denoising and CLAHE on the lightness of a dim crop (dlib's ResNet was trained on
   well-exposed photos: a dark, noisy face drifts away from its enrollment)."""
 
@@ -54,7 +55,7 @@ _IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
 def noise(bgr: np.ndarray) -> float:
     """Sensor noise of a frame, sigma in 8-bit units (Immerkaer's fast estimate: the Laplacian-difference mask
     cancels smooth shading and keeps pixel-to-pixel noise; texture adds a little). ~12 ms at 1080p. A lit room
-    through H.264 gives 0-2.5, the dim family's gained-up rooms 5-17."""
+    through H.264 gives 0.1-2.1 in the benchmarks, the dim family's gained-up rooms 5-17."""
     grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
     response = np.abs(cv2.filter2D(grey, cv2.CV_16S, _IMMERKAER)[1:-1, 1:-1])
     return float(np.sqrt(np.pi / 2) * response.mean() / 6)

@@ -7,11 +7,11 @@ it was (a student who leaned aside) still continues it: its identity and votes c
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from .boxes import Box, iou_matrix
+from .encode import Crop
 
 
 @dataclass
@@ -27,7 +27,7 @@ class Track:
     observed: list[float] = field(default_factory=list)
     best_sharpness: float = 0.0  # of the views looked at for encoding (recognition.quality)
     deferred: int = 0  # views passed over since the last encoding, waiting for a sharper one
-    views: list[Any] = field(default_factory=list)  # its latest crops in a noisy room, to be fused (Crop)
+    views: list[Crop] = field(default_factory=list)  # its latest crops in a noisy room, to be fused
 
     def __post_init__(self) -> None:
         self.observed.append(self.first_t)
