@@ -100,18 +100,19 @@ class RecognitionConfig(_Strict):
     confident_distance: float = Field(0.4, ge=0, le=1.5)
     vote_ratio: float = Field(0.6, gt=0, le=1)
     encodings_per_track: int = Field(3, ge=1)
-    # A track's mean of 3+ encodings confirms a student up to this distance (looser than match_tolerance: the
-    # mean cancels noise, but a hand or a mask shifts every view alike) when the next-nearest student is at least
-    # mean_margin farther. 0 = the mean uses match_tolerance too.
+    # A track's mean of 3+ encodings confirms a student up to this distance when the next-nearest student is at
+    # least mean_margin farther (the mean cancels noise). 0 = the mean uses match_tolerance too.
     mean_tolerance: float = Field(0.55, ge=0, le=1.5)
     mean_margin: float = Field(0.1, ge=0, le=1.5)
-    # A view of an undecided track blurred to less than this share of the track's sharpest view is not encoded
-    # (the next one is, after at most quality_defer views), and never votes "visitor". 0 = off.
+    # A view blurred below this share of its track's sharpest waits (<= quality_defer views), never votes visitor.
     quality_ratio: float = Field(0.5, ge=0, lt=1)
     quality_defer: int = Field(3, ge=0)
-    # Face crops darker than this mean brightness (0-255) are denoised and contrast-equalised before encoding.
-    # 0 = never (the default: on the dim family it cost a third more CPU and moved no distance; see performance.md).
+    # Crops darker than this (0-255) are denoised + CLAHE'd before encoding; 0 = never (no gain: performance.md).
     low_light_luma: float = Field(0.0, ge=0, le=255)
+    # In a room whose frame noise (sigma, 8-bit) is >= fuse_noise, faces are found on a running mean of frames and
+    # encoded from the mean of their latest fuse_views aligned views (sensor noise / sqrt(views)). 0/1 = off.
+    fuse_views: int = Field(6, ge=0, le=10)
+    fuse_noise: float = Field(4.0, ge=0)
     encode_every_s: float = Field(0.4, ge=0)
     reencode_every_s: float = Field(5.0, gt=0)
     track_iou: float = Field(0.3, gt=0, lt=1)

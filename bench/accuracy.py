@@ -5,11 +5,12 @@ and the real-time factor (video seconds per processing second on this machine); 
 
     .venv/bin/python -m bench.accuracy [--quick] [--detector hog] [--only SUBSTRING] [--json OUT]
     .venv/bin/python -m bench.accuracy --families [dim,blur,occlusion,crf] [--seeds held-out|tune|0-3|1,5]
+                                       [--before issue21|fusion]
 
 `--families` runs the seeded hard-room families (demo/families.py) instead of the fixed set, each clip twice in
-turn: `before` with the hard-room techniques off (today's pipeline before issue 21), `after` with the default
-config; then recall per family and seed range. Tune on seeds 0-9 (`--seeds tune`); the report is on 100-109
-(`--seeds held-out`, the default), which were not looked at while tuning.
+turn: `before` with the hard-room techniques off (the pipeline before issue 21; `--before fusion`: only the
+noisy-room fusion off), `after` with the default config; then recall per family and seed range. Tune on seeds
+0-9 (`--seeds tune`); the report is on 100-109 (`--seeds held-out`, the default), not looked at while tuning.
 
 Videos are rendered once into .cache/scenarios/ (keyed by the scenario) and reused.
 """
@@ -134,12 +135,14 @@ def _proc_cpu(pid: int) -> float:
 
 
 # issue 21's techniques off: the pipeline as it was before them (the `before` column of --families)
-BEFORE: dict[str, object] = {"mean_tolerance": 0.0, "quality_ratio": 0.0, "low_light_luma": 0.0}
+BEFORE: dict[str, object] = {"mean_tolerance": 0.0, "quality_ratio": 0.0, "low_light_luma": 0.0, "fuse_views": 0}
+# --before fusion: only the noisy-room fusion off (the pipeline before it, issue 21's first techniques kept)
+BASELINES: dict[str, dict[str, object]] = {"issue21": BEFORE, "fusion": {"fuse_views": 0}}
 
 
 def run(quick: bool, detector: str | None, only: str | None, families: list[Scenario] | None = None,
-        compare: bool = False) -> list[Outcome]:
-    """Each scenario's outcome with the default config; with `compare`, first with BEFORE (named `... before`)."""
+        compare: bool = False, before: dict[str, object] = BEFORE) -> list[Outcome]:
+    """Each scenario's outcome with the default config; with `compare`, first with `before` (named `... before`)."""
     people = build_people(CACHE / "faces")
     people_key = ",".join(p.key for p in people)
     scenarios = families if families is not None else scenario_set(people, full=not quick)
@@ -157,7 +160,7 @@ def run(quick: bool, detector: str | None, only: str | None, families: list[Scen
         for sc in scenarios:
             video = scenario_video(sc, people_key)
             if compare:
-                rt.cfg.recognition = after.model_copy(update=BEFORE)
+                rt.cfg.recognition = after.model_copy(update=before)
                 out = run_scenario(rt, sc, video, vectors)
                 out.scenario += " before"
                 print(_line(out), flush=True)
@@ -235,6 +238,8 @@ def main() -> None:
     ap.add_argument("--tables", type=Path, nargs="+", help="only print the family tables of --json files (runs split "
                     "over processes)")
     ap.add_argument("--seeds", default="held-out", help="held-out (100-109), tune (0-9), A-B or A,B,C")
+    ap.add_argument("--before", choices=sorted(BASELINES), default="issue21", help="what the before column turns off: "
+                    "issue 21's techniques (default) or only the noisy-room fusion")
     args = ap.parse_args()
     if args.tables:
         outs = [Outcome(**o) for path in args.tables for o in json.loads(path.read_text())]
@@ -246,7 +251,7 @@ def main() -> None:
         fams = family_set(build_people(CACHE / "faces"), seeds, tuple(args.families.split(",")))
         print("| clip | recall | missed | false presents | unknowns (counted/true) | real time | CPU (1 core) |")
         print("|---|---|---|---|---|---|---|")
-        outcomes = run(False, args.detector, args.only, fams, compare=True)
+        outcomes = run(False, args.detector, args.only, fams, compare=True, before=BASELINES[args.before])
         print(f"\nload average {os.getloadavg()[0]:.1f}\n")
         print("\n".join(family_table(outcomes, seeds)))
         if args.json:
@@ -254,7 +259,7 @@ def main() -> None:
         return
     print("| scenario | recall | missed | false presents | unknowns (counted/true) | real time | CPU (1 core) |")
     print("|---|---|---|---|---|---|---|")
-    outcomes = run(args.quick, args.detector, args.only, compare=args.compare)
+    outcomes = run(args.quick, args.detector, args.only, compare=args.compare, before=BASELINES[args.before])
     people = build_people(CACHE / "faces")
     scenarios = {s.name: s for s in scenario_set(people, full=not args.quick)}
     scenarios |= {f"{name} before": sc for name, sc in scenarios.items()}

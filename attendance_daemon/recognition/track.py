@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .boxes import Box, iou_matrix
+from .encode import Crop
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Track:
     observed: list[float] = field(default_factory=list)
     best_sharpness: float = 0.0  # of the views looked at for encoding (recognition.quality)
     deferred: int = 0  # views passed over since the last encoding, waiting for a sharper one
+    views: list[Crop] = field(default_factory=list)  # its latest crops in a noisy room, to be fused
 
     def __post_init__(self) -> None:
         self.observed.append(self.first_t)

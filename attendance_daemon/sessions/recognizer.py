@@ -13,6 +13,7 @@ from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from ..attendance.presence import AttendanceBook
@@ -21,7 +22,7 @@ from ..media.export import Label
 from ..recognition.detect import Detector
 from ..recognition.encode import Crop, FaceEncoder, crops_for
 from ..recognition.match import Match, Matcher
-from ..recognition.quality import enhance, luma, sharpness
+from ..recognition.quality import enhance, luma, noise, sharpness
 from ..recognition.track import IouTracker, Track
 from .sources import Frame
 
@@ -33,7 +34,9 @@ _MAX_LAG_S = 1.0  # video seconds a batch may be under way while other faces wai
 # the encodings a hard face gets, the mean of which identifies it, must not fall behind.
 _MAX_LAG_NEW_S = 3.0
 _BURST = 3  # never-encoded faces waiting that make a burst
+_NOISE_EVERY_S = 2.0  # video seconds between estimates of the room's sensor noise
 _MEAN_AFTER = 3  # encodings of a track before its mean is matched too
+_MEAN_AFTER_FUSED = 2  # ... in a noisy room, where each encoding is already of the mean of fuse_views views
 _MAX_RECHECK_S = 60.0  # an unknown or undecided track is re-encoded at most this rarely, once backed off
 
 
@@ -77,12 +80,45 @@ class Recognizer:
         self._unknown_saved: set[int] = set()
         self._jobs: list[_Job] = []
         self.encodings = 0  # how many faces were encoded (for benchmarks and progress)
+        self.noisy = False  # the room's sensor noise reached fuse_noise at its latest estimate
+        self._noise_t: float | None = None
+        self._mean: np.ndarray | None = None  # running mean of the analysed frames in a noisy room (float32)
+
+    def _denoised(self, frame: Frame) -> np.ndarray:
+        """The frame the detector looks at. In a noisy room (the scene's noise, estimated every `_NOISE_EVERY_S`,
+        at least `fuse_noise`) a running mean of the analysed frames (window ~`fuse_views`): fresh sensor noise
+        falls, the still faces stay; a lit room pays one estimate every few seconds."""
+        if self.cfg.fuse_views < 2:
+            return frame.bgr
+        if self._noise_t is None or frame.t - self._noise_t >= _NOISE_EVERY_S or frame.t < self._noise_t:
+            self._noise_t, self.noisy = frame.t, noise(frame.bgr) >= self.cfg.fuse_noise
+        if not self.noisy:
+            self._mean = None
+            return frame.bgr
+        if self._mean is None or self._mean.shape != frame.bgr.shape:
+            self._mean = frame.bgr.astype(np.float32)
+        else:
+            cv2.accumulateWeighted(frame.bgr, self._mean, 2.0 / (self.cfg.fuse_views + 1))
+        out: np.ndarray = cv2.convertScaleAbs(self._mean)
+        return out
+
+    def _keep_views(self, frame: Frame) -> list[Track]:
+        """In a noisy room, the latest crops of each undecided face, for fusion before encoding: at every
+        analysed frame, where the track's box was last found when the sweep did not look there (a student sits
+        still; the fusion aligns each view by its own landmarks). Returns the tracks given a view."""
+        if not self.noisy:
+            return []
+        live = [tr for tr in self.tracker.tracks.values() if frame.t - tr.last_t <= self.cfg.full_scan_s + 0.05]
+        todo = [tr for tr in live if self.book.identity(tr.id) is None]
+        for tr, crop in zip(todo, crops_for(frame.bgr, [tr.box for tr in todo]), strict=True):
+            tr.views = [*tr.views[1 - self.cfg.fuse_views:], crop]
+        return todo
 
     def _needs_encoding(self, tr: Track, t: float) -> bool:
         if tr.pending or self.book.identity(tr.id) is not None:
             return False
         if tr.last_encoded_t is None:
-            return True
+            return not self.noisy or len(tr.views) >= self.cfg.fuse_views  # in a noisy room, views first
         eager = tr.encodings < self.cfg.encodings_per_track and not self.book.is_unknown(tr.id)
         if eager:
             return t - tr.last_encoded_t >= self.cfg.encode_every_s
@@ -93,17 +129,19 @@ class Recognizer:
         outcome = FrameOutcome(labels=[])
         self._collect(outcome, wait=False)
         settled = [tr.box for tr in self.tracker.tracks.values() if self.book.identity(tr.id) is not None]
-        seen, expired = self.tracker.update(self.detector.detect(frame.bgr, settled), frame.t)
+        seen, expired = self.tracker.update(self.detector.detect(self._denoised(frame), settled), frame.t)
         for tr in expired:
             self.book.forget(tr.id)
-        needy = [tr for tr in seen if self._needs_encoding(tr, frame.t)]
+        viewed = self._keep_views(frame)
+        candidates = seen + [tr for tr in viewed if tr not in seen]  # a noisy room: the views stand for a detection
+        needy = [tr for tr in candidates if self._needs_encoding(tr, frame.t)]
         newcomers = sum(tr.encodings == 0 for tr in needy)
         lag = _MAX_LAG_NEW_S if newcomers >= _BURST else _MAX_LAG_S
         if self._jobs and needy and frame.t - self._jobs[0].t >= lag:
             futures.wait([self._jobs[0].future])  # a file read faster than real time waits for its encodings
             self._collect(outcome, wait=False)
         if len(self._jobs) < _IN_FLIGHT:  # the encoder always has the next batch; none queue up behind a backlog
-            todo = sorted((tr for tr in seen if self._needs_encoding(tr, frame.t)),
+            todo = sorted((tr for tr in candidates if self._needs_encoding(tr, frame.t)),
                           key=lambda tr: (tr.encodings, -tr.box.width))[:_MAX_BATCH]
             if todo:
                 self._submit(frame, todo)
@@ -119,9 +157,10 @@ class Recognizer:
         `quality_defer` views), a dim one is enhanced first."""
         crops = crops_for(frame.bgr, [tr.box for tr in todo])
         tracks, kept, sharp = [], [], []
-        for tr, crop in zip(todo, crops, strict=True):
+        for tr, view in zip(todo, crops, strict=True):
+            crop = Crop(view.rgb, view.face, tuple(tr.views[:-1])) if self.noisy and tr.views else view
             ok = True
-            if self.cfg.quality_ratio > 0:
+            if self.cfg.quality_ratio > 0 and not self.noisy:  # noise, not sharpness, rules a noisy view
                 s = sharpness(crop)
                 ok = s >= self.cfg.quality_ratio * tr.best_sharpness
                 tr.best_sharpness = max(tr.best_sharpness, s)
@@ -171,13 +210,14 @@ class Recognizer:
                 tr.encoding_sum = enc if tr.encoding_sum is None else tr.encoding_sum + enc
                 was_unknown = self.book.is_unknown(tr.id)
                 self.book.vote(tr.id, match, tr.observed, clear_view=clear and self._clear_view(crop))
-                if self.book.identity(tr.id) is None and tr.encodings >= _MEAN_AFTER:
+                if self.book.identity(tr.id) is None and tr.encodings >= (_MEAN_AFTER_FUSED if crop.earlier
+                                                                          else _MEAN_AFTER):
                     self.book.confirm_by_mean(tr.id, self._mean_match(tr), tr.observed)
                 if self.book.is_unknown(tr.id) and tr.id not in self._unknown_saved:
                     self._unknown_saved.add(tr.id)
                     mean_encoding = tr.encoding_sum / tr.encodings
                     if self._is_new_person(mean_encoding):
-                        outcome.new_unknowns.append(UnknownFace(tr.id, crop, job.t, mean_encoding))
+                        outcome.new_unknowns.append(UnknownFace(tr.id, Crop(crop.rgb, crop.face), job.t, mean_encoding))
                 elif was_unknown and self.book.identity(tr.id) is not None and tr.id in self._unknown_saved:
                     outcome.retracted_unknowns.append(tr.id)
 
