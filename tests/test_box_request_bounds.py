@@ -23,7 +23,10 @@ from attendance_daemon.mqtt.link import Incoming
 from tests.mqtt_fixtures import Broker
 
 FLOOD = 12  # issue 19 measured 12 requests of 30 MiB taking the daemon from 137 to 469 MB
-BUDGET_MB = 300
+# Read one at a time, the flood peaks at 260-320 MB on this 2-core machine (measured in CI runs and alone: the C
+# allocator keeps more or less of each request's freed blocks); unbounded it reached 469 MB and grows with every
+# request. 360 MB tells the two apart without failing on the allocator's spread.
+BUDGET_MB = 360
 
 
 def _hwm_mb(pid: int) -> float:
