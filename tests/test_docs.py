@@ -11,7 +11,7 @@ from urllib.parse import unquote
 
 from pydantic import BaseModel
 
-from attendance_daemon.cli.asyncapi import build, render
+from attendance_daemon.cli.asyncapi import EVENT_TYPES, build, render
 from attendance_daemon.config import Config
 from attendance_daemon.contract import api, ha_api, history_api, media_api, record_api
 from attendance_daemon.daemon.handlers import COMMANDS
@@ -27,8 +27,8 @@ def test_committed_asyncapi_is_current() -> None:
 
 def test_asyncapi_covers_the_contract() -> None:
     channels = build()["channels"]
-    for leaf in ("availability", "info", "state", "progress", "results", "snapshot", "events"):
-        assert f"{{base}}/{{device}}/{leaf}" in channels
+    for leaf in (*topics.RETAINED, "events", "record"):
+        assert f"{{base}}/{{device}}/{leaf}" in channels, leaf
     for command in ("start_webcam", "start_mp4", "pause", "resume", "stop", "status", "sections", "students",
                     "enroll", "remove_student", "sessions", "session", "report"):
         assert f"{{base}}/{{device}}/request/{command}" in channels
@@ -192,6 +192,12 @@ def _published_events() -> dict[str, set[str]]:
                     and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
                 events.setdefault(node.args[0].value, set()).update(k.arg for k in node.keywords if k.arg)
     return events
+
+
+def test_asyncapi_names_every_event_the_code_publishes() -> None:
+    assert set(EVENT_TYPES) == set(_published_events())
+    events = build()["channels"]["{base}/{device}/events"]["subscribe"]["message"]["oneOf"]
+    assert {m["name"] for m in events} == {"absences", "event"}
 
 
 def test_every_event_type_and_field_is_documented() -> None:

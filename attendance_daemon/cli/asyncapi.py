@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from .. import __version__
-from ..contract import api, ha_api, media_api
+from ..contract import api, ha_api, media_api, record_api
 from ..contract.roster_message import RosterMessage
 from ..daemon.handlers import COMMANDS
 from ..hub.requests import HUB_COMMANDS
@@ -22,11 +22,17 @@ _OUT: dict[str, tuple[type[BaseModel] | None, bool, str]] = {
     "info": (api.Info, True, "device info: version, detector, sections with student counts"),
     "state": (api.State, True, "published on every transition"),
     "progress": (api.Progress, True, "at most 2 per second while running, and at pause, resume and end"),
-    "results": (api.Results, True, "Results of the last finished session"),
+    "results": (api.Results, True, "Results of the last finished session, again whenever its record changes"),
+    "record": (api.Results, False, "Results of an earlier session whose record changed (a correction, undo, "
+               "finalising, reopening), once per change; the last finished session's changes go to results"),
     "snapshot": (None, True, "JPEG bytes: the latest annotated frame, at most 1 per second"),
     "attendance": (api.LiveRoster, True, "live roster of the running session, at most 1 per second; kept with "
                    "final true when it ends"),
 }
+
+
+EVENT_TYPES = ("session_started", "student_present", "unknown_face", "session_finished", "error", "attendance_low",
+               "absences", "lesson_started", "lesson_waiting", "lesson_skipped", "lesson_missed")
 
 
 def _schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -53,12 +59,16 @@ def build() -> dict[str, Any]:
         payload = add(model) if model else {"type": "string", "contentMediaType": "image/jpeg"
                                                 if leaf == "snapshot" else "text/plain"}
         channels[f"{{base}}/{{device}}/{leaf}"] = {
-            "description": doc + (" (retained)" if retained else ""),
+            "description": doc + (" (retained)" if retained else " (not retained)"),
             "subscribe": {"message": {"payload": payload}, "bindings": {"mqtt": {"retain": retained, "qos": 1}}},
         }
     channels["{base}/{device}/events"] = {
-        "description": "session_started, student_present (once per student), unknown_face, session_finished, error",
-        "subscribe": {"message": {"payload": {"type": "object", "required": ["type", "at"]}}},
+        "description": "one JSON object per event: " + ", ".join(EVENT_TYPES) + " (see docs/mqtt-api.md, Events)",
+        "subscribe": {"message": {"oneOf": [
+            {"name": "absences", "payload": add(record_api.Absences)},
+            {"name": "event", "payload": {"type": "object", "required": ["type", "at"], "properties": {
+                "type": {"enum": [t for t in EVENT_TYPES if t != "absences"]}, "at": {"type": "string"}}}},
+        ]}, "bindings": {"mqtt": {"retain": False, "qos": 1}}},
     }
     channels["{base}/{device}/upload/{upload_id}/{offset}"] = {
         "description": "raw bytes of an upload (no JSON), written at byte `offset`; any order, re-sends harmless, "
