@@ -2,28 +2,38 @@
 `absences` event is what the box's own code makes; the Home Assistant automation is validated by Home Assistant
 2024.3.3 itself (the version tests/test_home_assistant_real.py installs, its install fixture shared), the way its
 automation editor validates what it saves, then its condition and notify call are evaluated on that event, and
-broken copies must fail; the Node-RED flow is valid JSON of the four documented node types, wired in order, and its
-switch and change rules make the e-mail's subject and text (Node-RED itself is not run, no mail is sent)."""
+broken copies must fail; the Node-RED flow is valid JSON of the four documented node types, wired in order, and,
+imported into a real Node-RED with node-red-node-email (both from npm, pinned in examples/node-red/package.json),
+it mails the notice of an event published on a real mosquitto to an SMTP server on loopback (aiosmtpd)."""
 
 from __future__ import annotations
 
 import json
 import re
 import subprocess
+import threading
+import time
+from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
+from paho.mqtt.enums import CallbackAPIVersion
 
 import tests.test_home_assistant_real as ha_real
+import tests.test_node_red as nr_real
 from attendance_daemon.attendance.notices import absences
 from attendance_daemon.config import Config
 from attendance_daemon.contract.api import AbsentStudent, PresentStudent, Results
 from attendance_daemon.contract.record_api import Absences
+from tests.mqtt_fixtures import Broker, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "dashboards.md"
 hass_exe = ha_real.hass_exe  # Home Assistant from scripts/home-assistant.sh (its own venv, cached)
+node_red_exe = nr_real.node_red_exe  # Node-RED and its nodes from scripts/node-red.sh (npm, cached)
 
 # Run by Home Assistant's own Python: reads {"config_dir", "topic", "documents": {name: yaml}, "events": {name:
 # event}}; for each document's automations: async_validate_config_item (what the automation editor calls on save,
@@ -190,3 +200,73 @@ def test_node_red_flow_is_four_nodes_that_mail_the_subject_and_text() -> None:
         assert (r["t"], r["pt"], r["tot"]) == ("set", "msg", "msg")
         msg[r["p"]] = prop(msg, r["to"])
     assert (msg["topic"], msg["payload"]) == (event["subject"], event["text"])  # the e-mail's subject and body
+
+
+class Mailbox:
+    """What an SMTP server on loopback received (aiosmtpd), logins checked: the e-mail node's user/password."""
+
+    def __init__(self, user: str, password: str) -> None:
+        self.mails: list[Any] = []
+        self.received = threading.Event()
+        self._login = (user.encode(), password.encode())
+
+    async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
+        assert isinstance(envelope.content, bytes)
+        self.mails.append((session.authenticated, envelope.rcpt_tos, message_from_bytes(envelope.content,
+                                                                                         policy=policy.default)))
+        self.received.set()
+        return "250 OK"
+
+    def authenticate(self, server: Any, session: Session, envelope: Envelope, mechanism: str,
+                     data: Any) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and (data.login, data.password) == self._login
+        return AuthResult(success=ok)
+
+
+def test_node_red_flow_mails_the_notice(node_red_exe: str, tmp_path: Path) -> None:
+    """The documented flow as a reader sets it up: imported onto a tab, the shipped broker node, the e-mail node's
+    server, port and user/password filled in (plain SMTP on loopback here, where the doc's sample has TLS on 465)."""
+    event = doc_event()
+    nodes = json.loads(block("### Node-RED: an e-mail", "json"))
+    shipped = json.loads((REPO / "examples" / "node-red" / "flows.json").read_text())
+    (broker_node,) = [n for n in shipped if n["id"] == nodes[0]["broker"]]
+    mail = next(n for n in nodes if n["type"] == "e-mail")
+    recipient = mail["name"]
+    box = Mailbox("attendance@school.example", "smtp-pw")
+    smtp = Controller(box, hostname="127.0.0.1", port=free_port(), authenticator=box.authenticate,
+                      auth_require_tls=False)
+    smtp.start()
+    broker = Broker(tmp_path, extra="sys_interval 1\n")
+    nr = nr_real.NodeRed(node_red_exe, tmp_path / "node-red", {
+        "MQTT_HOST": "127.0.0.1", "MQTT_PORT": str(broker.port), "MQTT_USER": "dashboard", "MQTT_PASSWORD": "x"})
+    publisher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="notice-test")
+    subscriptions: list[int] = []
+    publisher.on_message = lambda _c, _u, m: subscriptions.append(int(m.payload))
+    try:
+        nr.start()
+        mail.update(server="127.0.0.1", port=str(smtp.port), secure=False, tls=False,
+                    credentials={"userid": "attendance@school.example", "password": "smtp-pw"})
+        tab = {"id": "abs_tab", "type": "tab", "label": "Absence notices"}
+        nr.deploy([tab, broker_node, *({**n, "z": tab["id"]} for n in nodes)])
+        publisher.connect("127.0.0.1", broker.port)
+        publisher.subscribe("$SYS/broker/subscriptions/count")
+        publisher.loop_start()
+        deadline = time.monotonic() + 60  # Node-RED's subscription is there (its own, besides this client's)
+        while not (subscriptions and subscriptions[-1] >= 2):
+            assert time.monotonic() < deadline, nr.log.read_text(errors="replace")[-3000:]
+            time.sleep(0.2)
+        topic = "attendance/room-101/events"
+        for payload in ({"type": "session_started", "at": event["at"], "session_id": "x"}, event):
+            publisher.publish(topic, json.dumps(payload), qos=1).wait_for_publish(10)
+        assert box.received.wait(60), nr.log.read_text(errors="replace")[-3000:]
+        time.sleep(1)  # the other event, published first, sent nothing
+        ((authenticated, to, message),) = box.mails
+        assert authenticated and to == [recipient]
+        assert message["Subject"] == event["subject"] and message["To"] == recipient
+        assert message.get_content().replace("\r\n", "\n").strip() == event["text"]  # SMTP's line ends
+    finally:
+        publisher.loop_stop()
+        publisher.disconnect()
+        nr.stop()
+        broker.stop()
+        smtp.stop()
