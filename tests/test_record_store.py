@@ -133,3 +133,61 @@ def test_an_export_made_while_a_student_is_erased_is_not_kept(tmp_path: Path, mo
     monkeypatch.setattr(record_export, "build_results", real)
     assert record_export.export_record(store, cfg, ExportRequest(format="csv", session_id=sid)).rows == 0
     store.close()
+
+
+def test_a_final_record_keeps_its_roster(tmp_path: Path) -> None:
+    """Removing a student from the section later takes them out of drafts, never out of a final record (their
+    absence and name stay, through a reopening and a correction too); forgetting them takes them out of both."""
+    from attendance_daemon.attendance.results import build_results
+
+    cfg = make_config(tmp_path)
+    store = Store(cfg.paths.database, allow_init=True)
+    with store._tx() as db:
+        db.execute("INSERT INTO sections(name, created_at) VALUES ('5a', '2026-01-01T00:00:00Z')")
+        for sid_, name in (("k1", "Kim"), ("k2", "Lee"), ("k3", "Max")):
+            db.execute("INSERT INTO students(section, student_id, name, created_at) VALUES ('5a', ?, ?, "
+                       "'2026-01-01T00:00:00Z')", (sid_, name))
+    final, draft = _ended(store, "final", 2), _ended(store, "draft", 1)
+    store.finalize(final, "", "t", None)
+
+    def absent(session_id: str) -> list[tuple[str, str]]:
+        results = build_results(store, store.get_session(session_id), cfg)
+        assert results.total == len(results.absent)
+        return [(a.student_id, a.name) for a in results.absent]
+
+    store.remove_student("5a", "k2")
+    assert absent(final) == [("k1", "Kim"), ("k2", "Lee"), ("k3", "Max")]
+    assert absent(draft) == [("k1", "Kim"), ("k3", "Max")]
+    store.reopen(final, "", "t", None)
+    store.correct(final, "k2", "excused", "moved school", "t", None)  # still on this record's roster
+    store.finalize(final, "", "t", None)
+    results = build_results(store, store.get_session(final), cfg)
+    assert [(a.student_id, a.status) for a in results.absent] == [("k1", "absent"), ("k2", "excused"),
+                                                                   ("k3", "absent")]
+    erasure.forget_student(cfg, store, "k3", None, remove_rows=True)
+    assert absent(final) == [("k1", "Kim"), ("k2", "Lee")] and absent(draft) == [("k1", "Kim")]
+    store.close()
+
+
+def test_records_final_before_the_upgrade_keep_the_roster_of_then(tmp_path: Path) -> None:
+    """Schema 9 -> 10: a final record gets the section's roster at the upgrade; a draft keeps following it."""
+    import sqlite3
+
+    from attendance_daemon.store.schema import MIGRATIONS
+
+    path = tmp_path / "a.sqlite3"
+    store = Store(path, allow_init=True)
+    with store._tx() as db:
+        db.execute("INSERT INTO sections(name, created_at) VALUES ('5a', '2026-01-01T00:00:00Z')")
+        db.execute("INSERT INTO students(section, student_id, name, created_at) VALUES ('5a', 'k1', 'Kim', "
+                   "'2026-01-01T00:00:00Z')")
+    final, draft = _ended(store, "final", 2), _ended(store, "draft", 1)
+    store.close()
+    db = sqlite3.connect(path)  # back to schema 9, the final record as schema 9 kept it
+    db.executescript("DROP TABLE session_roster; ALTER TABLE sessions DROP COLUMN roster_frozen; "
+                     f"UPDATE sessions SET record='final' WHERE id='{final}'; PRAGMA user_version=9;")
+    db.close()
+    store = Store(path)
+    assert store.schema_version() == len(MIGRATIONS) == 10
+    assert store.frozen_roster(final) == {"k1": "Kim"} and store.frozen_roster(draft) is None
+    store.close()

@@ -25,15 +25,18 @@ ACTIVE = ("running", "paused")
 
 
 def build_results(store: Store, session: SessionRow, cfg: Config) -> Results:
-    """Seen = seen at least `recognition.min_presence_s`; the rest of the section's roster as it is now is unseen.
+    """Seen = seen at least `recognition.min_presence_s`; the rest of the roster is unseen: the one a final record
+    keeps (as it was when first finalised), else the section's as it is now.
     Late and left-early follow `[attendance]`; wall-clock times are in its time zone. Each student's recognised
     status is then replaced by the teacher's correction in force, if any: `present` lists those whose effective
     status is present, late or left_early, `absent` those absent or excused."""
     min_presence_s = cfg.recognition.min_presence_s
     seen = {a.student_id: a for a in store.attendance(session.id) if a.seen_s >= min_presence_s}
     corrections = {student: row for (_, student), row in store.corrections_in([session.id]).items()}
-    roster_known = store.section_exists(session.section)
-    names = {s.student_id: s.name for s in store.students(session.section)} if roster_known else {}
+    kept = store.frozen_roster(session.id)
+    roster_known = kept is not None or store.section_exists(session.section)
+    names = kept if kept is not None else (
+        {s.student_id: s.name for s in store.students(session.section)} if roster_known else {})
     for student in corrections:  # a correction of someone removed from the roster since
         names.setdefault(student, seen[student].name if student in seen else student)
     zone_name, zone = cfg.attendance.zone()

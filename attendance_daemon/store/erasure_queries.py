@@ -58,10 +58,15 @@ class ErasureQueries(Database):
                                 f"l.session_id WHERE {log_scope}", args).fetchall()
             out.sessions = sorted({str(r[0]) for r in rows} | {str(r[0]) for r in logged})
             out.sections |= {str(r[1]) for r in rows} | {str(r[1]) for r in logged}
+            # the final records that keep them on their roster (absent there), removed from the section or not
+            out.sections |= {str(r[0]) for r in db.execute(
+                "SELECT DISTINCT s.section FROM session_roster r JOIN sessions s ON s.id = r.session_id WHERE "
+                + log_scope.replace("l.", "r."), args)}
             out.attendance_rows = len(rows)
             # their corrections (a note may say why they were away): gone, or kept under the placeholder
             trail = "student_id=?" + ("" if section is None else
                                       " AND session_id IN (SELECT id FROM sessions WHERE section=?)")
+            db.execute(f"DELETE FROM session_roster WHERE {trail}", args)  # final records' rosters: name gone
             if remove_rows:
                 db.execute(f"DELETE FROM record_log WHERE {trail}", args)
             else:

@@ -32,8 +32,9 @@ class RecordQueries(Database):
             row = self._changeable(db, session_id)
             on_roster = db.execute(
                 "SELECT 1 FROM students WHERE section=? AND student_id=? UNION ALL "
-                "SELECT 1 FROM attendance WHERE session_id=? AND student_id=?",
-                (row.section, student_id, session_id, student_id)).fetchone()
+                "SELECT 1 FROM attendance WHERE session_id=? AND student_id=? UNION ALL "
+                "SELECT 1 FROM session_roster WHERE session_id=? AND student_id=?",
+                (row.section, student_id, session_id, student_id, session_id, student_id)).fetchone()
             if on_roster is None:
                 raise NotFound(f"student_id: '{student_id}' is not on the roster of section '{row.section}'")
             return self._log(db, session_id, "correct", student_id, status, None, note, client, user)
@@ -53,7 +54,8 @@ class RecordQueries(Database):
 
     def finalize(self, session_id: str, note: str, client: str | None, user: str | None,
                  ) -> tuple[SessionRow, LogRow]:
-        """Draft -> final, with an absence notice to send (`notice_pending`). 409 while running or when final."""
+        """Draft -> final, with an absence notice to send (`notice_pending`). 409 while running or when final.
+        The first finalisation keeps the section's roster of now with the record (`frozen_roster`)."""
         with self._tx() as db:
             row = self._ended(db, session_id)
             if row.record == "final":
@@ -62,6 +64,10 @@ class RecordQueries(Database):
             change = self._log(db, session_id, "finalize", None, None, None, note, client, user)
             db.execute("UPDATE sessions SET record='final', finalized_at=?, finalized_by=?, notice_pending=revision "
                        "WHERE id=?", (now_iso(), client, session_id))  # the notice owed is this finalisation's
+            if not db.execute("SELECT roster_frozen FROM sessions WHERE id=?", (session_id,)).fetchone()[0]:
+                db.execute("INSERT OR IGNORE INTO session_roster(session_id, student_id, name) SELECT ?, student_id, "
+                           "name FROM students WHERE section=?", (session_id, row.section))
+                db.execute("UPDATE sessions SET roster_frozen=1 WHERE id=?", (session_id,))
             return session_row(db.execute("SELECT * FROM sessions WHERE id=?", (session_id,)).fetchone()), change
 
     def reopen(self, session_id: str, note: str, client: str | None, user: str | None,
@@ -75,6 +81,17 @@ class RecordQueries(Database):
             db.execute("UPDATE sessions SET record='draft', finalized_at=NULL, finalized_by=NULL, notice_pending=0 "
                        "WHERE id=?", (session_id,))
             return session_row(db.execute("SELECT * FROM sessions WHERE id=?", (session_id,)).fetchone()), change
+
+    def frozen_roster(self, session_id: str) -> dict[str, str] | None:
+        """student id -> name of the roster a final record keeps (since its first finalisation, through reopening
+        too), or None for a record that follows the section's roster as it is (a draft never finalised)."""
+        with self._lock:
+            frozen = self._db.execute("SELECT roster_frozen FROM sessions WHERE id=?", (session_id,)).fetchone()
+            if frozen is None or not frozen[0]:
+                return None
+            rows = self._db.execute("SELECT student_id, name FROM session_roster WHERE session_id=? ORDER BY "
+                                    "student_id", (session_id,)).fetchall()  # as `students` lists a section
+        return {str(r[0]): str(r[1]) for r in rows}
 
     def record_log(self, session_id: str, after_id: int = 0, limit: int = 2**62,
                    ) -> tuple[SessionRow, list[LogRow]]:

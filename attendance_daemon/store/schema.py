@@ -170,6 +170,23 @@ MIGRATIONS: list[str] = [
     UPDATE sessions SET record = 'final', finalized_at = COALESCE(ended_at, started_at), finalized_by = 'upgrade'
         WHERE status NOT IN ('running', 'paused');
     """,
+    # 10 (a final record keeps its roster): the section's roster as it was when the record was first finalised,
+    # so removing a student from the section later does not take their absence out of a signed record (a draft
+    # follows the roster as it is). Records final before this version keep the roster of now.
+    """
+    CREATE TABLE session_roster (
+        session_id  TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        student_id  TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        PRIMARY KEY (session_id, student_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX session_roster_student ON session_roster(student_id);
+    ALTER TABLE sessions ADD COLUMN roster_frozen INTEGER NOT NULL DEFAULT 0;
+    INSERT INTO session_roster(session_id, student_id, name)
+        SELECT s.id, st.student_id, st.name FROM sessions s JOIN students st ON st.section = s.section
+        WHERE s.record = 'final';
+    UPDATE sessions SET roster_frozen = 1 WHERE record = 'final';
+    """,
 ]
 
 
