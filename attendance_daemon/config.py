@@ -258,7 +258,9 @@ class AttendanceConfig(_Strict):
         for status, acronym in value.items():
             if not re.fullmatch(r"[A-Za-z0-9]{1,2}", acronym):
                 raise ValueError(f"{status}: '{acronym[:16]}' is not a Moodle acronym (1 or 2 letters or digits)")
-        return {**MOODLE_ACRONYMS, **value}
+        # left early is present to Moodle: it follows a renamed present unless given (the default P would be an
+        # acronym the school's set no longer has, and Moodle skips such a row)
+        return {**MOODLE_ACRONYMS, "left_early": value.get("present", MOODLE_ACRONYMS["left_early"]), **value}
 
     @model_validator(mode="after")
     def _late_in_minutes(self) -> AttendanceConfig:

@@ -59,3 +59,15 @@ def test_shipped_example_config_is_valid() -> None:
     cfg = load_config(example)
     assert cfg.paths.data_dir == Path("/var/lib/attendance-daemon")
     assert cfg.recognition.detector == "tflite" and cfg.mqtt.port == 1883
+
+
+def test_moodle_acronyms_left_early_follows_a_renamed_present(tmp_path: Path) -> None:
+    """Moodle has no "left early": it is exported as present, so a school's own present acronym, unless the
+    school gives left_early its own (a row with an acronym the school's set lacks is skipped by Moodle)."""
+    p = tmp_path / "c.toml"
+    p.write_text('[attendance]\nmoodle_acronyms = { present = "Pr", absent = "Ab" }\n')
+    assert load_config(p).attendance.moodle_acronyms == {"present": "Pr", "late": "L", "left_early": "Pr",
+                                                         "excused": "E", "absent": "Ab"}
+    p.write_text('[attendance]\nmoodle_acronyms = { present = "Pr", left_early = "LE" }\n')
+    assert load_config(p).attendance.moodle_acronyms["left_early"] == "LE"
+    assert load_config(None).attendance.moodle_acronyms["left_early"] == "P"
