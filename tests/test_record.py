@@ -298,6 +298,8 @@ def test_ten_thousand_corrections_in_a_burst(broker: Broker, daemon_factory: Any
             i = int(t[1:])
             last[students[i % len(students)]] = statuses[i % 5]
         assert {s: _status(r, s)[0] for s in last} == last
+    listed = json.loads(ctl(broker, d.device, "corrections", "--session-id", sid).stdout)  # every page
+    assert [e["id"] for e in listed["corrections"]] == [e["id"] for e in entries] and not listed["more"]
     assert d.proc is not None and d.proc.poll() is None
 
 

@@ -219,3 +219,18 @@ def test_every_payload_carries_device_id_and_results_their_times(broker: Any, da
     assert [s for s, p in by.items() if p["late"]] == ["S003"]
     assert [s for s, p in by.items() if p["left_early"]] == ["S004"]
     assert all(p["arrived_at"][-6:] in ("+01:00", "+02:00") and p["intervals"] for p in by.values())
+
+
+def test_pdf_of_a_corrected_final_record(tmp_path: Path) -> None:
+    """A corrected student's one status and what recognition saw, whole in its cell; the finalisation in the
+    results' zone like every other time of the page."""
+    from attendance_daemon.contract.api import Correction
+
+    results = _results()
+    fix = Correction(id=1, status="left_early", note="", client="teacher", mqtt_user=None, at="2026-11-26T09:00:00Z")
+    results.present[1] = results.present[1].model_copy(update={
+        "status": "left_early", "recognised_status": "late", "corrected": True, "correction": fix})
+    results = results.model_copy(update={"record": "final", "finalized_at": "2026-11-26T09:15:00Z"})
+    text = _pdf_text(write_report(results, tmp_path, "pdf"))
+    assert "left early (corrected; seen: late)" in text
+    assert "finalised 2026-11-26 10:15" in text and "UTC" not in text

@@ -93,7 +93,7 @@ def _session_start(results: Results) -> str:
 
 
 PDF_HEADER = ["ID", "Name", "Status", "Arrived", "Left", "Seen s", "Presence (wall clock)"]
-PDF_WIDTHS = [24, 50, 62, 18, 18, 14, 91]  # A4 landscape: 277 mm between the margins
+PDF_WIDTHS = [24, 50, 76, 18, 18, 14, 77]  # A4 landscape: 277 mm between the margins
 
 
 def _pdf(results: Results, path: Path) -> None:
@@ -108,7 +108,7 @@ def _pdf(results: Results, path: Path) -> None:
         f"Present {results.present_count} of {results.total}   Late {sum(p.late for p in results.present)}   "
         f"Left early {sum(p.left_early for p in results.present)}   Excused {results.counts.get('excused', 0)}   "
         f"Unknown faces {results.unknowns}",
-        f"Record {results.record}" + (f" (finalised {results.finalized_at[:16].replace('T', ' ')} UTC)"
+        f"Record {results.record}" + (f" (finalised {_local(results, results.finalized_at)[:16].replace('T', ' ')})"
                                       if results.finalized_at else "")
         + f"   Corrected {sum(p.corrected for p in results.present) + sum(a.corrected for a in results.absent)}",
     ]
@@ -190,8 +190,8 @@ def _ended(results: Results) -> str:
 
 def _status_text(row: list[str]) -> str:
     """The record's status; a corrected one says what recognition saw (`excused (corrected; seen: absent)`)."""
-    if row[2] in ("absent", "excused"):
-        text = row[2]
+    if row[2] in ("absent", "excused") or row[13] == "yes":  # a correction sets one status
+        text = row[2].replace("_", " ")
     else:
         text = ", ".join(["present", *(["late"] if row[3] == "yes" else []),
                           *(["left early"] if row[4] == "yes" else [])])

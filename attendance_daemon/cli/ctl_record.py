@@ -55,8 +55,12 @@ def undo_correction(ctx: click.Context, session_id: str, student_id: str, note: 
 @click.option("--session-id", required=True)
 @click.pass_context
 def corrections(ctx: click.Context, session_id: str) -> None:
-    """A session's trail: every correction, undo, finalisation and reopening."""
-    print_json(call(ctx, "corrections", {"session_id": session_id}))
+    """A session's trail: every correction, undo, finalisation and reopening (all of its pages)."""
+    trail = call(ctx, "corrections", {"session_id": session_id})
+    while trail.get("more") and trail["corrections"]:
+        page = call(ctx, "corrections", {"session_id": session_id, "after_id": trail["corrections"][-1]["id"]})
+        trail = {**page, "corrections": trail["corrections"] + page["corrections"]}
+    print_json(trail)
 
 
 @cli.command()
