@@ -147,7 +147,13 @@ def test_a_teachers_record(broker: Broker, daemon_factory: Any, ground_truth: di
         assert c.request("corrections", {"session_id": sid})["data"] == trail_before
 
         # 4. finalised: the absence notice, corrections refused until reopened
+        drafts = c.request("sessions", {"record": "draft"})["data"]
+        assert sid in [s["session_id"] for s in drafts] and {s["record"] for s in drafts} == {"draft"}
         fin = c.request("finalize", {"session_id": sid, "client": "Ms Rivera"})["data"]
+        assert sid not in [s["session_id"] for s in c.request("sessions", {"record": "draft"})["data"]]
+        listed_final = c.request("sessions", {"record": "final"})["data"]
+        assert [(s["record"], s["revision"]) for s in listed_final if s["session_id"] == sid] == [
+            ("final", fin["revision"])]
         assert fin["record"] == "final" and fin["finalized_at"]
         _wait(lambda: len(_events(c, "absences")) == 1)
         [notice] = _events(c, "absences")
@@ -174,6 +180,8 @@ def test_a_teachers_record(broker: Broker, daemon_factory: Any, ground_truth: di
         assert listed["corrections"][-1]["note"] == "school trip"
         bad_cli = ctl(broker, d.device, "correct", "--session-id", sid, "--student-id", absent[1], "--status", "ill")
         assert bad_cli.returncode != 0 and "ill" in bad_cli.stderr
+        assert sid in [s["session_id"] for s in json.loads(ctl(broker, d.device, "sessions", "--record",
+                                                                "draft").stdout)]
         assert ctl(broker, d.device, "finalize", "--session-id", sid).returncode == 0
         _wait(lambda: len(_events(c, "absences")) == 2)
         final_rev = c.request("session", {"session_id": sid})["data"]["revision"]

@@ -13,6 +13,7 @@ from ..contract.api import (
     PresenceInterval,
     PresentStudent,
     Results,
+    SessionEntry,
     SessionStatus,
     SessionSummary,
 )
@@ -130,7 +131,9 @@ def summary(session: SessionRow, present_count: int, device_id: str | None) -> S
     )
 
 
-def summaries(store: Store, sessions: list[SessionRow], cfg: Config) -> list[SessionSummary]:
-    """`sessions` answers: each with its present count (as its Results would say)."""
+def summaries(store: Store, sessions: list[SessionRow], cfg: Config) -> list[SessionEntry]:
+    """`sessions` answers: each with its present count (as its Results would say) and its record's state."""
     counts = store.attended_counts([s.id for s in sessions], cfg.recognition.min_presence_s)
-    return [summary(s, counts.get(s.id, 0), cfg.mqtt.device_id) for s in sessions]
+    return [SessionEntry(**summary(s, counts.get(s.id, 0), cfg.mqtt.device_id).model_dump(),
+                         record="live" if s.status in ACTIVE else cast(Literal["draft", "final"], s.record),
+                         revision=s.revision) for s in sessions]

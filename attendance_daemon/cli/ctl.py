@@ -170,11 +170,14 @@ def remove_student(ctx: click.Context, section: str, student_id: str) -> None:
 @cli.command()
 @click.option("--section")
 @click.option("--status")
+@click.option("--record", type=click.Choice(["live", "draft", "final"]),
+              help="Only these records (draft: the ones still to finalise).")
 @click.option("--limit", type=int)
 @click.pass_context
-def sessions(ctx: click.Context, section: str | None, status: str | None, limit: int | None) -> None:
+def sessions(ctx: click.Context, section: str | None, status: str | None, record: str | None,
+             limit: int | None) -> None:
     """Session history, newest first."""
-    _print(_call(ctx, "sessions", {"section": section, "status": status, "limit": limit}))
+    _print(_call(ctx, "sessions", {"section": section, "status": status, "record": record, "limit": limit}))
 
 
 @cli.command()

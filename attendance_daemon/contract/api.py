@@ -128,6 +128,16 @@ class SessionSummary(Payload):
     device_id: str | None = None
 
 
+RecordStage = Literal["live", "draft", "final"]  # a session's record: live while it runs
+
+
+class SessionEntry(SessionSummary):
+    """What `sessions` lists: a summary and the state of its record (a teacher looks for the drafts to sign)."""
+
+    record: RecordStage
+    revision: int
+
+
 class Results(SessionSummary):
     """A session summary plus its attendance (the contract's field order is kept)."""
 
@@ -293,6 +303,7 @@ class SessionsRequest(Request):
     since: ShortText | None = None
     until: ShortText | None = None
     status: SessionStatus | None = None
+    record: RecordStage | None = None
     limit: StrictInt = Field(50, ge=1, le=1000)
 
 

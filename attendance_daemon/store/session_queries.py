@@ -56,7 +56,9 @@ class SessionQueries(Database):
         until: str | None = None,
         status: str | None = None,
         limit: int = 50,
+        record: str | None = None,
     ) -> list[SessionRow]:
+        """Newest first; `record` is `live` (running or paused), `draft` (ended, not final) or `final`."""
         where, args = [], []
         for clause, value in (
             ("section = ?", section), ("started_at >= ?", since), ("started_at <= ?", until), ("status = ?", status)
@@ -64,6 +66,10 @@ class SessionQueries(Database):
             if value is not None:
                 where.append(clause)
                 args.append(value)
+        if record is not None:
+            active = "status IN ('running', 'paused')"
+            where.append(active if record == "live" else f"record = ? AND NOT {active}")
+            args += [] if record == "live" else [record]
         sql = "SELECT * FROM sessions"
         if where:
             sql += " WHERE " + " AND ".join(where)

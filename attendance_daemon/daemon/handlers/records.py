@@ -24,9 +24,9 @@ if TYPE_CHECKING:
 
 
 @command("sessions", api.SessionsRequest)
-def sessions(ctx: Services, r: api.SessionsRequest) -> list[api.SessionSummary]:
+def sessions(ctx: Services, r: api.SessionsRequest) -> list[api.SessionEntry]:
     rows = ctx.store.list_sessions(section=r.section, since=iso_field(r.since, "since"),
-                                 until=iso_field(r.until, "until"), status=r.status, limit=r.limit)
+                                 until=iso_field(r.until, "until"), status=r.status, limit=r.limit, record=r.record)
     return summaries(ctx.store, rows, ctx.cfg)
 
 
