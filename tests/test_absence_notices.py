@@ -13,6 +13,7 @@ import re
 import subprocess
 import threading
 import time
+from contextlib import ExitStack
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
@@ -233,28 +234,39 @@ def test_node_red_flow_mails_the_notice(node_red_exe: str, tmp_path: Path) -> No
     mail = next(n for n in nodes if n["type"] == "e-mail")
     recipient = mail["name"]
     box = Mailbox("attendance@school.example", "smtp-pw")
-    smtp = Controller(box, hostname="127.0.0.1", port=free_port(), authenticator=box.authenticate,
-                      auth_require_tls=False)
-    smtp.start()
-    broker = Broker(tmp_path, extra="sys_interval 1\n")
-    nr = nr_real.NodeRed(node_red_exe, tmp_path / "node-red", {
-        "MQTT_HOST": "127.0.0.1", "MQTT_PORT": str(broker.port), "MQTT_USER": "dashboard", "MQTT_PASSWORD": "x"})
-    publisher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="notice-test")
     subscriptions: list[int] = []
-    publisher.on_message = lambda _c, _u, m: subscriptions.append(int(m.payload))
-    try:
+    with ExitStack() as stack:
+        smtp = Controller(box, hostname="127.0.0.1", port=free_port(), authenticator=box.authenticate,
+                          auth_require_tls=False)
+        smtp.start()
+        stack.callback(smtp.stop)
+        broker = Broker(tmp_path, extra="sys_interval 1\n")
+        stack.callback(broker.stop)
+        nr = nr_real.NodeRed(node_red_exe, tmp_path / "node-red", {
+            "MQTT_HOST": "127.0.0.1", "MQTT_PORT": str(broker.port), "MQTT_USER": "dashboard", "MQTT_PASSWORD": "x"})
+        stack.callback(nr.stop)
         nr.start()
+        publisher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="notice-test")
+        publisher.on_message = lambda _c, _u, m: subscriptions.append(int(m.payload))
+        publisher.connect("127.0.0.1", broker.port)
+        stack.callback(publisher.disconnect)
+        publisher.loop_start()
+        stack.callback(publisher.loop_stop)
+        publisher.subscribe("$SYS/broker/subscriptions/count")
+
+        def subscribed(more_than: int) -> int:
+            deadline = time.monotonic() + 60
+            while not (subscriptions and subscriptions[-1] > more_than):
+                assert time.monotonic() < deadline, nr.log.read_text(errors="replace")[-3000:]
+                time.sleep(0.2)
+            return subscriptions[-1]
+
+        before = subscribed(-1)  # mosquitto's count before the flow is deployed
         mail.update(server="127.0.0.1", port=str(smtp.port), secure=False, tls=False,
                     credentials={"userid": "attendance@school.example", "password": "smtp-pw"})
         tab = {"id": "abs_tab", "type": "tab", "label": "Absence notices"}
         nr.deploy([tab, broker_node, *({**n, "z": tab["id"]} for n in nodes)])
-        publisher.connect("127.0.0.1", broker.port)
-        publisher.subscribe("$SYS/broker/subscriptions/count")
-        publisher.loop_start()
-        deadline = time.monotonic() + 60  # Node-RED's subscription is there (its own, besides this client's)
-        while not (subscriptions and subscriptions[-1] >= 2):
-            assert time.monotonic() < deadline, nr.log.read_text(errors="replace")[-3000:]
-            time.sleep(0.2)
+        subscribed(before)  # the flow's mqtt in is subscribed: events published now reach it
         topic = "attendance/room-101/events"
         for payload in ({"type": "session_started", "at": event["at"], "session_id": "x"}, event):
             publisher.publish(topic, json.dumps(payload), qos=1).wait_for_publish(10)
@@ -264,9 +276,3 @@ def test_node_red_flow_mails_the_notice(node_red_exe: str, tmp_path: Path) -> No
         assert authenticated and to == [recipient]
         assert message["Subject"] == event["subject"] and message["To"] == recipient
         assert message.get_content().replace("\r\n", "\n").strip() == event["text"]  # SMTP's line ends
-    finally:
-        publisher.loop_stop()
-        publisher.disconnect()
-        nr.stop()
-        broker.stop()
-        smtp.stop()

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from attendance_daemon.common.errors import NotFound
 from attendance_daemon.common.timeutil import iso
 from attendance_daemon.privacy import erasure
 from attendance_daemon.store import SessionRow, Store
@@ -164,8 +165,34 @@ def test_a_final_record_keeps_its_roster(tmp_path: Path) -> None:
     results = build_results(store, store.get_session(final), cfg)
     assert [(a.student_id, a.status) for a in results.absent] == [("k1", "absent"), ("k2", "excused"),
                                                                    ("k3", "absent")]
+    store.reopen(final, "", "t", None)  # the record's roster, not the section's: a newcomer is not on it
+    with store._tx() as db:
+        db.execute("INSERT INTO students(section, student_id, name, created_at) VALUES ('5a', 'k4', 'Noa', "
+                   "'2026-01-02T00:00:00Z')")
+    with pytest.raises(NotFound, match="student_id"):
+        store.correct(final, "k4", "present", "", "t", None)
+    assert ("k4", "Noa") in absent(draft)
+    store.finalize(final, "", "t", None)
     erasure.forget_student(cfg, store, "k3", None, remove_rows=True)
-    assert absent(final) == [("k1", "Kim"), ("k2", "Lee")] and absent(draft) == [("k1", "Kim")]
+    assert absent(final) == [("k1", "Kim"), ("k2", "Lee")] and ("k3", "Max") not in absent(draft)
+    erasure.forget_student(cfg, store, "k1", None, remove_rows=False)  # anonymised: a placeholder in the record
+    [(stand_in, name)] = [a for a in absent(final) if a[0] != "k2"]
+    assert stand_in == name and stand_in.startswith("forgotten-")
+    store.close()
+
+
+def test_a_removed_sections_record_keeps_its_size_when_finalised(tmp_path: Path) -> None:
+    """Its roster is gone: the record keeps the size the section had at the start (no empty roster frozen)."""
+    from attendance_daemon.attendance.results import build_results
+
+    cfg = make_config(tmp_path)
+    store = Store(cfg.paths.database, allow_init=True)
+    sid = _ended(store, "gone", 1)
+    with store._tx() as db:  # as create_session records it for a section of three
+        db.execute("UPDATE sessions SET roster_total = 3 WHERE id=?", (sid,))
+    assert build_results(store, store.get_session(sid), cfg).total == 3
+    store.finalize(sid, "", "t", None)
+    assert store.frozen_roster(sid) is None and build_results(store, store.get_session(sid), cfg).total == 3
     store.close()
 
 

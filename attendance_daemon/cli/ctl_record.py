@@ -56,11 +56,12 @@ def undo_correction(ctx: click.Context, session_id: str, student_id: str, note: 
 @click.pass_context
 def corrections(ctx: click.Context, session_id: str) -> None:
     """A session's trail: every correction, undo, finalisation and reopening (all of its pages)."""
-    trail = call(ctx, "corrections", {"session_id": session_id})
-    while trail.get("more") and trail["corrections"]:
-        page = call(ctx, "corrections", {"session_id": session_id, "after_id": trail["corrections"][-1]["id"]})
-        trail = {**page, "corrections": trail["corrections"] + page["corrections"]}
-    print_json(trail)
+    page = call(ctx, "corrections", {"session_id": session_id})
+    entries = list(page["corrections"])
+    while page.get("more") and page["corrections"]:  # after_id grows with every page: it ends
+        page = call(ctx, "corrections", {"session_id": session_id, "after_id": entries[-1]["id"]})
+        entries += page["corrections"]
+    print_json({**page, "corrections": entries})  # the record's state as of the last page
 
 
 @cli.command()

@@ -88,7 +88,9 @@ class Publisher:
     def final_roster(self, row: SessionRow) -> None:
         """The live roster of a session that ended, rebuilt from the store (`final: true`), with each student's
         status in its record."""
-        roster = self._store.students(row.section) if self._store.section_exists(row.section) else []
+        kept = self._store.frozen_roster(row.id)  # a final record's, else the section's as it is
+        roster = [StudentRow(0, row.section, sid, name, 0) for sid, name in kept.items()] if kept is not None else (
+            self._store.students(row.section) if self._store.section_exists(row.section) else [])
         results = build_results(self._store, row, self._cfg)
         statuses = {p.student_id: p.status for p in results.present} | {a.student_id: a.status for a in results.absent}
         self.roster(row, roster, self._store.attendance(row.id), final=True, statuses=statuses)

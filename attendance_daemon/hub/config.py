@@ -42,7 +42,8 @@ class HubSection(_Strict):
     @field_validator("moodle_acronyms")
     @classmethod
     def _acronyms(cls, value: dict[AttendanceStatus, str]) -> dict[AttendanceStatus, str]:
-        """A box's rule (config.AttendanceConfig), in its own words; the statuses not given keep the default."""
+        """A box's rule (config.AttendanceConfig), in its own words: the statuses not given keep the default,
+        left_early follows present."""
         try:
             return AttendanceConfig.model_validate({"moodle_acronyms": value}).moodle_acronyms
         except ValidationError as exc:

@@ -9,8 +9,8 @@ from typing import Any
 from ..attendance.reports import table_pdf
 from ..common.timeutil import iso
 
-COLUMNS = (("student_id", 26), ("name", 42), ("status", 60), ("seen_s", 12), ("device_id", 26),
-           ("session", 42), ("section", 20), ("started_at", 40))
+COLUMNS = (("student_id", 26), ("name", 40), ("status", 68), ("seen_s", 12), ("device_id", 26),
+           ("session", 36), ("section", 20), ("started_at", 40))
 
 
 def _status(row: dict[str, Any]) -> str:

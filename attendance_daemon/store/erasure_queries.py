@@ -66,10 +66,12 @@ class ErasureQueries(Database):
             # their corrections (a note may say why they were away): gone, or kept under the placeholder
             trail = "student_id=?" + ("" if section is None else
                                       " AND session_id IN (SELECT id FROM sessions WHERE section=?)")
-            db.execute(f"DELETE FROM session_roster WHERE {trail}", args)  # final records' rosters: name gone
-            if remove_rows:
+            if remove_rows:  # final records' rosters: gone, or kept under the placeholder (one per session)
+                db.execute(f"DELETE FROM session_roster WHERE {trail}", args)
                 db.execute(f"DELETE FROM record_log WHERE {trail}", args)
             else:
+                db.execute(f"UPDATE session_roster SET student_id=?, name=? WHERE {trail}",
+                           [placeholder, placeholder, *args])
                 db.execute(f"UPDATE record_log SET student_id=?, note='' WHERE {trail}", [placeholder, *args])
             for sid in out.sessions:
                 if remove_rows:

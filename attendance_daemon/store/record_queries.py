@@ -27,14 +27,15 @@ class RecordQueries(Database):
     def correct(self, session_id: str, student_id: str, status: str, note: str, client: str | None,
                 user: str | None) -> LogRow:
         """A correction of one student's status in an ended draft record (409 while running or once final; 404
-        for a student neither on the section's roster nor seen in the session)."""
+        for a student neither on the record's roster nor seen in the session: the section's, or the one a record
+        finalised before keeps)."""
         with self._tx() as db:
             row = self._changeable(db, session_id)
-            on_roster = db.execute(
-                "SELECT 1 FROM students WHERE section=? AND student_id=? UNION ALL "
-                "SELECT 1 FROM attendance WHERE session_id=? AND student_id=? UNION ALL "
-                "SELECT 1 FROM session_roster WHERE session_id=? AND student_id=?",
-                (row.section, student_id, session_id, student_id, session_id, student_id)).fetchone()
+            frozen = db.execute("SELECT roster_frozen FROM sessions WHERE id=?", (session_id,)).fetchone()[0]
+            roster = ("SELECT 1 FROM session_roster WHERE session_id=? AND student_id=?", (session_id, student_id)) \
+                if frozen else ("SELECT 1 FROM students WHERE section=? AND student_id=?", (row.section, student_id))
+            on_roster = db.execute(f"{roster[0]} UNION ALL SELECT 1 FROM attendance WHERE session_id=? AND "
+                                   "student_id=?", (*roster[1], session_id, student_id)).fetchone()
             if on_roster is None:
                 raise NotFound(f"student_id: '{student_id}' is not on the roster of section '{row.section}'")
             return self._log(db, session_id, "correct", student_id, status, None, note, client, user)
@@ -55,7 +56,8 @@ class RecordQueries(Database):
     def finalize(self, session_id: str, note: str, client: str | None, user: str | None,
                  ) -> tuple[SessionRow, LogRow]:
         """Draft -> final, with an absence notice to send (`notice_pending`). 409 while running or when final.
-        The first finalisation keeps the section's roster of now with the record (`frozen_roster`)."""
+        The first finalisation keeps the section's roster of now with the record (`frozen_roster`); a section
+        removed before keeps the record as it was (its size at the start)."""
         with self._tx() as db:
             row = self._ended(db, session_id)
             if row.record == "final":
@@ -64,7 +66,9 @@ class RecordQueries(Database):
             change = self._log(db, session_id, "finalize", None, None, None, note, client, user)
             db.execute("UPDATE sessions SET record='final', finalized_at=?, finalized_by=?, notice_pending=revision "
                        "WHERE id=?", (now_iso(), client, session_id))  # the notice owed is this finalisation's
-            if not db.execute("SELECT roster_frozen FROM sessions WHERE id=?", (session_id,)).fetchone()[0]:
+            section_kept = db.execute("SELECT 1 FROM sections WHERE name=?", (row.section,)).fetchone()
+            if section_kept and not db.execute("SELECT roster_frozen FROM sessions WHERE id=?",
+                                               (session_id,)).fetchone()[0]:  # a removed section: its size at start
                 db.execute("INSERT OR IGNORE INTO session_roster(session_id, student_id, name) SELECT ?, student_id, "
                            "name FROM students WHERE section=?", (session_id, row.section))
                 db.execute("UPDATE sessions SET roster_frozen=1 WHERE id=?", (session_id,))

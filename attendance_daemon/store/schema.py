@@ -172,7 +172,8 @@ MIGRATIONS: list[str] = [
     """,
     # 10 (a final record keeps its roster): the section's roster as it was when the record was first finalised,
     # so removing a student from the section later does not take their absence out of a signed record (a draft
-    # follows the roster as it is). Records final before this version keep the roster of now.
+    # follows the roster as it is). Records final before this version keep the roster of now (of a removed
+    # section: its size at the start, as before).
     """
     CREATE TABLE session_roster (
         session_id  TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
@@ -185,7 +186,7 @@ MIGRATIONS: list[str] = [
     INSERT INTO session_roster(session_id, student_id, name)
         SELECT s.id, st.student_id, st.name FROM sessions s JOIN students st ON st.section = s.section
         WHERE s.record = 'final';
-    UPDATE sessions SET roster_frozen = 1 WHERE record = 'final';
+    UPDATE sessions SET roster_frozen = 1 WHERE record = 'final' AND section IN (SELECT name FROM sections);
     """,
 ]
 
