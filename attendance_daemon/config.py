@@ -249,7 +249,7 @@ class AttendanceConfig(_Strict):
     # finalises it).
     finalize_after_h: float = Field(48.0, ge=0, le=24 * 366)
     # Moodle mod_attendance's status acronyms for the "mark sessions" CSV export (the plugin's defaults; a school
-    # that renamed its statuses sets its own, at most 2 characters each as Moodle allows).
+    # that renamed its statuses sets its own, 1-2 characters; left_early, present to Moodle, follows present).
     moodle_acronyms: dict[AttendanceStatus, str] = Field(default_factory=lambda: dict(MOODLE_ACRONYMS))
 
     @field_validator("moodle_acronyms")
@@ -258,8 +258,6 @@ class AttendanceConfig(_Strict):
         for status, acronym in value.items():
             if not re.fullmatch(r"[A-Za-z0-9]{1,2}", acronym):
                 raise ValueError(f"{status}: '{acronym[:16]}' is not a Moodle acronym (1 or 2 letters or digits)")
-        # left early is present to Moodle: it follows a renamed present unless given (the default P would be an
-        # acronym the school's set no longer has, and Moodle skips such a row)
         return {**MOODLE_ACRONYMS, "left_early": value.get("present", MOODLE_ACRONYMS["left_early"]), **value}
 
     @model_validator(mode="after")

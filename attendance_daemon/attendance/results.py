@@ -13,10 +13,10 @@ from ..contract.api import (
     PresenceInterval,
     PresentStudent,
     Results,
-    SessionEntry,
     SessionStatus,
     SessionSummary,
 )
+from ..contract.record_api import SessionEntry
 from ..media.export import video_codec
 from ..store import AttendanceRow, SessionRow, Store
 from .punctuality import PunctualityRule, WallClock, intervals

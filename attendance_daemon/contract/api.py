@@ -131,13 +131,6 @@ class SessionSummary(Payload):
 RecordStage = Literal["live", "draft", "final"]  # a session's record: live while it runs
 
 
-class SessionEntry(SessionSummary):
-    """What `sessions` lists: a summary and the state of its record (a teacher looks for the drafts to sign)."""
-
-    record: RecordStage
-    revision: int
-
-
 class Results(SessionSummary):
     """A session summary plus its attendance (the contract's field order is kept)."""
 

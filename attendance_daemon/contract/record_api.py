@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, StrictBool, StrictInt, StrictStr
 
 from ..common.names import DisplayName, LookupText, ShortText
-from .api import AttendanceStatus, Payload, Request
+from .api import AttendanceStatus, Payload, RecordStage, Request, SessionSummary
 
 # Attended: counts for the student in percentages; excused counts neither for nor against; absent against.
 ATTENDED: frozenset[AttendanceStatus] = frozenset({"present", "late", "left_early"})
@@ -129,3 +129,10 @@ class Absences(Payload):
     late_count: int
     subject: str
     text: str
+
+
+class SessionEntry(SessionSummary):
+    """What `sessions` lists: a summary and the state of its record (a teacher looks for the drafts to sign)."""
+
+    record: RecordStage
+    revision: int

@@ -14,6 +14,7 @@ from ...common.errors import InvalidRequest, NotFound
 from ...common.names import safe_file_stem
 from ...common.timeutil import iso_field
 from ...contract import api, history_api, media_api
+from ...contract.record_api import SessionEntry
 from ...media.downloads import piece
 from ...media.transfer import outgoing
 from ...roster.photos import photo_path
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
 
 @command("sessions", api.SessionsRequest)
-def sessions(ctx: Services, r: api.SessionsRequest) -> list[api.SessionEntry]:
+def sessions(ctx: Services, r: api.SessionsRequest) -> list[SessionEntry]:
     rows = ctx.store.list_sessions(section=r.section, since=iso_field(r.since, "since"),
                                  until=iso_field(r.until, "until"), status=r.status, limit=r.limit, record=r.record)
     return summaries(ctx.store, rows, ctx.cfg)
