@@ -242,8 +242,11 @@ def test_three_bridged_boxes_outage_roster_and_forget(tmp_path: Path, postgres: 
                 clients[n].wait_for("info", lambda i: i.get("rosters", {}).get("hubsec", {}).get("version") == 3)
                 students = clients[n].request("students", {"section": "hubsec"})["data"]
                 assert [s["student_id"] for s in students] == [sid2]
-                arrived = _until("forget_student on the box's broker", lambda n=n: [
-                    json.loads(p) for leaf, p, _ in clients[n].messages if leaf == "request/forget_student"])
+                try:
+                    arrived = _until(f"forget_student on box {n}'s broker", lambda n=n: [
+                        json.loads(p) for leaf, p, _ in clients[n].messages if leaf == "request/forget_student"])
+                except TimeoutError as exc:  # which box, and what reached its broker meanwhile
+                    raise AssertionError(f"{exc}; it got {sorted({m[0] for m in clients[n].messages})}") from exc
                 assert arrived[0]["student_id"] == sid1 and arrived[0]["attendance"] == "anonymise"
             # box c's problem is gone with the valid v3
             assert clients["c"].json("info")["problems"] == []
