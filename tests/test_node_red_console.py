@@ -16,6 +16,7 @@ import json
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 
@@ -261,6 +262,7 @@ def test_two_simultaneous_starts_make_one_session_and_one_409(world: World, teac
 def test_unknown_faces_assigned_and_dismissed(world: World, teacher: Browser) -> None:
     b = teacher
     lecture, race = world.found["lecture"], world.found["race"]
+    other, faces = _a_session_with_a_visitor(world, race, lecture)  # before its visitor becomes a student
     b.driver.get(f"{world.nr.url}/dashboard/unknown?session={lecture}")
     b.until("the gallery", lambda: b.driver.find_elements("css selector", ".att-face"), 30)
     (face,) = world.box("unknown_faces", {"session_id": lecture})
@@ -274,16 +276,34 @@ def test_unknown_faces_assigned_and_dismissed(world: World, teacher: Browser) ->
     b.until("assigned", lambda: "assigned to Vera Visitor (V001)" in b.el(card).text, 60)
     assert world.box("unknown_faces", {"session_id": lecture})[0]["assigned_to"] == "V001"
     assert any(s["student_id"] == "V001" for s in world.box("students", {"section": "demo"}))
-    # the next session's visitor: dismissed, hidden, and shown again on asking
-    b.select("#att-unknown-session", race)
-    faces = world.box("unknown_faces", {"session_id": race})
-    assert faces, "the session kept an unknown face"
+    # another session's visitor: dismissed, hidden, and shown again on asking
+    b.select("#att-unknown-session", other)
     card = f"#att-face-{faces[0]['face_id']}"
     b.press("Dismiss", card)
     b.until("the face hidden", lambda: not b.driver.find_elements("css selector", card), 30)
-    assert world.box("unknown_faces", {"session_id": race})[0]["dismissed"] is True
+    assert world.box("unknown_faces", {"session_id": other})[0]["dismissed"] is True
     b.el("#att-show-dismissed").click()
     b.until("the dismissed face", lambda: "dismissed" in b.el(card).text)
+
+
+def _a_session_with_a_visitor(world: World, race: str, lecture: str) -> tuple[str, list[dict[str, Any]]]:
+    """The race's session, else another that kept an unknown face. Whether a run of the lecture keeps its
+    visitor depends on when its encodings land (a file is read faster than real time, and the console's world
+    runs two browsers and two Node-REDs beside the daemon), so failing all, the lecture is run once more (while
+    its visitor is nobody on the roster yet)."""
+    others = [s["session_id"] for s in world.box("sessions", {"limit": 50}) if s["session_id"] not in (race, lecture)]
+    for sid in [race, *others]:
+        if faces := world.box("unknown_faces", {"session_id": sid}):
+            return sid, faces
+    sid = world.box("start_mp4", {"media": "lecture.mp4", "section": "demo", "session_name": "lecture-again"})[
+        "session"]["id"]
+    deadline = time.monotonic() + 120
+    while world.box("status")["mode"] != "idle":
+        assert time.monotonic() < deadline, "the lecture's second run did not end"
+        time.sleep(0.5)
+    faces = world.box("unknown_faces", {"session_id": sid})
+    assert faces, "no session of the lecture kept its visitor: the race's, the others and one more run"
+    return sid, faces
 
 
 def test_students_from_photo_files_and_from_the_camera(world: World, teacher: Browser) -> None:
