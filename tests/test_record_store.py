@@ -192,7 +192,8 @@ def test_a_removed_sections_record_keeps_its_size_when_finalised(tmp_path: Path)
         db.execute("UPDATE sessions SET roster_total = 3 WHERE id=?", (sid,))
     assert build_results(store, store.get_session(sid), cfg).total == 3
     store.finalize(sid, "", "t", None)
-    assert store.frozen_roster(sid) is None and build_results(store, store.get_session(sid), cfg).total == 3
+    row = store.get_session(sid)
+    assert store.frozen_roster(row) is None and build_results(store, row, cfg).total == 3
     store.close()
 
 
@@ -216,5 +217,6 @@ def test_records_final_before_the_upgrade_keep_the_roster_of_then(tmp_path: Path
     db.close()
     store = Store(path)
     assert store.schema_version() == len(MIGRATIONS) == 10
-    assert store.frozen_roster(final) == {"k1": "Kim"} and store.frozen_roster(draft) is None
+    assert store.frozen_roster(store.get_session(final)) == {"k1": "Kim"}
+    assert store.frozen_roster(store.get_session(draft)) is None
     store.close()

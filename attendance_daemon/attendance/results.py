@@ -12,6 +12,7 @@ from ..contract.api import (
     Correction,
     PresenceInterval,
     PresentStudent,
+    RecordStage,
     Results,
     SessionStatus,
     SessionSummary,
@@ -34,7 +35,7 @@ def build_results(store: Store, session: SessionRow, cfg: Config) -> Results:
     min_presence_s = cfg.recognition.min_presence_s
     seen = {a.student_id: a for a in store.attendance(session.id) if a.seen_s >= min_presence_s}
     corrections = {student: row for (_, student), row in store.corrections_in([session.id]).items()}
-    kept = store.frozen_roster(session.id)
+    kept = store.frozen_roster(session)
     roster_known = kept is not None or store.section_exists(session.section)
     names = kept if kept is not None else (
         {s.student_id: s.name for s in store.students(session.section)} if roster_known else {})
@@ -84,7 +85,7 @@ def build_results(store: Store, session: SessionRow, cfg: Config) -> Results:
         warnings=session.warnings,
         lesson=session.lesson,
         lesson_start=local_iso(parse_iso(session.lesson_start), zone) if session.lesson_start else None,
-        record="live" if active else cast(Literal["draft", "final"], session.record),
+        record=record_stage(session),
         finalized_at=session.finalized_at,
         finalized_by=session.finalized_by,
         revision=session.revision,
@@ -131,9 +132,14 @@ def summary(session: SessionRow, present_count: int, device_id: str | None) -> S
     )
 
 
+def record_stage(session: SessionRow) -> RecordStage:
+    """`live` while the session runs, then its record's `draft` or `final`."""
+    return "live" if session.status in ACTIVE else cast(RecordStage, session.record)
+
+
 def summaries(store: Store, sessions: list[SessionRow], cfg: Config) -> list[SessionEntry]:
     """`sessions` answers: each with its present count (as its Results would say) and its record's state."""
     counts = store.attended_counts([s.id for s in sessions], cfg.recognition.min_presence_s)
     return [SessionEntry(**summary(s, counts.get(s.id, 0), cfg.mqtt.device_id).model_dump(),
-                         record="live" if s.status in ACTIVE else cast(Literal["draft", "final"], s.record),
+                         record=record_stage(s),
                          revision=s.revision) for s in sessions]

@@ -88,7 +88,7 @@ class Publisher:
     def final_roster(self, row: SessionRow) -> None:
         """The live roster of a session that ended, rebuilt from the store (`final: true`), with each student's
         status in its record."""
-        kept = self._store.frozen_roster(row.id)  # a final record's, else the section's as it is
+        kept = self._store.frozen_roster(row)  # a final record's, else the section's as it is
         roster = [StudentRow(0, row.section, sid, name, 0) for sid, name in kept.items()] if kept is not None else (
             self._store.students(row.section) if self._store.section_exists(row.section) else [])
         results = build_results(self._store, row, self._cfg)

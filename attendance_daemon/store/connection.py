@@ -172,7 +172,7 @@ def session_row(r: sqlite3.Row) -> SessionRow:
         warnings=list(json.loads(r["warnings"] or "[]")),
         lesson=r["lesson"], lesson_start=r["lesson_start"],
         record=r["record"], finalized_at=r["finalized_at"], finalized_by=r["finalized_by"],
-        revision=int(r["revision"]),
+        revision=int(r["revision"]), roster_frozen=bool(r["roster_frozen"]),
     )
 
 

@@ -31,9 +31,9 @@ class RecordQueries(Database):
         finalised before keeps)."""
         with self._tx() as db:
             row = self._changeable(db, session_id)
-            frozen = db.execute("SELECT roster_frozen FROM sessions WHERE id=?", (session_id,)).fetchone()[0]
             roster = ("SELECT 1 FROM session_roster WHERE session_id=? AND student_id=?", (session_id, student_id)) \
-                if frozen else ("SELECT 1 FROM students WHERE section=? AND student_id=?", (row.section, student_id))
+                if row.roster_frozen else ("SELECT 1 FROM students WHERE section=? AND student_id=?",
+                                           (row.section, student_id))
             on_roster = db.execute(f"{roster[0]} UNION ALL SELECT 1 FROM attendance WHERE session_id=? AND "
                                    "student_id=?", (*roster[1], session_id, student_id)).fetchone()
             if on_roster is None:
@@ -67,8 +67,7 @@ class RecordQueries(Database):
             db.execute("UPDATE sessions SET record='final', finalized_at=?, finalized_by=?, notice_pending=revision "
                        "WHERE id=?", (now_iso(), client, session_id))  # the notice owed is this finalisation's
             section_kept = db.execute("SELECT 1 FROM sections WHERE name=?", (row.section,)).fetchone()
-            if section_kept and not db.execute("SELECT roster_frozen FROM sessions WHERE id=?",
-                                               (session_id,)).fetchone()[0]:  # a removed section: its size at start
+            if section_kept and not row.roster_frozen:  # a removed section: its size at the start
                 db.execute("INSERT OR IGNORE INTO session_roster(session_id, student_id, name) SELECT ?, student_id, "
                            "name FROM students WHERE section=?", (session_id, row.section))
                 db.execute("UPDATE sessions SET roster_frozen=1 WHERE id=?", (session_id,))
@@ -86,15 +85,14 @@ class RecordQueries(Database):
                        "WHERE id=?", (session_id,))
             return session_row(db.execute("SELECT * FROM sessions WHERE id=?", (session_id,)).fetchone()), change
 
-    def frozen_roster(self, session_id: str) -> dict[str, str] | None:
+    def frozen_roster(self, session: SessionRow) -> dict[str, str] | None:
         """student id -> name of the roster a final record keeps (since its first finalisation, through reopening
         too), or None for a record that follows the section's roster as it is (a draft never finalised)."""
+        if not session.roster_frozen:
+            return None
         with self._lock:
-            frozen = self._db.execute("SELECT roster_frozen FROM sessions WHERE id=?", (session_id,)).fetchone()
-            if frozen is None or not frozen[0]:
-                return None
             rows = self._db.execute("SELECT student_id, name FROM session_roster WHERE session_id=? ORDER BY "
-                                    "student_id", (session_id,)).fetchall()  # as `students` lists a section
+                                    "student_id", (session.id,)).fetchall()  # as `students` lists a section
         return {str(r[0]): str(r[1]) for r in rows}
 
     def record_log(self, session_id: str, after_id: int = 0, limit: int = 2**62,

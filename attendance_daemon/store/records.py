@@ -40,6 +40,7 @@ class SessionRow:
     finalized_at: str | None = None
     finalized_by: str | None = None  # the client that finalised it, `auto` after [attendance] finalize_after_h
     revision: int = 0  # bumped by every correction, undo, finalisation and reopening
+    roster_frozen: bool = False  # the record keeps its roster (session_roster) since its first finalisation
 
 
 @dataclass(frozen=True)

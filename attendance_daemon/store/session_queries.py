@@ -67,9 +67,9 @@ class SessionQueries(Database):
                 where.append(clause)
                 args.append(value)
         if record is not None:
-            active = "status IN ('running', 'paused')"
+            active = f"status IN ({', '.join('?' * len(ACTIVE_STATUSES))})"
             where.append(active if record == "live" else f"record = ? AND NOT {active}")
-            args += [] if record == "live" else [record]
+            args += [*([] if record == "live" else [record]), *ACTIVE_STATUSES]
         sql = "SELECT * FROM sessions"
         if where:
             sql += " WHERE " + " AND ".join(where)
